@@ -1,0 +1,208 @@
+//! Command-line interface (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::size::ByteSize;
+
+/// Inspect and drive zram writeback: status, idle marking, writeback, limits.
+///
+/// Works on upstream zram (`zramN`) and on rzram (`rzramN`), the Rust driver
+/// with asynchronous writeback. DEVICE may be given as `zram0`, `/dev/zram0`
+/// or `/sys/block/zram0`.
+#[derive(Debug, Parser)]
+#[command(name = "zramctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Root of the sysfs tree to work on (the directory holding `block/`).
+    #[arg(long, global = true, env = "ZRAMCTL_SYSFS_ROOT", default_value = "/sys", value_name = "DIR")]
+    pub sysfs_root: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show devices: size, algorithm, memory use, ratio, backing device, writeback state.
+    Status(StatusArgs),
+    /// Write pages from RAM to the backing device, and report how many went.
+    Writeback(WritebackArgs),
+    /// Mark pages idle, to be picked by `writeback --idle`.
+    Idle(IdleArgs),
+    /// Limit how much writeback may write (flash wear budget), or lift the limit.
+    Limit(LimitArgs),
+    /// Set how many writeback requests may be in flight at once.
+    Batch(BatchArgs),
+    /// Configure an unused device: backing device, algorithm, then size.
+    Setup(SetupArgs),
+    /// Reset a device: free its memory and detach its backing device.
+    Reset(DeviceArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DeviceArg {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this device (default: every zram and rzram device).
+    pub device: Option<String>,
+    /// Print JSON (sizes always in bytes).
+    #[arg(long)]
+    pub json: bool,
+    /// Print sizes in bytes instead of K/M/G.
+    #[arg(long, short = 'b')]
+    pub bytes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).multiple(true)))]
+pub struct WritebackArgs {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+    /// Pages marked idle (see `zramctl idle`).
+    #[arg(long, group = "mode")]
+    pub idle: bool,
+    /// Incompressible pages stored whole.
+    #[arg(long, group = "mode")]
+    pub huge: bool,
+    /// Pages that are both huge and idle.
+    #[arg(long, group = "mode")]
+    pub huge_idle: bool,
+    /// Pages that recompression could not shrink.
+    #[arg(long, group = "mode")]
+    pub incompressible: bool,
+    /// Page index ranges, inclusive: `A-B[,C-D...]`, or single indexes `N`.
+    #[arg(long, group = "mode", value_name = "A-B[,C-D...]", value_parser = parse_page_ranges)]
+    pub pages: Option<PageRanges>,
+}
+
+/// Inclusive page index ranges from `--pages`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRanges(pub Vec<(u64, u64)>);
+
+/// Parses `A-B,C-D,N` (inclusive ranges).
+pub fn parse_page_ranges(s: &str) -> Result<PageRanges, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(format!("empty range in {s:?}"));
+        }
+        let num = |t: &str| {
+            t.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{t:?} is not a page index (in {part:?})"))
+        };
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => {
+                let n = num(part)?;
+                (n, n)
+            }
+        };
+        if a > b {
+            return Err(format!("range {part:?} is reversed: {a} > {b}"));
+        }
+        if b == u64::MAX {
+            return Err(format!("page index {b} is too large"));
+        }
+        out.push((a, b));
+    }
+    Ok(PageRanges(out))
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true)))]
+pub struct IdleArgs {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+    /// Mark every stored page idle.
+    #[arg(long, group = "what")]
+    pub all: bool,
+    /// Mark pages not accessed for at least SECS seconds
+    /// (kernel needs CONFIG_ZRAM_TRACK_ENTRY_ACTIME).
+    #[arg(long, group = "what", value_name = "SECS")]
+    pub age: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("limit").required(true)))]
+pub struct LimitArgs {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+    /// Allow this many more pages to be written back, then stop.
+    #[arg(long, group = "limit", value_name = "N")]
+    pub pages: Option<u64>,
+    /// Allow this many more bytes (rounded down to whole pages), e.g. 256M.
+    #[arg(long, group = "limit", value_name = "SIZE")]
+    pub bytes: Option<ByteSize>,
+    /// Turn the limit off.
+    #[arg(long, group = "limit")]
+    pub off: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+    /// Writeback requests in flight at once (at least 1).
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    pub size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+    /// Disk size, e.g. 4G.
+    #[arg(long, value_name = "SIZE")]
+    pub size: ByteSize,
+    /// Compression algorithm, e.g. lz4 or zstd (default: the kernel's).
+    #[arg(long, value_name = "ALGO")]
+    pub algorithm: Option<String>,
+    /// Block device that writeback writes to (a partition or a loop device).
+    #[arg(long, value_name = "PATH")]
+    pub backing_dev: Option<PathBuf>,
+    /// Cap on the memory the device may use, e.g. 1G.
+    #[arg(long, value_name = "SIZE")]
+    pub mem_limit: Option<ByteSize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn page_ranges() {
+        assert_eq!(parse_page_ranges("1-100,200-300").unwrap().0, [(1, 100), (200, 300)]);
+        assert_eq!(parse_page_ranges("7").unwrap().0, [(7, 7)]);
+        assert_eq!(parse_page_ranges(" 3 - 4 ").unwrap().0, [(3, 4)]);
+        assert!(parse_page_ranges("5-1").unwrap_err().contains("reversed"));
+        assert!(parse_page_ranges("a-3").unwrap_err().contains("not a page index"));
+        assert!(parse_page_ranges("1-2,").unwrap_err().contains("empty range"));
+        assert!(parse_page_ranges("-3").is_err());
+    }
+
+    #[test]
+    fn writeback_needs_a_mode() {
+        let e = Cli::try_parse_from(["zramctl", "writeback", "zram0"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let ok = Cli::try_parse_from(["zramctl", "writeback", "zram0", "--idle", "--huge"]).unwrap();
+        assert!(matches!(ok.command, Command::Writeback(WritebackArgs { idle: true, huge: true, .. })));
+    }
+
+    #[test]
+    fn batch_zero_is_rejected_by_the_parser() {
+        assert!(Cli::try_parse_from(["zramctl", "batch", "zram0", "0"]).is_err());
+    }
+}
