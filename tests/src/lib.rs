@@ -1,1 +1,156 @@
-//! Integration tests live in `tests/`; see README.md.
+//! Helpers for zramctl's integration tests (`tests/`): run the real binary,
+//! make verifiable data, talk to real block devices.
+
+use std::{
+    io::{Read as _, Seek as _, SeekFrom, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// Output of one zramctl run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with both streams unless the command succeeded.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "zramctl failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// The zramctl binary: $ZRAMCTL_BIN (the VM suite) or the one cargo built.
+pub fn zramctl_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ZRAMCTL_BIN") {
+        return p.into();
+    }
+    // target/debug/deps/<test> -> target/debug/zramctl
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("target dir").join("zramctl")
+}
+
+/// Runs zramctl with `args`.
+pub fn zramctl(args: &[&str]) -> Run {
+    let out = Command::new(zramctl_bin())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with cargo build -p zramctl)", zramctl_bin().display()));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub const PAGE: usize = 4096;
+
+/// Deterministic, verifiable page contents: text-like (compresses about
+/// 2-3x, like real anonymous memory), never same-filled, unique per page
+/// and seed so misplaced pages are caught.
+pub fn page_data(seed: u64, index: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
+    let words: [&[u8]; 8] = [b"zram ", b"page ", b"swap ", b"cold ", b"idle ", b"write", b"back ", b"data "];
+    let mut out = Vec::with_capacity(PAGE);
+    out.extend_from_slice(format!("seed {seed} page {index}\n").as_bytes());
+    while out.len() < PAGE {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        if s % 4 == 0 {
+            out.extend_from_slice(&s.to_le_bytes()[..3]);
+        } else {
+            out.extend_from_slice(words[(s % 8) as usize]);
+        }
+    }
+    out.truncate(PAGE);
+    out
+}
+
+/// Writes `pages` pages of [`page_data`] to a block device from page 0, and syncs.
+pub fn write_pages(dev: &Path, seed: u64, pages: u64) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).open(dev)?;
+    let mut buf = Vec::with_capacity(256 * PAGE);
+    for i in 0..pages {
+        buf.extend_from_slice(&page_data(seed, i));
+        if buf.len() == buf.capacity() || i + 1 == pages {
+            f.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    f.sync_all()
+}
+
+/// Reads the pages back bypassing the page cache (O_DIRECT) and returns the
+/// indexes of pages that differ from [`page_data`].
+pub fn verify_pages(dev: &Path, seed: u64, pages: u64) -> std::io::Result<Vec<u64>> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(dev)?;
+    f.seek(SeekFrom::Start(0))?;
+    let chunk = 64usize;
+    let mut aligned = AlignedBuf::new(chunk * PAGE);
+    let mut bad = Vec::new();
+    let mut i = 0;
+    while i < pages {
+        let n = chunk.min((pages - i) as usize);
+        let buf = &mut aligned.as_mut()[..n * PAGE];
+        f.read_exact(buf)?;
+        for k in 0..n {
+            if buf[k * PAGE..(k + 1) * PAGE] != page_data(seed, i + k as u64)[..] {
+                bad.push(i + k as u64);
+            }
+        }
+        i += n as u64;
+    }
+    Ok(bad)
+}
+
+/// A page-aligned buffer for O_DIRECT.
+pub struct AlignedBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl AlignedBuf {
+    pub fn new(len: usize) -> Self {
+        let layout = std::alloc::Layout::from_size_align(len, PAGE).expect("layout");
+        // SAFETY: len is non-zero in every caller and the layout is valid.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "allocation failed");
+        AlignedBuf { ptr, len }
+    }
+
+    pub fn as_mut(&mut self) -> &mut [u8] {
+        // SAFETY: ptr points to len initialised bytes owned by self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len, PAGE).expect("layout");
+        // SAFETY: allocated in new() with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, layout) }
+    }
+}
+
+/// Drops clean page cache so later reads go to the device.
+pub fn drop_caches() {
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

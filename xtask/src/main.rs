@@ -1,1 +1,192 @@
-fn main() {}
+//! `cargo xtask`: what cargo alone cannot do for zramctl.
+//!
+//! - `setup`: install the toolchain (scripts/setup.sh);
+//! - `test`: the whole suite: host tests, kernel build, VM tests;
+//! - `demo`: show zramctl on this machine's devices;
+//! - `kernel`: build our Linux 7.3 (cached outside the clone);
+//! - `vm -- CMD`: run CMD in that kernel under QEMU;
+//! - `vm-test`: run the VM integration tests.
+
+mod kernel;
+mod util;
+mod vm;
+
+use std::{path::PathBuf, process::ExitCode, time::Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::util::{progress, repo_root, run};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "zramctl developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install everything the build, tests, kernel and VM need (idempotent).
+    Setup {
+        /// Only what `cargo build` and the host tests need.
+        #[arg(long)]
+        user: bool,
+    },
+    /// Run every test: host tests, then the kernel build and the VM suite.
+    Test {
+        /// Host tests only (no kernel, no VM).
+        #[arg(long)]
+        host_only: bool,
+    },
+    /// Show zramctl on this machine's zram devices.
+    Demo,
+    /// Build the VM kernel (Linux 7.3 + kernel/ overlay) in the cache dir.
+    Kernel(kernel::KernelArgs),
+    /// Boot the VM kernel and run CMD in it; exits with CMD's exit code.
+    Vm(vm::VmArgs),
+    /// Build the VM integration tests on the host and run them in the VM.
+    VmTest(VmTestArgs),
+}
+
+#[derive(clap::Args)]
+struct VmTestArgs {
+    /// Only tests whose name contains this.
+    filter: Option<String>,
+    /// Build the kernel with the debug fragment (KASAN, lockdep).
+    #[arg(long)]
+    debug_kernel: bool,
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup { user } => setup(user).map(|_| ExitCode::SUCCESS),
+        Cmd::Test { host_only } => test(host_only).map(|_| ExitCode::SUCCESS),
+        Cmd::Demo => demo().map(|_| ExitCode::SUCCESS),
+        Cmd::Kernel(args) => {
+            let k = kernel::build(&args)?;
+            println!("{}", k.bzimage.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Vm(args) => {
+            let k = kernel::build(&kernel::KernelArgs {
+                debug: args.debug_kernel,
+                ..Default::default()
+            })?;
+            let code = vm::run(&k, &args)?;
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Cmd::VmTest(args) => vm_test(&args).map(|_| ExitCode::SUCCESS),
+    }
+}
+
+fn setup(user_only: bool) -> Result<()> {
+    let script = repo_root().join("scripts/setup.sh");
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(&script);
+    if user_only {
+        cmd.arg("--user");
+    }
+    run(&mut cmd).context("scripts/setup.sh failed")
+}
+
+fn cargo() -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(repo_root());
+    c
+}
+
+fn test(host_only: bool) -> Result<()> {
+    let t0 = Instant::now();
+    setup(host_only)?;
+    progress(&format!("setup done ({:.0}s)", t0.elapsed().as_secs_f64()));
+    let t1 = Instant::now();
+    progress("host tests: cargo test --workspace");
+    run(cargo().args(["test", "--workspace", "--locked"])).context("host tests failed")?;
+    progress(&format!("host tests passed ({:.0}s)", t1.elapsed().as_secs_f64()));
+    if host_only {
+        return Ok(());
+    }
+    vm_test(&VmTestArgs {
+        filter: None,
+        debug_kernel: false,
+    })?;
+    progress(&format!("all tests passed ({:.0}s in all)", t0.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    setup(true)?;
+    run(cargo().args(["build", "--quiet", "--locked", "-p", "zramctl"]))?;
+    let bin = repo_root().join("target/debug/zramctl");
+    progress("zramctl status (every zram device on this machine)");
+    run(std::process::Command::new(&bin).arg("status"))?;
+    progress("zramctl status --json");
+    run(std::process::Command::new(&bin).args(["status", "--json"]))?;
+    Ok(())
+}
+
+/// Finds the executable of an integration test target from cargo's JSON output.
+fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
+    let out = cargo()
+        .args(["test", "--locked", "--no-run", "--message-format=json", "-p", package, "--test", test])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the {test} tests failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&format!("\"name\":\"{test}\"")))
+        .find_map(|l| {
+            let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            Some(PathBuf::from(&l[start..start + l[start..].find('"')?]))
+        })
+        .with_context(|| format!("no executable for test target {test} in cargo's output"))
+}
+
+fn vm_test(args: &VmTestArgs) -> Result<()> {
+    let kernel = kernel::build(&kernel::KernelArgs {
+        debug: args.debug_kernel,
+        ..Default::default()
+    })?;
+    progress("building zramctl and the VM tests");
+    run(cargo().args(["build", "--locked", "-p", "zramctl"]))?;
+    let test_bin = build_test_binary("zramctl-tests", "vm")?;
+    let zramctl = repo_root().join("target/debug/zramctl");
+    let mut cmd = format!(
+        "ZRAMCTL_BIN={} {} --ignored --test-threads=1",
+        zramctl.display(),
+        test_bin.display()
+    );
+    if let Some(f) = &args.filter {
+        cmd.push(' ');
+        cmd.push_str(f);
+    }
+    let t = Instant::now();
+    progress("VM suite: booting the kernel and running the tests inside");
+    let code = vm::run(
+        &kernel,
+        &vm::VmArgs {
+            results: Some(repo_root().join("target/vm-results/vm-test")),
+            ..vm::VmArgs::with_command(cmd)
+        },
+    )?;
+    if code != 0 {
+        bail!("VM suite failed (exit code {code})");
+    }
+    progress(&format!("VM suite passed ({:.0}s)", t.elapsed().as_secs_f64()));
+    Ok(())
+}

@@ -654,6 +654,17 @@ impl Device {
         })
     }
 
+    /// Device numbers from `dev` (`253:0`).
+    pub fn dev_numbers(&self) -> Result<(u32, u32)> {
+        self.read_parsed("dev", |s| {
+            let (a, b) = s.trim().split_once(':').ok_or("expected MAJOR:MINOR")?;
+            Ok((
+                a.parse().map_err(|_| "bad major number")?,
+                b.parse().map_err(|_| "bad minor number")?,
+            ))
+        })
+    }
+
     pub fn disksize(&self) -> Result<u64> {
         self.read_parsed("disksize", parse_one_u64)
     }
