@@ -128,7 +128,7 @@ fi
 [ "$MODE" = user ] && { step "userspace toolchain ready"; exit 0; }
 
 # --- kernel build ------------------------------------------------------------
-install - bc flex bison libelf-dev libssl-dev cpio dwarves ccache busybox-static make \
+install - bc flex bison libelf-dev libssl-dev cpio dwarves busybox-static make patch iproute2 \
   e2fsprogs kmod util-linux
 install trixie-backports linux-source-7.3
 install bookworm-backports qemu-system-x86

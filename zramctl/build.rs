@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 fn main() -> anyhow::Result<()> {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR")?);
     let root = manifest
         .join("../zramctl-ebpf")
         .canonicalize()
@@ -28,5 +29,7 @@ fn main() -> anyhow::Result<()> {
         }],
         aya_build::Toolchain::Custom(&toolchain),
     )
-    .context("building the eBPF programs (needs bpf-linker and rust-src: run scripts/setup.sh --user)")
+    .context(
+        "building the eBPF programs (needs bpf-linker and rust-src: run scripts/setup.sh --user)",
+    )
 }

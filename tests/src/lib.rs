@@ -20,12 +20,17 @@ impl Run {
     /// Panics with both streams unless the command succeeded.
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "zramctl failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "zramctl failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -36,7 +41,10 @@ pub fn zramctl_bin() -> PathBuf {
     }
     // target/debug/deps/<test> -> target/debug/zramctl
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target dir").join("zramctl")
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("zramctl")
 }
 
 /// Runs zramctl with `args`.
@@ -44,7 +52,12 @@ pub fn zramctl(args: &[&str]) -> Run {
     let out = Command::new(zramctl_bin())
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e} (build it with cargo build -p zramctl)", zramctl_bin().display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {}: {e} (build it with cargo build -p zramctl)",
+                zramctl_bin().display()
+            )
+        });
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -58,8 +71,11 @@ pub const PAGE: usize = 4096;
 /// 2-3x, like real anonymous memory), never same-filled, unique per page
 /// and seed so misplaced pages are caught.
 pub fn page_data(seed: u64, index: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
-    let words: [&[u8]; 8] = [b"zram ", b"page ", b"swap ", b"cold ", b"idle ", b"write", b"back ", b"data "];
+    let mut s =
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
+    let words: [&[u8]; 8] = [
+        b"zram ", b"page ", b"swap ", b"cold ", b"idle ", b"write", b"back ", b"data ",
+    ];
     let mut out = Vec::with_capacity(PAGE);
     out.extend_from_slice(format!("seed {seed} page {index}\n").as_bytes());
     while out.len() < PAGE {

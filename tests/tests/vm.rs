@@ -18,10 +18,23 @@ fn backing() -> PathBuf {
 
 /// A clean zram0 with the VM's disk as backing device and `PAGES` pages of data.
 fn fresh_device(seed: u64) -> PathBuf {
-    assert!(std::env::var_os("ZRAMCTL_VM").is_some(), "run with cargo xtask vm-test");
+    assert!(
+        std::env::var_os("ZRAMCTL_VM").is_some(),
+        "run with cargo xtask vm-test"
+    );
     zramctl(&["reset", DEV]).ok();
     let bd = backing();
-    zramctl(&["setup", DEV, "--size", "128M", "--algorithm", "lz4", "--backing-dev", bd.to_str().unwrap()]).ok();
+    zramctl(&[
+        "setup",
+        DEV,
+        "--size",
+        "128M",
+        "--algorithm",
+        "lz4",
+        "--backing-dev",
+        bd.to_str().unwrap(),
+    ])
+    .ok();
     let dev = PathBuf::from(format!("/dev/{DEV}"));
     write_pages(&dev, seed, PAGES).expect("writing test data");
     dev
@@ -32,18 +45,28 @@ fn status() -> serde_json::Value {
 }
 
 fn bd(field: &str) -> u64 {
-    status()["bd_stat"][field].as_u64().expect("bd_stat present")
+    status()["bd_stat"][field]
+        .as_u64()
+        .expect("bd_stat present")
 }
 
 fn assert_intact(dev: &Path, seed: u64) {
     drop_caches();
     let bad = verify_pages(dev, seed, PAGES).expect("reading back");
-    assert!(bad.is_empty(), "{} pages differ after writeback, first: {:?}", bad.len(), &bad[..bad.len().min(10)]);
+    assert!(
+        bad.is_empty(),
+        "{} pages differ after writeback, first: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(10)]
+    );
 }
 
 /// Parses "zram0: wrote back N pages (...) in Xs".
 fn pages_written(stdout: &str) -> u64 {
-    let rest = stdout.split("wrote back ").nth(1).unwrap_or_else(|| panic!("unexpected output: {stdout}"));
+    let rest = stdout
+        .split("wrote back ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("unexpected output: {stdout}"));
     rest.split_whitespace().next().unwrap().parse().unwrap()
 }
 
@@ -52,7 +75,10 @@ fn pages_written(stdout: &str) -> u64 {
 fn idle_writeback_moves_pages_and_data_reads_back() {
     let dev = fresh_device(1);
     let before = status();
-    assert_eq!(before["mm_stat"]["orig_data_size"].as_u64(), Some(PAGES * 4096));
+    assert_eq!(
+        before["mm_stat"]["orig_data_size"].as_u64(),
+        Some(PAGES * 4096)
+    );
     assert_eq!(before["bd_stat"]["bd_count"].as_u64(), Some(0));
     assert_eq!(before["backing_dev"]["path"].as_str(), backing().to_str());
 
@@ -65,12 +91,17 @@ fn idle_writeback_moves_pages_and_data_reads_back() {
     assert_eq!(after["bd_stat"]["bd_count"].as_u64(), Some(PAGES));
     assert_eq!(after["bd_stat"]["bd_writes"].as_u64(), Some(PAGES));
     assert!(
-        after["mm_stat"]["orig_data_size"].as_u64().unwrap() < before["mm_stat"]["orig_data_size"].as_u64().unwrap(),
+        after["mm_stat"]["orig_data_size"].as_u64().unwrap()
+            < before["mm_stat"]["orig_data_size"].as_u64().unwrap(),
         "RAM use must drop after writeback"
     );
 
     assert_intact(&dev, 1);
-    assert_eq!(bd("bd_reads"), PAGES, "every page was read back from the backing device");
+    assert_eq!(
+        bd("bd_reads"),
+        PAGES,
+        "every page was read back from the backing device"
+    );
     zramctl(&["reset", DEV]).ok();
 }
 
@@ -79,13 +110,28 @@ fn idle_writeback_moves_pages_and_data_reads_back() {
 fn writeback_limit_exhaustion_is_a_clear_error_and_loses_nothing() {
     let dev = fresh_device(2);
     zramctl(&["limit", DEV, "--pages", "100"]).ok();
-    assert_eq!(status()["writeback_limit"], serde_json::json!({"state": "on", "pages_left": 100}));
+    assert_eq!(
+        status()["writeback_limit"],
+        serde_json::json!({"state": "on", "pages_left": 100})
+    );
     zramctl(&["idle", DEV, "--all"]).ok();
     let r = zramctl(&["writeback", DEV, "--idle"]);
     assert_ne!(r.code, 0, "writeback past the limit must fail: {r:?}");
-    assert!(r.stderr.contains("writeback limit exhausted"), "stderr: {}", r.stderr);
-    assert!(r.stderr.contains("EIO"), "stderr names the errno: {}", r.stderr);
-    assert!(!r.stderr.contains("os error"), "no raw errno text: {}", r.stderr);
+    assert!(
+        r.stderr.contains("writeback limit exhausted"),
+        "stderr: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("EIO"),
+        "stderr names the errno: {}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("os error"),
+        "no raw errno text: {}",
+        r.stderr
+    );
     assert_eq!(bd("bd_writes"), 100, "exactly the budget was written");
     assert_eq!(status()["writeback_limit"]["pages_left"].as_u64(), Some(0));
     assert_intact(&dev, 2);
@@ -108,7 +154,11 @@ fn page_ranges_and_batch_size() {
     let r = zramctl(&["batch", DEV, "0"]);
     assert_ne!(r.code, 0, "batch 0 is rejected");
 
-    let n = pages_written(&zramctl(&["writeback", DEV, "--pages", "0-9,20,100-199"]).ok().stdout);
+    let n = pages_written(
+        &zramctl(&["writeback", DEV, "--pages", "0-9,20,100-199"])
+            .ok()
+            .stdout,
+    );
     assert_eq!(n, 10 + 1 + 100);
     assert_eq!(bd("bd_count"), 111);
     // Already written back: a second pass writes nothing more.
@@ -129,7 +179,11 @@ fn configuring_an_initialised_device_is_refused_without_damage() {
     let r = zramctl(&["setup", DEV, "--size", "64M"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("reset it first"), "stderr: {}", r.stderr);
-    assert_eq!(status()["disksize"].as_u64(), Some(128 << 20), "size unchanged");
+    assert_eq!(
+        status()["disksize"].as_u64(),
+        Some(128 << 20),
+        "size unchanged"
+    );
     assert_intact(&dev, 4);
     zramctl(&["reset", DEV]).ok();
     assert_eq!(status()["initialized"].as_bool(), Some(false));

@@ -123,18 +123,27 @@ fn ensure_source(cache: &Path) -> Result<PathBuf> {
     let key = format!(
         "{} {}",
         meta.len(),
-        meta.modified()?.duration_since(std::time::UNIX_EPOCH)?.as_secs()
+        meta.modified()?
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
     );
     let src = cache.join(SRC_DIR);
     let stamp = src.join(".zramctl-source");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
         return Ok(src);
     }
-    progress(&format!("extracting {tarball} into {} (~15 s)", cache.display()));
+    progress(&format!(
+        "extracting {tarball} into {} (~15 s)",
+        cache.display()
+    ));
     if src.exists() {
         fs::remove_dir_all(&src).context("removing the old source tree")?;
     }
-    run(Command::new("tar").arg("xf").arg(&tarball).arg("-C").arg(cache))?;
+    run(Command::new("tar")
+        .arg("xf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(cache))?;
     if !src.join("Makefile").exists() {
         bail!("{tarball} did not contain {SRC_DIR}/");
     }
@@ -207,7 +216,10 @@ fn apply_patches(src: &Path) -> Result<()> {
         for e in fs::read_dir(&dir)? {
             let p = e?.path();
             if p.extension().is_some_and(|x| x == "patch") {
-                wanted.push((p.file_name().unwrap().to_string_lossy().into_owned(), fs::read(&p)?));
+                wanted.push((
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    fs::read(&p)?,
+                ));
             }
         }
     }
@@ -217,7 +229,10 @@ fn apply_patches(src: &Path) -> Result<()> {
     if record.exists() {
         for e in fs::read_dir(&record)? {
             let p = e?.path();
-            applied.push((p.file_name().unwrap().to_string_lossy().into_owned(), fs::read(&p)?));
+            applied.push((
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                fs::read(&p)?,
+            ));
         }
     }
     applied.sort();
@@ -226,7 +241,8 @@ fn apply_patches(src: &Path) -> Result<()> {
     }
     let patch = |data: &[u8], reverse: bool, name: &str| -> Result<()> {
         let mut cmd = Command::new("patch");
-        cmd.args(["-p1", "-s", "--no-backup-if-mismatch", "-d"]).arg(src);
+        cmd.args(["-p1", "-s", "--no-backup-if-mismatch", "-d"])
+            .arg(src);
         if reverse {
             cmd.arg("-R");
         }
@@ -245,7 +261,8 @@ fn apply_patches(src: &Path) -> Result<()> {
     fs::create_dir_all(&record)?;
     for (name, data) in &wanted {
         progress(&format!("applying kernel/patches/{name}"));
-        patch(data, false, name).with_context(|| format!("kernel/patches/{name} does not apply to Linux 7.3"))?;
+        patch(data, false, name)
+            .with_context(|| format!("kernel/patches/{name} does not apply to Linux 7.3"))?;
         fs::write(record.join(name), data)?;
     }
     Ok(())
@@ -256,11 +273,15 @@ fn fragment_options(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|l| {
             let l = l.trim();
-            if let Some(rest) = l.strip_prefix("# ").and_then(|r| r.strip_suffix(" is not set")) {
+            if let Some(rest) = l
+                .strip_prefix("# ")
+                .and_then(|r| r.strip_suffix(" is not set"))
+            {
                 return Some((rest.to_owned(), "n".to_owned()));
             }
             let (k, v) = l.split_once('=')?;
-            k.starts_with("CONFIG_").then(|| (k.to_owned(), v.to_owned()))
+            k.starts_with("CONFIG_")
+                .then(|| (k.to_owned(), v.to_owned()))
         })
         .collect()
 }
@@ -268,13 +289,15 @@ fn fragment_options(text: &str) -> Vec<(String, String)> {
 fn configure(src: &Path, build: &Path, fragments: &[PathBuf], force: bool) -> Result<()> {
     let mut merged = String::new();
     for f in fragments {
-        merged.push_str(&fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?);
+        merged
+            .push_str(&fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?);
         merged.push('\n');
     }
     let key = format!("{:016x}", fnv(format!("{LLVM}\n{merged}").as_bytes()));
     let stamp = build.join(".zramctl-config-key");
     let config = build.join(".config");
-    if !force && config.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+    if !force && config.exists() && fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str())
+    {
         return Ok(());
     }
     progress("configuring the kernel (allnoconfig + kernel/configs)");
@@ -291,14 +314,23 @@ fn configure(src: &Path, build: &Path, fragments: &[PathBuf], force: bool) -> Re
             .arg(target)
             .stdout(Stdio::null()))
     };
-    make("allnoconfig", &[format!("KCONFIG_ALLCONFIG={}", merged_path.display())])?;
+    make(
+        "allnoconfig",
+        &[format!("KCONFIG_ALLCONFIG={}", merged_path.display())],
+    )?;
     make("olddefconfig", &[])?;
     let have = fs::read_to_string(&config)?;
-    let got: std::collections::HashMap<String, String> = fragment_options(&have).into_iter().collect();
+    let got: std::collections::HashMap<String, String> =
+        fragment_options(&have).into_iter().collect();
     let missing: Vec<String> = fragment_options(&merged)
         .into_iter()
         .filter(|(k, v)| got.get(k).map(String::as_str).unwrap_or("n") != v)
-        .map(|(k, v)| format!("{k}={v} (got {})", got.get(&k).map(String::as_str).unwrap_or("n")))
+        .map(|(k, v)| {
+            format!(
+                "{k}={v} (got {})",
+                got.get(&k).map(String::as_str).unwrap_or("n")
+            )
+        })
         .collect();
     if !missing.is_empty() {
         bail!(
@@ -312,7 +344,9 @@ fn configure(src: &Path, build: &Path, fragments: &[PathBuf], force: bool) -> Re
 
 /// Runs make with output to `log`, printing a progress line every 30 s.
 fn make(src: &Path, build: &Path, targets: &[&str], log: &Path) -> Result<()> {
-    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let out = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut child = Command::new("make")
         .arg("-C")
@@ -335,19 +369,32 @@ fn make(src: &Path, build: &Path, targets: &[&str], log: &Path) -> Result<()> {
         if last.elapsed() >= Duration::from_secs(30) {
             last = Instant::now();
             let tail = last_line(log).unwrap_or_default();
-            progress(&format!("kernel build {:>4}s: {}", start.elapsed().as_secs(), tail.trim()));
+            progress(&format!(
+                "kernel build {:>4}s: {}",
+                start.elapsed().as_secs(),
+                tail.trim()
+            ));
         }
     };
     if !status.success() {
-        let lines: Vec<String> = BufReader::new(fs::File::open(log)?).lines().map_while(Result::ok).collect();
+        let lines: Vec<String> = BufReader::new(fs::File::open(log)?)
+            .lines()
+            .map_while(Result::ok)
+            .collect();
         let from = lines.len().saturating_sub(60);
         eprintln!("{}", lines[from..].join("\n"));
-        bail!("kernel build failed ({status}); full log: {}", log.display());
+        bail!(
+            "kernel build failed ({status}); full log: {}",
+            log.display()
+        );
     }
     Ok(())
 }
 
 fn last_line(path: &Path) -> Option<String> {
     let data = fs::read_to_string(path).ok()?;
-    data.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_owned)
+    data.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_owned)
 }

@@ -102,7 +102,8 @@ fn setup(user_only: bool) -> Result<()> {
 }
 
 fn cargo() -> std::process::Command {
-    let mut c = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut c =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(repo_root());
     c
 }
@@ -114,7 +115,10 @@ fn test(host_only: bool) -> Result<()> {
     let t1 = Instant::now();
     progress("host tests: cargo test --workspace");
     run(cargo().args(["test", "--workspace", "--locked"])).context("host tests failed")?;
-    progress(&format!("host tests passed ({:.0}s)", t1.elapsed().as_secs_f64()));
+    progress(&format!(
+        "host tests passed ({:.0}s)",
+        t1.elapsed().as_secs_f64()
+    ));
     if host_only {
         return Ok(());
     }
@@ -122,7 +126,10 @@ fn test(host_only: bool) -> Result<()> {
         filter: None,
         debug_kernel: false,
     })?;
-    progress(&format!("all tests passed ({:.0}s in all)", t0.elapsed().as_secs_f64()));
+    progress(&format!(
+        "all tests passed ({:.0}s in all)",
+        t0.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 
@@ -140,7 +147,16 @@ fn demo() -> Result<()> {
 /// Finds the executable of an integration test target from cargo's JSON output.
 fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
     let out = cargo()
-        .args(["test", "--locked", "--no-run", "--message-format=json", "-p", package, "--test", test])
+        .args([
+            "test",
+            "--locked",
+            "--no-run",
+            "--message-format=json",
+            "-p",
+            package,
+            "--test",
+            test,
+        ])
         .stderr(std::process::Stdio::inherit())
         .output()
         .context("cargo test --no-run")?;
@@ -149,7 +165,10 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&format!("\"name\":\"{test}\"")))
+        .filter(|l| {
+            l.contains("\"reason\":\"compiler-artifact\"")
+                && l.contains(&format!("\"name\":\"{test}\""))
+        })
         .find_map(|l| {
             let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
             Some(PathBuf::from(&l[start..start + l[start..].find('"')?]))
@@ -187,6 +206,9 @@ fn vm_test(args: &VmTestArgs) -> Result<()> {
     if code != 0 {
         bail!("VM suite failed (exit code {code})");
     }
-    progress(&format!("VM suite passed ({:.0}s)", t.elapsed().as_secs_f64()));
+    progress(&format!(
+        "VM suite passed ({:.0}s)",
+        t.elapsed().as_secs_f64()
+    ));
     Ok(())
 }

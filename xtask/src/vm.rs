@@ -128,15 +128,35 @@ fn accel(kernel: &Kernel) -> &'static str {
         && let Some((id, verdict)) = c.split_once(' ')
         && id == boot_id.trim()
     {
-        return if verdict.trim() == "kvm" { "kvm" } else { "tcg" };
+        return if verdict.trim() == "kvm" {
+            "kvm"
+        } else {
+            "tcg"
+        };
     }
     progress("probing KVM (up to 10 s; the verdict is cached until the host reboots)");
     let ok = (|| -> Option<bool> {
         let mut child = Command::new("qemu-system-x86_64")
-            .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-nographic", "-no-reboot"])
+            .args([
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-m",
+                "256",
+                "-nographic",
+                "-no-reboot",
+            ])
             .arg("-kernel")
             .arg(&kernel.bzimage)
-            .args(["-append", "console=ttyS0 panic=-1 init=/nonexistent", "-serial", "stdio", "-monitor", "none"])
+            .args([
+                "-append",
+                "console=ttyS0 panic=-1 init=/nonexistent",
+                "-serial",
+                "stdio",
+                "-monitor",
+                "none",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -211,27 +231,52 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     );
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", accel, "-cpu", cpu])
-        .args(["-m", &args.memory.to_string(), "-smp", &args.cpus.to_string()])
-        .args(["-nographic", "-no-reboot", "-monitor", "none", "-nodefaults"])
+        .args([
+            "-m",
+            &args.memory.to_string(),
+            "-smp",
+            &args.cpus.to_string(),
+        ])
+        .args([
+            "-nographic",
+            "-no-reboot",
+            "-monitor",
+            "none",
+            "-nodefaults",
+        ])
         .arg("-kernel")
         .arg(&kernel.bzimage)
         .args(["-append", &append])
-        .args(["-chardev", &format!("file,id=con,path={}", console.display())])
+        .args([
+            "-chardev",
+            &format!("file,id=con,path={}", console.display()),
+        ])
         .args(["-serial", "chardev:con"])
-        .args(["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"])
         .args([
             "-virtfs",
-            &format!("local,path={},mount_tag=results,security_model=none", results.display()),
+            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        ])
+        .args([
+            "-virtfs",
+            &format!(
+                "local,path={},mount_tag=results,security_model=none",
+                results.display()
+            ),
         ])
         .args([
             "-drive",
-            &format!("file={},if=virtio,format=raw,cache=none,aio=threads", disk.display()),
+            &format!(
+                "file={},if=virtio,format=raw,cache=none,aio=threads",
+                disk.display()
+            ),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let start = Instant::now();
-    let mut child = cmd.spawn().context("starting qemu-system-x86_64 (cargo xtask setup installs it)")?;
+    let mut child = cmd
+        .spawn()
+        .context("starting qemu-system-x86_64 (cargo xtask setup installs it)")?;
     let mut stderr = child.stderr.take().expect("piped");
     let stderr_thread = std::thread::spawn(move || {
         let mut s = String::new();
@@ -250,7 +295,10 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
         pump_console(&console, &mut pos, &mut pending, |line| {
             if line.starts_with("ZRAMCTL-VM-START") {
                 started = true;
-                progress(&format!("guest up after {:.1}s ({accel})", start.elapsed().as_secs_f64()));
+                progress(&format!(
+                    "guest up after {:.1}s ({accel})",
+                    start.elapsed().as_secs_f64()
+                ));
             } else if let Some(rc) = line.strip_prefix(EXIT_MARK) {
                 exit_from_console = rc.trim().parse::<i32>().ok();
             } else if started || args.verbose {
@@ -284,7 +332,11 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
         let text = fs::read_to_string(&console).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(80);
-        eprintln!("----- guest console (last {} lines of {}) -----", lines.len() - from, console.display());
+        eprintln!(
+            "----- guest console (last {} lines of {}) -----",
+            lines.len() - from,
+            console.display()
+        );
         eprintln!("{}", lines[from..].join("\n"));
         eprintln!("----- end of guest console -----");
     };
@@ -297,7 +349,10 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
             if c != 0 {
                 show_console();
             }
-            progress(&format!("VM exited in {:.1}s, command exit code {c}", start.elapsed().as_secs_f64()));
+            progress(&format!(
+                "VM exited in {:.1}s, command exit code {c}",
+                start.elapsed().as_secs_f64()
+            ));
             Ok(c)
         }
         None => {
@@ -305,14 +360,18 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
             if !qemu_err.trim().is_empty() {
                 eprintln!("qemu: {}", qemu_err.trim());
             }
-            bail!("the guest stopped without reporting an exit code (qemu {status:?}): it crashed or panicked before the command finished")
+            bail!(
+                "the guest stopped without reporting an exit code (qemu {status:?}): it crashed or panicked before the command finished"
+            )
         }
     }
 }
 
 /// Reads new console output from `pos`, calling `f` for each complete line.
 fn pump_console(path: &Path, pos: &mut u64, pending: &mut String, mut f: impl FnMut(&str)) {
-    let Ok(mut file) = fs::File::open(path) else { return };
+    let Ok(mut file) = fs::File::open(path) else {
+        return;
+    };
     if file.seek(SeekFrom::Start(*pos)).is_err() {
         return;
     }

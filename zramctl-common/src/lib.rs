@@ -113,8 +113,20 @@ mod tests {
 
     #[test]
     fn accumulate_sums_fields() {
-        let mut a = BioCounts { reads: 1, writes: 2, discards: 3, other: 4, bytes: 4096 };
-        a.accumulate(&BioCounts { reads: 10, writes: 0, discards: 0, other: 1, bytes: 8192 });
+        let mut a = BioCounts {
+            reads: 1,
+            writes: 2,
+            discards: 3,
+            other: 4,
+            bytes: 4096,
+        };
+        a.accumulate(&BioCounts {
+            reads: 10,
+            writes: 0,
+            discards: 0,
+            other: 1,
+            bytes: 8192,
+        });
         assert_eq!(a.total(), 21);
         assert_eq!(a.bytes, 12288);
     }

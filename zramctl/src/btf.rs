@@ -11,7 +11,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error("cannot read kernel BTF {path}: {source} (the kernel needs CONFIG_DEBUG_INFO_BTF)")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("malformed BTF: {0}")]
     Malformed(&'static str),
     #[error("struct {0} is not in the kernel's BTF")]
@@ -157,7 +160,12 @@ impl Btf {
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
             match self.types.get(id as usize) {
-                Some(t) if matches!(t.kind, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) => {
+                Some(t)
+                    if matches!(
+                        t.kind,
+                        KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
+                    ) =>
+                {
                     id = t.size_or_type
                 }
                 _ => break,
@@ -169,7 +177,11 @@ impl Btf {
     fn struct_id(&self, name: &str) -> Option<u32> {
         self.types
             .iter()
-            .position(|t| t.kind == KIND_STRUCT && self.name(t.name_off) == name.as_bytes() && !t.members.is_empty())
+            .position(|t| {
+                t.kind == KIND_STRUCT
+                    && self.name(t.name_off) == name.as_bytes()
+                    && !t.members.is_empty()
+            })
             .map(|i| i as u32)
     }
 
@@ -193,13 +205,17 @@ impl Btf {
 
     /// Byte offset of `path` (`"bi_iter.bi_sector"`) in `struct strukt`.
     pub fn offset_of(&self, strukt: &str, path: &str) -> Result<u32, BtfError> {
-        let mut id = self.struct_id(strukt).ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
+        let mut id = self
+            .struct_id(strukt)
+            .ok_or_else(|| BtfError::NoStruct(strukt.to_owned()))?;
         let mut bits = 0;
         for part in path.split('.') {
-            let (off, ty, bitfield) = self.find_member(id, part, 0).ok_or_else(|| BtfError::NoMember {
-                strukt: strukt.to_owned(),
-                member: path.to_owned(),
-            })?;
+            let (off, ty, bitfield) =
+                self.find_member(id, part, 0)
+                    .ok_or_else(|| BtfError::NoMember {
+                        strukt: strukt.to_owned(),
+                        member: path.to_owned(),
+                    })?;
             if bitfield || off % 8 != 0 {
                 return Err(BtfError::Bitfield(format!("{strukt}.{path}")));
             }
@@ -219,7 +235,12 @@ mod tests {
     fn sample() -> Vec<u8> {
         let strings = b"\0int\0a\0b\0inner\0outer\0x\0in\0u\0long\0".to_vec();
         let s = |name: &str| {
-            let pos = strings.windows(name.len() + 2).position(|w| w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0).unwrap();
+            let pos = strings
+                .windows(name.len() + 2)
+                .position(|w| {
+                    w[0] == 0 && &w[1..=name.len()] == name.as_bytes() && w[name.len() + 1] == 0
+                })
+                .unwrap();
             (pos + 1) as u32
         };
         let mut t = Vec::new();
@@ -230,12 +251,28 @@ mod tests {
         };
         ty(s("int"), KIND_INT << 24, 4, &[32]); // 1
         ty(s("long"), KIND_INT << 24, 8, &[64]); // 2
-        ty(s("inner"), (KIND_STRUCT << 24) | 2, 8, &[s("a"), 1, 0, s("b"), 1, 32]); // 3
+        ty(
+            s("inner"),
+            (KIND_STRUCT << 24) | 2,
+            8,
+            &[s("a"), 1, 0, s("b"), 1, 32],
+        ); // 3
         ty(0, (KIND_UNION << 24) | 1, 4, &[s("u"), 1, 0]); // 4
         ty(0, KIND_TYPEDEF << 24, 3, &[]); // 5: typedef -> inner
-        ty(s("outer"), (KIND_STRUCT << 24) | 3, 20, &[s("x"), 2, 0, s("in"), 5, 64, 0, 4, 128]); // 6
+        ty(
+            s("outer"),
+            (KIND_STRUCT << 24) | 3,
+            20,
+            &[s("x"), 2, 0, s("in"), 5, 64, 0, 4, 128],
+        ); // 6
         let mut out = vec![0x9f, 0xeb, 1, 0];
-        for v in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+        for v in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&t);
@@ -249,8 +286,14 @@ mod tests {
         assert_eq!(btf.offset_of("outer", "x").unwrap(), 0);
         assert_eq!(btf.offset_of("outer", "in.b").unwrap(), 12);
         assert_eq!(btf.offset_of("outer", "u").unwrap(), 16);
-        assert!(matches!(btf.offset_of("outer", "nope"), Err(BtfError::NoMember { .. })));
-        assert!(matches!(btf.offset_of("nope", "x"), Err(BtfError::NoStruct(_))));
+        assert!(matches!(
+            btf.offset_of("outer", "nope"),
+            Err(BtfError::NoMember { .. })
+        ));
+        assert!(matches!(
+            btf.offset_of("nope", "x"),
+            Err(BtfError::NoStruct(_))
+        ));
     }
 
     #[test]

@@ -12,10 +12,21 @@ use crate::size::ByteSize;
 /// with asynchronous writeback. DEVICE may be given as `zram0`, `/dev/zram0`
 /// or `/sys/block/zram0`.
 #[derive(Debug, Parser)]
-#[command(name = "zramctl", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "zramctl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Root of the sysfs tree to work on (the directory holding `block/`).
-    #[arg(long, global = true, env = "ZRAMCTL_SYSFS_ROOT", default_value = "/sys", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "ZRAMCTL_SYSFS_ROOT",
+        default_value = "/sys",
+        value_name = "DIR"
+    )]
     pub sysfs_root: PathBuf,
 
     #[command(subcommand)]
@@ -184,12 +195,23 @@ mod tests {
 
     #[test]
     fn page_ranges() {
-        assert_eq!(parse_page_ranges("1-100,200-300").unwrap().0, [(1, 100), (200, 300)]);
+        assert_eq!(
+            parse_page_ranges("1-100,200-300").unwrap().0,
+            [(1, 100), (200, 300)]
+        );
         assert_eq!(parse_page_ranges("7").unwrap().0, [(7, 7)]);
         assert_eq!(parse_page_ranges(" 3 - 4 ").unwrap().0, [(3, 4)]);
         assert!(parse_page_ranges("5-1").unwrap_err().contains("reversed"));
-        assert!(parse_page_ranges("a-3").unwrap_err().contains("not a page index"));
-        assert!(parse_page_ranges("1-2,").unwrap_err().contains("empty range"));
+        assert!(
+            parse_page_ranges("a-3")
+                .unwrap_err()
+                .contains("not a page index")
+        );
+        assert!(
+            parse_page_ranges("1-2,")
+                .unwrap_err()
+                .contains("empty range")
+        );
         assert!(parse_page_ranges("-3").is_err());
     }
 
@@ -197,8 +219,16 @@ mod tests {
     fn writeback_needs_a_mode() {
         let e = Cli::try_parse_from(["zramctl", "writeback", "zram0"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
-        let ok = Cli::try_parse_from(["zramctl", "writeback", "zram0", "--idle", "--huge"]).unwrap();
-        assert!(matches!(ok.command, Command::Writeback(WritebackArgs { idle: true, huge: true, .. })));
+        let ok =
+            Cli::try_parse_from(["zramctl", "writeback", "zram0", "--idle", "--huge"]).unwrap();
+        assert!(matches!(
+            ok.command,
+            Command::Writeback(WritebackArgs {
+                idle: true,
+                huge: true,
+                ..
+            })
+        ));
     }
 
     #[test]

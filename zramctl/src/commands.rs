@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::{
     cli::{Cli, Command, IdleArgs, LimitArgs, SetupArgs, StatusArgs, WritebackArgs},
     size::ByteSize,
-    sysfs::{BackingDev, BdStat, Device, IdleMode, IoStat, MmStat, Sysfs, WritebackLimit, WritebackMode},
+    sysfs::{
+        BackingDev, BdStat, Device, IdleMode, IoStat, MmStat, Sysfs, WritebackLimit, WritebackMode,
+    },
 };
 
 /// Bytes per zram slot: the kernel's page size.
@@ -85,12 +87,32 @@ impl DeviceStatus {
 }
 
 const STATUS_COLUMNS: [&str; 16] = [
-    "NAME", "ALGORITHM", "DISKSIZE", "DATA", "COMPR", "TOTAL", "RATIO", "SAME", "HUGE", "BACKING",
-    "BD-USED", "BD-READS", "BD-WRITES", "WB-LIMIT", "BATCH", "FAILED-IO",
+    "NAME",
+    "ALGORITHM",
+    "DISKSIZE",
+    "DATA",
+    "COMPR",
+    "TOTAL",
+    "RATIO",
+    "SAME",
+    "HUGE",
+    "BACKING",
+    "BD-USED",
+    "BD-READS",
+    "BD-WRITES",
+    "WB-LIMIT",
+    "BATCH",
+    "FAILED-IO",
 ];
 
 fn status_row(s: &DeviceStatus, raw_bytes: bool) -> Vec<String> {
-    let size = |b: u64| if raw_bytes { b.to_string() } else { ByteSize(b).to_string() };
+    let size = |b: u64| {
+        if raw_bytes {
+            b.to_string()
+        } else {
+            ByteSize(b).to_string()
+        }
+    };
     let dash = || "-".to_string();
     let pages = |p: u64| size(p * s.page_size);
     let bd = |f: fn(&BdStat) -> u64| s.bd_stat.as_ref().map(|b| pages(f(b))).unwrap_or_else(dash);
@@ -103,7 +125,10 @@ fn status_row(s: &DeviceStatus, raw_bytes: bool) -> Vec<String> {
         size(s.mm_stat.mem_used_total),
         s.ratio.map(|r| format!("{r:.2}")).unwrap_or_else(dash),
         s.mm_stat.same_pages.to_string(),
-        s.mm_stat.huge_pages.map(|h| h.to_string()).unwrap_or_else(dash),
+        s.mm_stat
+            .huge_pages
+            .map(|h| h.to_string())
+            .unwrap_or_else(dash),
         match &s.backing_dev {
             BackingDev::Unsupported => "unsupported".into(),
             BackingDev::None => "none".into(),
@@ -117,7 +142,9 @@ fn status_row(s: &DeviceStatus, raw_bytes: bool) -> Vec<String> {
             WritebackLimit::Off => "off".into(),
             WritebackLimit::On { pages_left } => pages(pages_left),
         },
-        s.writeback_batch_size.map(|b| b.to_string()).unwrap_or_else(dash),
+        s.writeback_batch_size
+            .map(|b| b.to_string())
+            .unwrap_or_else(dash),
         format!("{}/{}", s.io_stat.failed_reads, s.io_stat.failed_writes),
     ]
 }
@@ -163,7 +190,11 @@ fn status(sys: &Sysfs, a: &StatusArgs, out: &mut dyn Write) -> Result<()> {
         return Ok(());
     }
     if statuses.is_empty() {
-        writeln!(out, "no zram devices under {} (modprobe zram?)", sys.root().join("block").display())?;
+        writeln!(
+            out,
+            "no zram devices under {} (modprobe zram?)",
+            sys.root().join("block").display()
+        )?;
         return Ok(());
     }
     let rows: Vec<_> = statuses.iter().map(|s| status_row(s, a.bytes)).collect();
@@ -211,6 +242,12 @@ fn writeback(sys: &Sysfs, a: &WritebackArgs, out: &mut dyn Write) -> Result<()> 
         }
     }
     if let Some(ranges) = &a.pages {
+        if !dev.initstate()? {
+            bail!(
+                "{}: device is not initialised: set it up first with `zramctl setup`",
+                dev.name()
+            );
+        }
         let disk_pages = dev.disksize()? / page_size();
         for &(first, last) in &ranges.0 {
             if last >= disk_pages {
@@ -249,7 +286,11 @@ fn idle(sys: &Sysfs, a: &IdleArgs, out: &mut dyn Write) -> Result<()> {
     })?;
     match mode {
         IdleMode::All => writeln!(out, "{}: marked all pages idle", dev.name())?,
-        IdleMode::Age(s) => writeln!(out, "{}: marked pages idle for {s}s or more as idle", dev.name())?,
+        IdleMode::Age(s) => writeln!(
+            out,
+            "{}: marked pages idle for {s}s or more as idle",
+            dev.name()
+        )?,
     }
     Ok(())
 }
@@ -303,10 +344,17 @@ fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
     }
     if let Some(bd) = &a.backing_dev {
         if !dev.has("backing_dev") {
-            bail!("{}: cannot set a backing device: this kernel's zram was built without CONFIG_ZRAM_WRITEBACK", dev.name());
+            bail!(
+                "{}: cannot set a backing device: this kernel's zram was built without CONFIG_ZRAM_WRITEBACK",
+                dev.name()
+            );
         }
         if !bd.exists() {
-            bail!("{}: backing device {} does not exist", dev.name(), bd.display());
+            bail!(
+                "{}: backing device {} does not exist",
+                dev.name(),
+                bd.display()
+            );
         }
     }
     // Order matters: backing device and algorithm only before disksize.
@@ -326,8 +374,14 @@ fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
     if let Err(e) = result {
         // Leave the device as we found it, not half-configured.
         return match dev.reset() {
-            Ok(()) => Err(e.context(format!("{}: setup failed; device reset to unconfigured", dev.name()))),
-            Err(r) => Err(e.context(format!("{}: setup failed and the reset to undo it failed too: {r}", dev.name()))),
+            Ok(()) => Err(e.context(format!(
+                "{}: setup failed; device reset to unconfigured",
+                dev.name()
+            ))),
+            Err(r) => Err(e.context(format!(
+                "{}: setup failed and the reset to undo it failed too: {r}",
+                dev.name()
+            ))),
         };
     }
     writeln!(
@@ -335,12 +389,16 @@ fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
         "{}: {} {}{}{}",
         dev.name(),
         ByteSize(a.size.0),
-        dev.comp_algorithm().map(|c| c.current).context("reading comp_algorithm after setup")?,
+        dev.comp_algorithm()
+            .map(|c| c.current)
+            .context("reading comp_algorithm after setup")?,
         a.backing_dev
             .as_ref()
             .map(|b| format!(", backing {}", b.display()))
             .unwrap_or_default(),
-        a.mem_limit.map(|m| format!(", mem_limit {m}")).unwrap_or_default(),
+        a.mem_limit
+            .map(|m| format!(", mem_limit {m}"))
+            .unwrap_or_default(),
     )?;
     Ok(())
 }

@@ -6,11 +6,7 @@
 //! BTF. When the kernel refuses BPF the error says what is missing, and
 //! callers can fall back to sysfs-only operation.
 
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::PerCpuArray,
-    programs::RawTracePoint,
-};
+use aya::{Ebpf, EbpfLoader, maps::PerCpuArray, programs::RawTracePoint};
 use zramctl_common::{
     BioCounts, GLOBAL_OFFSETS, GLOBAL_TARGET_DEV, KernelOffsets, MAP_BIO_COUNTS, PROG_BIO_QUEUE,
     kernel_dev,
@@ -19,7 +15,8 @@ use zramctl_common::{
 use crate::btf::{Btf, BtfError};
 
 /// The eBPF object (an ELF file for bpfel-unknown-none).
-pub static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zramctl-probes"));
+pub static PROBES_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/zramctl-probes"));
 
 /// Why the probes could not be attached.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +57,15 @@ fn classify(what: &str, e: impl std::error::Error + 'static) -> ProbeError {
         s
     };
     if is_permission(&e) {
-        ProbeError::Refused { what: what.into(), detail }
+        ProbeError::Refused {
+            what: what.into(),
+            detail,
+        }
     } else {
-        ProbeError::Failed { what: what.into(), detail }
+        ProbeError::Failed {
+            what: what.into(),
+            detail,
+        }
     }
 }
 
@@ -102,7 +105,8 @@ impl BioCounter {
             })?
             .try_into()
             .map_err(|e| classify("program type", e))?;
-        prog.load().map_err(|e| classify(&format!("loading {PROG_BIO_QUEUE}"), e))?;
+        prog.load()
+            .map_err(|e| classify(&format!("loading {PROG_BIO_QUEUE}"), e))?;
         prog.attach("block_bio_queue")
             .map_err(|e| classify("attaching to block_bio_queue", e))?;
         Ok(BioCounter { ebpf })
@@ -110,13 +114,18 @@ impl BioCounter {
 
     /// Counts so far, summed over CPUs.
     pub fn counts(&self) -> Result<BioCounts, ProbeError> {
-        let map = self.ebpf.map(MAP_BIO_COUNTS).ok_or_else(|| ProbeError::Failed {
-            what: "finding the map".into(),
-            detail: format!("{MAP_BIO_COUNTS} is not in the object"),
-        })?;
+        let map = self
+            .ebpf
+            .map(MAP_BIO_COUNTS)
+            .ok_or_else(|| ProbeError::Failed {
+                what: "finding the map".into(),
+                detail: format!("{MAP_BIO_COUNTS} is not in the object"),
+            })?;
         let array: PerCpuArray<_, BioCounts> =
             PerCpuArray::try_from(map).map_err(|e| classify("map type", e))?;
-        let per_cpu = array.get(&0, 0).map_err(|e| classify("reading the map", e))?;
+        let per_cpu = array
+            .get(&0, 0)
+            .map_err(|e| classify("reading the map", e))?;
         let mut total = BioCounts::default();
         for c in per_cpu.iter() {
             total.accumulate(c);
@@ -132,17 +141,27 @@ mod tests {
     #[test]
     fn embedded_object_has_program_map_and_globals() {
         let obj = aya_obj::Object::parse(PROBES_OBJECT).expect("embedded object parses");
-        let prog = obj.programs.get(PROG_BIO_QUEUE).expect("bio_queue program present");
+        let prog = obj
+            .programs
+            .get(PROG_BIO_QUEUE)
+            .expect("bio_queue program present");
         assert!(
             matches!(prog.section, aya_obj::ProgramSection::RawTracePoint),
             "bio_queue is a raw tracepoint: {:?}",
             prog.section
         );
-        assert!(obj.maps.contains_key(MAP_BIO_COUNTS), "maps: {:?}", obj.maps.keys().collect::<Vec<_>>());
+        assert!(
+            obj.maps.contains_key(MAP_BIO_COUNTS),
+            "maps: {:?}",
+            obj.maps.keys().collect::<Vec<_>>()
+        );
         use object::{Object as _, ObjectSymbol as _};
         let elf = object::File::parse(PROBES_OBJECT).expect("ELF");
         for global in [GLOBAL_TARGET_DEV, GLOBAL_OFFSETS] {
-            assert!(elf.symbols().any(|s| s.name() == Ok(global)), "global {global} missing");
+            assert!(
+                elf.symbols().any(|s| s.name() == Ok(global)),
+                "global {global} missing"
+            );
         }
     }
 }

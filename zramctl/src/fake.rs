@@ -276,9 +276,11 @@ impl FakeZram {
         match attr {
             "disksize" | "initstate" | "reset" | "comp_algorithm" | "mm_stat" | "io_stat"
             | "debug_stat" | "idle" | "mem_limit" | "mem_used_max" | "compact" => true,
-            "backing_dev" | "writeback" | "writeback_limit" | "writeback_limit_enable" | "bd_stat" => {
-                d.writeback_support
-            }
+            "backing_dev"
+            | "writeback"
+            | "writeback_limit"
+            | "writeback_limit_enable"
+            | "bd_stat" => d.writeback_support,
             "writeback_batch_size" => d.writeback_support && d.batch_support,
             _ => false,
         }
@@ -427,7 +429,10 @@ impl SysfsIo for FakeZram {
         let s = self.lock();
         match Self::split(path) {
             Some((dev, None)) => s.devices.contains_key(&dev),
-            Some((dev, Some(attr))) => s.devices.get(&dev).is_some_and(|d| Self::exists_attr(d, &attr)),
+            Some((dev, Some(attr))) => s
+                .devices
+                .get(&dev)
+                .is_some_and(|d| Self::exists_attr(d, &attr)),
             None => path == Path::new(FAKE_ROOT) || path == PathBuf::from(FAKE_ROOT).join("block"),
         }
     }

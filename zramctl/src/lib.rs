@@ -5,9 +5,9 @@
 //! - [`ebpf`]: loader for the embedded eBPF programs;
 //! - [`fake`]: a simulated zram sysfs for tests and demos.
 
+pub mod btf;
 pub mod cli;
 pub mod commands;
-pub mod btf;
 pub mod ebpf;
 pub mod fake;
 pub mod size;

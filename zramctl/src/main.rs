@@ -1,7 +1,11 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use zramctl::{cli::Cli, commands, sysfs::{RealSysfs, Sysfs}};
+use zramctl::{
+    cli::Cli,
+    commands,
+    sysfs::{RealSysfs, Sysfs},
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,7 +16,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`zramctl status | head`) is not an error worth a message.
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("zramctl: error: {e:#}");

@@ -25,7 +25,10 @@ impl std::str::FromStr for ByteSize {
     /// 1024, as zram's own `disksize` and util-linux do). A bare number or a
     /// `B` suffix is bytes. Fractions are allowed with a suffix.
     fn from_str(input: &str) -> Result<Self, SizeError> {
-        let err = |reason| SizeError { input: input.to_owned(), reason };
+        let err = |reason| SizeError {
+            input: input.to_owned(),
+            reason,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("empty"));
@@ -70,7 +73,9 @@ impl std::str::FromStr for ByteSize {
             }
             // frac / 10^len * 2^shift, computed exactly in u128.
             let digits = frac.len().min(18) as u32;
-            let f: u128 = frac[..digits as usize].parse().map_err(|_| err("malformed number"))?;
+            let f: u128 = frac[..digits as usize]
+                .parse()
+                .map_err(|_| err("malformed number"))?;
             let part = (f << shift) / 10u128.pow(digits);
             bytes = bytes
                 .checked_add(u64::try_from(part).map_err(|_| err("number too large"))?)
@@ -133,7 +138,10 @@ mod tests {
         assert_eq!(p("12Q").unwrap_err().reason, "unknown unit");
         assert_eq!(p("1.2.3K").unwrap_err().reason, "malformed number");
         assert_eq!(p("1.5").unwrap_err().reason, "fractional bytes");
-        assert_eq!(p("99999999999999999999").unwrap_err().reason, "number too large");
+        assert_eq!(
+            p("99999999999999999999").unwrap_err().reason,
+            "number too large"
+        );
         assert_eq!(p("16385P").unwrap_err().reason, "number too large");
         assert_eq!(p("-1G").unwrap_err().reason, "no number");
         let msg = p("x").unwrap_err().to_string();

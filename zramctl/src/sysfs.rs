@@ -45,7 +45,10 @@ impl SysfsIo for RealSysfs {
         // One write(2): sysfs store handlers see the whole value at once.
         let n = f.write(value.as_bytes())?;
         if n != value.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short write to sysfs"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write to sysfs",
+            ));
         }
         Ok(())
     }
@@ -72,13 +75,13 @@ pub enum Error {
         path: PathBuf,
         hint: &'static str,
     },
-    #[error("cannot list block devices in {path}: {source}")]
-    List { path: PathBuf, source: io::Error },
-    #[error("{device}: cannot read {attr}: {}", describe_io(.source))]
+    #[error("cannot list block devices in {path}: {}", describe_io(.io))]
+    List { path: PathBuf, io: io::Error },
+    #[error("{device}: cannot read {attr}: {}", describe_io(.io))]
     Read {
         device: String,
         attr: &'static str,
-        source: io::Error,
+        io: io::Error,
     },
     #[error("{device}: unexpected contents of {attr} ({content:?}): {reason}")]
     Parse {
@@ -110,7 +113,7 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Write { errno, .. } => *errno,
-            Error::Read { source, .. } => source.raw_os_error(),
+            Error::Read { io, .. } => io.raw_os_error(),
             _ => None,
         }
     }
@@ -185,7 +188,10 @@ fn split_name(name: &str) -> Option<(&'static str, u32)> {
     let (prefix, rest) = ["rzram", "zram"]
         .into_iter()
         .find_map(|p| name.strip_prefix(p).map(|rest| (p, rest)))?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || (rest.len() > 1 && rest.starts_with('0')) {
+    if rest.is_empty()
+        || !rest.bytes().all(|b| b.is_ascii_digit())
+        || (rest.len() > 1 && rest.starts_with('0'))
+    {
         return None;
     }
     Some((prefix, rest.parse().ok()?))
@@ -227,13 +233,19 @@ impl Sysfs {
     /// All zram and rzram devices, ordered zram0, zram1, …, rzram0, ….
     pub fn devices(&self) -> Result<Vec<Device>> {
         let dir = self.root.join("block");
-        let names = self.io.list(&dir).map_err(|source| Error::List { path: dir.clone(), source })?;
+        let names = self.io.list(&dir).map_err(|io| Error::List {
+            path: dir.clone(),
+            io,
+        })?;
         let mut found: Vec<(&'static str, u32, String)> = names
             .into_iter()
             .filter_map(|n| split_name(&n).map(|(p, i)| (p, i, n)))
             .collect();
         found.sort_by_key(|(p, i, _)| (*p == "rzram", *i));
-        Ok(found.into_iter().map(|(_, _, n)| self.device_unchecked(n)).collect())
+        Ok(found
+            .into_iter()
+            .map(|(_, _, n)| self.device_unchecked(n))
+            .collect())
     }
 
     /// The device a user named; it must exist.
@@ -354,7 +366,9 @@ pub enum WritebackLimit {
     Unsupported,
     Off,
     /// Pages that may still be written back.
-    On { pages_left: u64 },
+    On {
+        pages_left: u64,
+    },
 }
 
 /// What `idle` marks.
@@ -385,7 +399,10 @@ pub enum WritebackMode {
     HugeIdle,
     Incompressible,
     /// Pages `first..=last`.
-    Pages { first: u64, last: u64 },
+    Pages {
+        first: u64,
+        last: u64,
+    },
 }
 
 impl WritebackMode {
@@ -405,13 +422,19 @@ impl WritebackMode {
 
 fn parse_u64_fields(s: &str) -> std::result::Result<Vec<u64>, String> {
     s.split_whitespace()
-        .map(|t| t.parse::<u64>().map_err(|_| format!("{t:?} is not a number")))
+        .map(|t| {
+            t.parse::<u64>()
+                .map_err(|_| format!("{t:?} is not a number"))
+        })
         .collect()
 }
 
 fn need(fields: &[u64], n: usize) -> std::result::Result<(), String> {
     if fields.len() < n {
-        Err(format!("expected at least {n} numbers, found {}", fields.len()))
+        Err(format!(
+            "expected at least {n} numbers, found {}",
+            fields.len()
+        ))
     } else {
         Ok(())
     }
@@ -517,7 +540,9 @@ fn parse_bool01(s: &str) -> std::result::Result<bool, String> {
 }
 
 fn parse_one_u64(s: &str) -> std::result::Result<u64, String> {
-    s.trim().parse().map_err(|_| "expected one number".to_string())
+    s.trim()
+        .parse()
+        .map_err(|_| "expected one number".to_string())
 }
 
 /// What an errno from a write means for this attribute, in words a user can act on.
@@ -532,7 +557,8 @@ fn explain_write_errno(attr: &str, errno: Option<i32>) -> String {
         }
         (_, Some(libc::EBUSY)) => "device already initialised: reset it first".into(),
         ("writeback", Some(libc::ENODEV)) => {
-            "no backing device is set: set one with `zramctl setup --backing-dev` before disksize".into()
+            "no backing device is set: set one with `zramctl setup --backing-dev` before disksize"
+                .into()
         }
         ("writeback", Some(libc::ENOSPC)) => "backing device is full".into(),
         ("writeback", Some(libc::EIO)) => "I/O error on the backing device".into(),
@@ -564,8 +590,12 @@ const WRITEBACK_ATTRS: [&str; 6] = [
 
 fn missing_attr_hint(attr: &str) -> &'static str {
     match attr {
-        "writeback_batch_size" => "this kernel's zram has no batched writeback (added in Linux 6.19)",
-        a if WRITEBACK_ATTRS.contains(&a) => "this kernel's zram was built without CONFIG_ZRAM_WRITEBACK",
+        "writeback_batch_size" => {
+            "this kernel's zram has no batched writeback (added in Linux 6.19)"
+        }
+        a if WRITEBACK_ATTRS.contains(&a) => {
+            "this kernel's zram was built without CONFIG_ZRAM_WRITEBACK"
+        }
         "recomp_algorithm" | "recompress" => {
             "this kernel's zram was built without CONFIG_ZRAM_MULTI_COMP"
         }
@@ -588,19 +618,31 @@ impl Device {
         self.io.exists(&self.dir.join(attr))
     }
 
+    /// The error for an attribute this kernel does not have.
+    fn unsupported(&self, attr: &'static str) -> Error {
+        // Without CONFIG_ZRAM_WRITEBACK every writeback attribute is missing;
+        // say that rather than the more specific reason of the newest ones.
+        let hint = if WRITEBACK_ATTRS.contains(&attr) && !self.has("writeback") {
+            missing_attr_hint("writeback")
+        } else {
+            missing_attr_hint(attr)
+        };
+        Error::Unsupported {
+            device: self.name.clone(),
+            attr,
+            hint,
+        }
+    }
+
     fn read_raw(&self, attr: &'static str) -> Result<String> {
-        self.io.read(&self.dir.join(attr)).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                Error::Unsupported {
-                    device: self.name.clone(),
-                    attr,
-                    hint: missing_attr_hint(attr),
-                }
+        self.io.read(&self.dir.join(attr)).map_err(|io| {
+            if io.kind() == io::ErrorKind::NotFound && !self.has(attr) {
+                self.unsupported(attr)
             } else {
                 Error::Read {
                     device: self.name.clone(),
                     attr,
-                    source,
+                    io,
                 }
             }
         })
@@ -636,12 +678,10 @@ impl Device {
     /// Writes one attribute, turning the errno into an [`Error`] with meaning.
     pub fn write_attr(&self, attr: &'static str, value: &str) -> Result<()> {
         self.io.write(&self.dir.join(attr), value).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                return Error::Unsupported {
-                    device: self.name.clone(),
-                    attr,
-                    hint: missing_attr_hint(attr),
-                };
+            // ENOENT is also what the kernel returns for e.g. a backing_dev
+            // path that does not exist: only a missing file means no support.
+            if e.kind() == io::ErrorKind::NotFound && !self.has(attr) {
+                return self.unsupported(attr);
             }
             let errno = e.raw_os_error();
             Error::Write {
@@ -770,11 +810,7 @@ impl Device {
     /// "writeback limit exhausted", which is what the kernel means by it.
     pub fn writeback(&self, modes: &[WritebackMode]) -> Result<()> {
         if !self.has("writeback") {
-            return Err(Error::Unsupported {
-                device: self.name.clone(),
-                attr: "writeback",
-                hint: missing_attr_hint("writeback"),
-            });
+            return Err(self.unsupported("writeback"));
         }
         if modes.is_empty() {
             return Err(Error::Invalid {
@@ -782,11 +818,18 @@ impl Device {
                 message: "no writeback mode given".into(),
             });
         }
-        let (ranges, kinds): (Vec<&WritebackMode>, Vec<&WritebackMode>) =
-            modes.iter().partition(|m| matches!(m, WritebackMode::Pages { .. }));
+        let (ranges, kinds): (Vec<&WritebackMode>, Vec<&WritebackMode>) = modes
+            .iter()
+            .partition(|m| matches!(m, WritebackMode::Pages { .. }));
         let mut writes: Vec<String> = kinds.iter().map(|m| m.sysfs_token()).collect();
         if !ranges.is_empty() {
-            writes.push(ranges.iter().map(|m| m.sysfs_token()).collect::<Vec<_>>().join(" "));
+            writes.push(
+                ranges
+                    .iter()
+                    .map(|m| m.sysfs_token())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         }
         for value in writes {
             self.write_writeback(&value)?;
@@ -829,7 +872,8 @@ mod tests {
     // Formats exactly as zram_drv.c prints them (Linux 7.3 and older).
     #[test]
     fn mm_stat_current_and_old_kernels() {
-        let s = "  1048576    16384    65536        0    65536        3        0        1        2\n";
+        let s =
+            "  1048576    16384    65536        0    65536        3        0        1        2\n";
         let m = MmStat::parse(s).unwrap();
         assert_eq!(m.orig_data_size, 1 << 20);
         assert_eq!(m.compr_data_size, 16384);
@@ -842,7 +886,11 @@ mod tests {
         assert_eq!(old.huge_pages, None);
         assert_eq!(old.huge_pages_since, None);
         assert!(MmStat::parse("1 2 3").unwrap_err().contains("at least 7"));
-        assert!(MmStat::parse("1 2 3 x 5 6 7").unwrap_err().contains("\"x\""));
+        assert!(
+            MmStat::parse("1 2 3 x 5 6 7")
+                .unwrap_err()
+                .contains("\"x\"")
+        );
         assert_eq!(MmStat::default().ratio(), None);
     }
 
@@ -850,18 +898,39 @@ mod tests {
     fn io_and_bd_stat() {
         // 6.x+ prints a literal 0 for invalid_io.
         let io = IoStat::parse("       1        2 0        7\n").unwrap();
-        assert_eq!((io.failed_reads, io.failed_writes, io.invalid_io, io.notify_free), (1, 2, 0, 7));
+        assert_eq!(
+            (
+                io.failed_reads,
+                io.failed_writes,
+                io.invalid_io,
+                io.notify_free
+            ),
+            (1, 2, 0, 7)
+        );
         let old = IoStat::parse("1 2 3").unwrap();
         assert_eq!(old.notify_free, 0);
         let bd = BdStat::parse("      12        3       40\n").unwrap();
-        assert_eq!(bd, BdStat { bd_count: 12, bd_reads: 3, bd_writes: 40 });
+        assert_eq!(
+            bd,
+            BdStat {
+                bd_count: 12,
+                bd_reads: 3,
+                bd_writes: 40
+            }
+        );
         assert!(BdStat::parse("").is_err());
     }
 
     #[test]
     fn debug_stat_versions() {
         let d = DebugStat::parse("version: 1\n0        5\n").unwrap();
-        assert_eq!(d, DebugStat { version: 1, values: vec![0, 5] });
+        assert_eq!(
+            d,
+            DebugStat {
+                version: 1,
+                values: vec![0, 5]
+            }
+        );
         assert!(DebugStat::parse("0 5\n").is_err());
     }
 
@@ -869,7 +938,10 @@ mod tests {
     fn comp_algorithm_brackets() {
         let c = CompAlgorithms::parse("lzo lzo-rle [lz4] lz4hc 842 zstd \n").unwrap();
         assert_eq!(c.current, "lz4");
-        assert_eq!(c.available, ["lzo", "lzo-rle", "lz4", "lz4hc", "842", "zstd"]);
+        assert_eq!(
+            c.available,
+            ["lzo", "lzo-rle", "lz4", "lz4hc", "842", "zstd"]
+        );
         assert!(CompAlgorithms::parse("lzo lz4").is_err());
         assert!(CompAlgorithms::parse("[lzo] [lz4]").is_err());
     }
@@ -885,7 +957,16 @@ mod tests {
         ] {
             assert_eq!(normalize_device_name(spec).unwrap(), name);
         }
-        for bad in ["", "zram", "sda", "zram-1", "zram01", "/dev/loop0", "zram0/../sda", "xzram0"] {
+        for bad in [
+            "",
+            "zram",
+            "sda",
+            "zram-1",
+            "zram01",
+            "/dev/loop0",
+            "zram0/../sda",
+            "xzram0",
+        ] {
             let e = normalize_device_name(bad).unwrap_err();
             assert!(e.to_string().contains("expected zramN"), "{bad}: {e}");
         }
@@ -894,15 +975,31 @@ mod tests {
     #[test]
     fn writeback_tokens() {
         assert_eq!(WritebackMode::HugeIdle.sysfs_token(), "huge_idle");
-        assert_eq!(WritebackMode::Pages { first: 5, last: 5 }.sysfs_token(), "page_index=5");
-        assert_eq!(WritebackMode::Pages { first: 1, last: 100 }.sysfs_token(), "page_indexes=1-100");
+        assert_eq!(
+            WritebackMode::Pages { first: 5, last: 5 }.sysfs_token(),
+            "page_index=5"
+        );
+        assert_eq!(
+            WritebackMode::Pages {
+                first: 1,
+                last: 100
+            }
+            .sysfs_token(),
+            "page_indexes=1-100"
+        );
     }
 
     #[test]
     fn errno_meanings() {
-        assert_eq!(explain_write_errno("disksize", Some(libc::EBUSY)), "device already initialised: reset it first");
+        assert_eq!(
+            explain_write_errno("disksize", Some(libc::EBUSY)),
+            "device already initialised: reset it first"
+        );
         assert!(explain_write_errno("reset", Some(libc::EBUSY)).contains("in use"));
-        assert_eq!(explain_write_errno("disksize", Some(libc::EACCES)), "permission denied: run as root");
+        assert_eq!(
+            explain_write_errno("disksize", Some(libc::EACCES)),
+            "permission denied: run as root"
+        );
         assert_eq!(errno_label(Some(libc::EINVAL)), "EINVAL");
         assert_eq!(errno_label(Some(4095)), "errno 4095");
     }

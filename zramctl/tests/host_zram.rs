@@ -47,8 +47,13 @@ fn real_zram0_setup_status_idle_writeback_reset() {
     let _guard = ZRAM0.lock().unwrap_or_else(|e| e.into_inner());
     require_zram0!();
     let _reset = ResetOnDrop;
-    let algos = zramctl(&["status", "zram0", "--json"]).ok().json()[0]["algorithms_available"].clone();
-    let algo = if algos.as_array().unwrap().iter().any(|a| a == "lz4") { "lz4" } else { "lzo" };
+    let algos =
+        zramctl(&["status", "zram0", "--json"]).ok().json()[0]["algorithms_available"].clone();
+    let algo = if algos.as_array().unwrap().iter().any(|a| a == "lz4") {
+        "lz4"
+    } else {
+        "lzo"
+    };
     let out = zramctl(&["setup", "/dev/zram0", "--size", "64M", "--algorithm", algo]).ok();
     assert!(out.stdout.contains("zram0: 64M"), "{}", out.stdout);
 
@@ -58,14 +63,22 @@ fn real_zram0_setup_status_idle_writeback_reset() {
     assert_eq!(s["initialized"], true);
     assert_eq!(s["disksize"].as_u64(), Some(64 << 20));
     assert_eq!(s["algorithm"].as_str(), Some(algo));
-    assert_eq!(s["mm_stat"]["orig_data_size"].as_u64(), Some(pages * PAGE as u64));
+    assert_eq!(
+        s["mm_stat"]["orig_data_size"].as_u64(),
+        Some(pages * PAGE as u64)
+    );
     let compr = s["mm_stat"]["compr_data_size"].as_u64().unwrap();
-    assert!(compr > 0 && compr < pages * PAGE as u64, "data compresses: {compr}");
+    assert!(
+        compr > 0 && compr < pages * PAGE as u64,
+        "data compresses: {compr}"
+    );
     assert!(s["ratio"].as_f64().unwrap() > 1.0);
 
     let table = zramctl(&["status"]).ok().stdout;
     assert!(
-        table.lines().any(|l| l.starts_with("zram0 ") && l.contains("64M") && l.contains("8M")),
+        table
+            .lines()
+            .any(|l| l.starts_with("zram0 ") && l.contains("64M") && l.contains("8M")),
         "{table}"
     );
 
@@ -80,7 +93,10 @@ fn real_zram0_setup_status_idle_writeback_reset() {
     }
 
     drop_caches();
-    assert_eq!(verify_pages(Path::new("/dev/zram0"), 7, pages).unwrap(), Vec::<u64>::new());
+    assert_eq!(
+        verify_pages(Path::new("/dev/zram0"), 7, pages).unwrap(),
+        Vec::<u64>::new()
+    );
 
     // Configuring it again is refused and changes nothing.
     let r = zramctl(&["setup", "zram0", "--size", "32M"]);
@@ -116,12 +132,19 @@ fn ebpf_counts_bios_queued_to_zram0() {
     let pages = 256u64;
     write_pages(Path::new("/dev/zram0"), 9, pages).unwrap();
     drop_caches();
-    assert!(verify_pages(Path::new("/dev/zram0"), 9, pages).unwrap().is_empty());
+    assert!(
+        verify_pages(Path::new("/dev/zram0"), 9, pages)
+            .unwrap()
+            .is_empty()
+    );
     let c = counter.counts().unwrap();
     let writes = c.writes - before.writes;
     let reads = c.reads - before.reads;
     assert!(writes > 0, "write bios counted: {c:?}");
     assert!(reads > 0, "read bios counted: {c:?}");
     // Writing and reading back `pages` pages moves at least that much each way.
-    assert!(c.bytes - before.bytes >= 2 * pages * PAGE as u64, "bytes counted: {c:?}");
+    assert!(
+        c.bytes - before.bytes >= 2 * pages * PAGE as u64,
+        "bytes counted: {c:?}"
+    );
 }
