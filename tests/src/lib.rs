@@ -82,7 +82,7 @@ pub fn page_data(seed: u64, index: u64) -> Vec<u8> {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
-        if s % 4 == 0 {
+        if s.is_multiple_of(4) {
             out.extend_from_slice(&s.to_le_bytes()[..3]);
         } else {
             out.extend_from_slice(words[(s % 8) as usize]);
@@ -120,7 +120,7 @@ pub fn verify_pages(dev: &Path, seed: u64, pages: u64) -> std::io::Result<Vec<u6
     let mut i = 0;
     while i < pages {
         let n = chunk.min((pages - i) as usize);
-        let buf = &mut aligned.as_mut()[..n * PAGE];
+        let buf = &mut aligned.bytes_mut()[..n * PAGE];
         f.read_exact(buf)?;
         for k in 0..n {
             if buf[k * PAGE..(k + 1) * PAGE] != page_data(seed, i + k as u64)[..] {
@@ -147,7 +147,7 @@ impl AlignedBuf {
         AlignedBuf { ptr, len }
     }
 
-    pub fn as_mut(&mut self) -> &mut [u8] {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: ptr points to len initialised bytes owned by self.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }

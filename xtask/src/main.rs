@@ -113,6 +113,20 @@ fn test(host_only: bool) -> Result<()> {
     setup(host_only)?;
     progress(&format!("setup done ({:.0}s)", t0.elapsed().as_secs_f64()));
     let t1 = Instant::now();
+    progress("lint: cargo fmt --check, cargo clippy -D warnings");
+    run(cargo().args(["fmt", "--all", "--check"]))
+        .context("code is not rustfmt-clean: run cargo fmt --all")?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+    .context("clippy found problems")?;
     progress("host tests: cargo test --workspace");
     run(cargo().args(["test", "--workspace", "--locked"])).context("host tests failed")?;
     progress(&format!(

@@ -264,7 +264,7 @@ impl FakeZram {
         self.lock().writes.clone()
     }
 
-    fn split<'p>(path: &'p Path) -> Option<(String, Option<String>)> {
+    fn split(path: &Path) -> Option<(String, Option<String>)> {
         let rel = path.strip_prefix(Path::new(FAKE_ROOT).join("block")).ok()?;
         let mut it = rel.iter();
         let dev = it.next()?.to_string_lossy().into_owned();
