@@ -48,3 +48,55 @@ pub fn fnv(data: &[u8]) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })
 }
+
+/// Totals of libtest's `test result:` lines.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Tally {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
+
+impl Tally {
+    /// Adds one line if it is libtest's summary
+    /// (`test result: ok. 19 passed; 0 failed; 2 ignored; ...`).
+    pub fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let n = |w: &str| w.parse::<u64>().ok();
+            match words.as_slice() {
+                [.., num, "passed"] => self.passed += n(num).unwrap_or(0),
+                [num, "failed"] => self.failed += n(num).unwrap_or(0),
+                [num, "ignored"] => self.ignored += n(num).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn add_text(&mut self, text: &str) {
+        text.lines().for_each(|l| self.add_line(l));
+    }
+}
+
+/// Runs a command, echoing its stdout while tallying libtest summaries.
+pub fn run_tallied(cmd: &mut Command, tally: &mut Tally) -> Result<()> {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = child.stdout.take().expect("piped");
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line?;
+        println!("{line}");
+        tally.add_line(&line);
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
