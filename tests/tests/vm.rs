@@ -90,11 +90,11 @@ fn idle_writeback_moves_pages_and_data_reads_back() {
     let after = status();
     assert_eq!(after["bd_stat"]["bd_count"].as_u64(), Some(PAGES));
     assert_eq!(after["bd_stat"]["bd_writes"].as_u64(), Some(PAGES));
-    assert!(
-        after["mm_stat"]["orig_data_size"].as_u64().unwrap()
-            < before["mm_stat"]["orig_data_size"].as_u64().unwrap(),
-        "RAM use must drop after writeback"
-    );
+    // orig_data_size still counts written-back pages (as upstream does);
+    // the compressed bytes held in RAM are what writeback frees.
+    let compr = |s: &serde_json::Value| s["mm_stat"]["compr_data_size"].as_u64().unwrap();
+    assert!(compr(&before) > 0);
+    assert_eq!(compr(&after), 0, "every page left RAM: {after}");
 
     assert_intact(&dev, 1);
     assert_eq!(

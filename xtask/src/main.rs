@@ -219,7 +219,7 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     let test_bin = build_test_binary("zramctl-tests", "vm")?;
     let zramctl = repo_root().join("target/debug/zramctl");
     let mut cmd = format!(
-        "ZRAMCTL_BIN={} {} --ignored --test-threads=1",
+        "ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never",
         zramctl.display(),
         test_bin.display()
     );

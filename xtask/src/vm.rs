@@ -206,6 +206,10 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     fs::create_dir_all(&run_dir)?;
     let init = run_dir.join("init.sh");
     fs::write(&init, init_script(&kernel.modroot))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
+    }
     let cwd = std::env::current_dir()?;
     fs::write(
         results.join("cmd.env"),
@@ -293,7 +297,7 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     let mut timed_out = false;
     let status = loop {
         pump_console(&console, &mut pos, &mut pending, |line| {
-            if line.starts_with("ZRAMCTL-VM-START") {
+            if line.contains("ZRAMCTL-VM-START") {
                 started = true;
                 progress(&format!(
                     "guest up after {:.1}s ({accel})",
