@@ -202,8 +202,10 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     }
     fs::create_dir_all(&results)?;
     let results = results.canonicalize()?;
-    let run_dir = cache_dir().join("vm-run");
+    // Per-process, so several VMs can run side by side.
+    let run_dir = cache_dir().join("vm-run").join(std::process::id().to_string());
     fs::create_dir_all(&run_dir)?;
+    let _cleanup = RemoveOnDrop(run_dir.clone());
     let init = run_dir.join("init.sh");
     fs::write(&init, init_script(&kernel.modroot))?;
     {
@@ -388,5 +390,14 @@ fn pump_console(path: &Path, pos: &mut u64, pending: &mut String, mut f: impl Fn
     while let Some(i) = pending.find('\n') {
         let line: String = pending.drain(..=i).collect();
         f(line.trim_end_matches(['\r', '\n']));
+    }
+}
+
+/// Removes a directory when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
     }
 }
