@@ -170,3 +170,79 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Opens a block device for O_DIRECT reads and writes.
+fn open_direct(dev: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(dev)
+}
+
+/// Writes pages `first..first + pages` of [`page_data`] with one O_DIRECT
+/// `pwrite` (one bio unless the block layer splits it), bypassing the page
+/// cache so the device sees exactly these pages.
+pub fn write_pages_direct(dev: &Path, seed: u64, first: u64, pages: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    let f = open_direct(dev)?;
+    let mut buf = AlignedBuf::new(pages as usize * PAGE);
+    for (k, chunk) in buf.bytes_mut().chunks_mut(PAGE).enumerate() {
+        chunk.copy_from_slice(&page_data(seed, first + k as u64));
+    }
+    f.write_all_at(buf.bytes_mut(), first * PAGE as u64)
+}
+
+/// Reads pages `first..first + pages` with one O_DIRECT `pread` and returns
+/// the indexes of pages that differ from [`page_data`] for `seed`.
+pub fn read_pages_direct(
+    dev: &Path,
+    seed: u64,
+    first: u64,
+    pages: u64,
+) -> std::io::Result<Vec<u64>> {
+    use std::os::unix::fs::FileExt as _;
+    let f = open_direct(dev)?;
+    let mut buf = AlignedBuf::new(pages as usize * PAGE);
+    f.read_exact_at(buf.bytes_mut(), first * PAGE as u64)?;
+    Ok(buf
+        .bytes_mut()
+        .chunks(PAGE)
+        .enumerate()
+        .filter(|(k, chunk)| *chunk != &page_data(seed, first + *k as u64)[..])
+        .map(|(k, _)| first + k as u64)
+        .collect())
+}
+
+/// Discards pages `first..first + pages` (BLKDISCARD).
+pub fn discard_pages(dev: &Path, first: u64, pages: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    // _IO(0x12, 119) from <linux/fs.h>.
+    const BLKDISCARD: libc::c_ulong = 0x1277;
+    let f = std::fs::OpenOptions::new().write(true).open(dev)?;
+    let range: [u64; 2] = [first * PAGE as u64, pages * PAGE as u64];
+    // SAFETY: BLKDISCARD reads two u64 (start, length) from the pointer,
+    // which points at `range`, alive for the call.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), BLKDISCARD, range.as_ptr()) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Why this machine's zram0 cannot be used by a host test, if it cannot:
+/// not root, no zram0, or zram0 initialised (in use by someone else).
+pub fn zram0_unusable() -> Option<String> {
+    if !is_root() {
+        return Some("not root".into());
+    }
+    let dir = Path::new("/sys/block/zram0");
+    if !dir.exists() {
+        return Some("no /sys/block/zram0 on this machine".into());
+    }
+    match std::fs::read_to_string(dir.join("initstate")) {
+        Ok(s) if s.trim() == "0" => None,
+        Ok(_) => Some("zram0 is initialised (in use by someone else); not touching it".into()),
+        Err(e) => Some(format!("cannot read zram0/initstate: {e}")),
+    }
+}

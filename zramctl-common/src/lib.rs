@@ -15,6 +15,8 @@ pub const MAP_BIO_COUNTS: &str = "BIO_COUNTS";
 pub const GLOBAL_TARGET_DEV: &str = "TARGET_DEV";
 /// Name of the global holding the [`KernelOffsets`] the programs read with.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+/// Name of the global holding the [`WatchTable`] (devices the probes watch).
+pub const GLOBAL_WATCH: &str = "WATCH";
 
 /// `REQ_OP_*` values from `include/linux/blk_types.h` (stable kernel ABI for tracing).
 pub mod req_op {
@@ -45,8 +47,254 @@ pub struct KernelOffsets {
     pub bio_bi_size: u32,
     /// `offsetof(struct block_device, bd_dev)`
     pub bdev_bd_dev: u32,
+    /// `offsetof(struct request, part)` (the `block_device` the request is for)
+    pub rq_part: u32,
+    /// `offsetof(struct request, cmd_flags)`
+    pub rq_cmd_flags: u32,
     /// Explicit padding so the layout has no implicit holes.
     pub _pad: u32,
+}
+
+/// Programs of the access and latency probes. Each exists twice: as a
+/// BTF-enabled tracepoint (`tp_btf`, reads kernel memory with direct loads)
+/// and, with the `_raw` suffix, as a raw tracepoint (reads through
+/// `bpf_probe_read_kernel`) for kernels that refuse the former.
+pub mod prog {
+    /// `block_bio_queue`: per-slot access tracking and per-device counters.
+    pub const SLOT_ACCESS: &str = "slot_access";
+    pub const SLOT_ACCESS_RAW: &str = "slot_access_raw";
+    /// `block_bio_queue`: start time of bios to bio-based devices.
+    pub const BIO_START: &str = "bio_start";
+    pub const BIO_START_RAW: &str = "bio_start_raw";
+    /// `block_bio_complete`: bio latency into the histograms.
+    pub const BIO_DONE: &str = "bio_done";
+    pub const BIO_DONE_RAW: &str = "bio_done_raw";
+    /// `block_rq_issue`: start time of requests to blk-mq devices.
+    pub const RQ_START: &str = "rq_start";
+    pub const RQ_START_RAW: &str = "rq_start_raw";
+    /// `block_rq_complete`: request latency into the histograms.
+    pub const RQ_DONE: &str = "rq_done";
+    pub const RQ_DONE_RAW: &str = "rq_done_raw";
+}
+
+/// Maps of the access and latency probes.
+pub mod map {
+    /// Array of [`SlotState`](super::SlotState), one entry per slot of every
+    /// watched zram device (see [`WatchedDev::slot_base`](super::WatchedDev));
+    /// `max_entries` is set at load time from the disk sizes. Mmapable.
+    pub const SLOTS: &str = "SLOTS";
+    /// Per-CPU array of [`DevCounters`](super::DevCounters), indexed by watch index.
+    pub const DEV_COUNTERS: &str = "DEV_COUNTERS";
+    /// Per-CPU array of [`LatHist`](super::LatHist), indexed by
+    /// [`hist_index`](super::hist_index).
+    pub const LAT_HIST: &str = "LAT_HIST";
+    /// Hash map: bio or request pointer -> [`LatStart`](super::LatStart).
+    pub const LAT_START: &str = "LAT_START";
+    /// Per-CPU array of [`ProbeStats`](super::ProbeStats) (one entry).
+    pub const PROBE_STATS: &str = "PROBE_STATS";
+}
+
+/// `flags` of `BPF_MAP_TYPE_ARRAY` maps that userspace may `mmap` (`BPF_F_MMAPABLE`).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// Maximum number of devices one set of probes watches.
+pub const MAX_DEVS: usize = 8;
+/// Entries of the in-flight map ([`map::LAT_START`]).
+pub const LAT_START_ENTRIES: u32 = 16384;
+/// 512-byte sectors per 4 KiB zram slot (`PAGE_SHIFT - SECTOR_SHIFT` on 4K-page kernels).
+pub const SECTORS_PER_SLOT_SHIFT: u32 = 3;
+/// A bio touching more slots than this (only discards get that large) has
+/// the excess counted in [`DevCounters::untracked_pages`] instead of
+/// updating every slot, which keeps the probe's worst case bounded.
+pub const MAX_SLOTS_PER_BIO: u32 = 1 << 16;
+
+/// What the probes do for a watched device ([`WatchedDev::flags`]).
+pub mod watch {
+    /// Track per-slot accesses (`block_bio_queue`, zram devices).
+    pub const ACCESS: u32 = 1;
+    /// Bio latency: `block_bio_queue` to `block_bio_complete` (bio-based
+    /// devices such as zram; blk-mq devices never trace bio completion).
+    pub const BIO_LATENCY: u32 = 2;
+    /// Request latency: `block_rq_issue` to `block_rq_complete` (blk-mq
+    /// devices such as loop, virtio-blk, nvme).
+    pub const RQ_LATENCY: u32 = 4;
+}
+
+/// One watched device.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatchedDev {
+    /// Kernel `dev_t` (see [`kernel_dev`]).
+    pub dev: u32,
+    /// Bits from [`watch`].
+    pub flags: u32,
+    /// First index of this device's slots in [`map::SLOTS`].
+    pub slot_base: u32,
+    /// Number of slots (disksize / 4096); 0 without [`watch::ACCESS`].
+    pub slot_count: u32,
+}
+
+/// The devices the probes watch; a global set by userspace at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WatchTable {
+    pub devs: [WatchedDev; MAX_DEVS],
+    /// Entries of `devs` in use.
+    pub count: u32,
+    /// Explicit padding so the layout has no implicit holes.
+    pub _pad: u32,
+}
+
+/// Access state of one zram slot (one 4 KiB page of the disk).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotState {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the last read, write or
+    /// discard; 0 if none since the probes were attached. (Tracing programs
+    /// may not use the coarse clock.)
+    pub last_ns: u64,
+    pub reads: u32,
+    pub writes: u32,
+    /// Discards and write-zeroes (zram frees the slot for both).
+    pub discards: u32,
+    /// Explicit padding so the layout has no implicit holes.
+    pub _pad: u32,
+}
+
+/// Operation classes the counters and histograms are split by.
+pub mod op {
+    pub const READ: usize = 0;
+    pub const WRITE: usize = 1;
+    /// Discard and write-zeroes.
+    pub const DISCARD: usize = 2;
+    /// Flush and everything else.
+    pub const OTHER: usize = 3;
+    /// Number of classes.
+    pub const COUNT: usize = 4;
+    /// Names, by class index.
+    pub const NAMES: [&str; COUNT] = ["read", "write", "discard", "other"];
+}
+
+/// Class ([`op`]) of a `bi_opf` / `cmd_flags` value.
+#[inline(always)]
+pub const fn op_class(opf: u32) -> usize {
+    match opf & req_op::MASK {
+        req_op::READ => op::READ,
+        req_op::WRITE => op::WRITE,
+        req_op::DISCARD | req_op::WRITE_ZEROES => op::DISCARD,
+        _ => op::OTHER,
+    }
+}
+
+/// Per-device counters kept by the access probe (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DevCounters {
+    /// Bios queued, by [`op`] class.
+    pub bios: [u64; op::COUNT],
+    /// Pages (slots) those bios touch, by [`op`] class.
+    pub pages: [u64; op::COUNT],
+    /// Pages counted in `pages` whose slot state was not updated: beyond
+    /// [`MAX_SLOTS_PER_BIO`] in one bio, or beyond the slots sized at load.
+    pub untracked_pages: u64,
+}
+
+impl DevCounters {
+    /// Adds `other` into `self` (used to fold per-CPU values).
+    pub fn accumulate(&mut self, other: &Self) {
+        for i in 0..op::COUNT {
+            self.bios[i] += other.bios[i];
+            self.pages[i] += other.pages[i];
+        }
+        self.untracked_pages += other.untracked_pages;
+    }
+}
+
+/// Buckets of a latency histogram. Bucket 0 holds 0 and 1 ns; bucket `k`
+/// (`k` >= 1) holds `[2^k, 2^(k+1))` ns; the last bucket also holds
+/// everything larger (2^39 ns is about 9 minutes).
+pub const LAT_BUCKETS: usize = 40;
+
+/// Bucket of a latency in ns: floor(log2(ns)), clamped to the histogram.
+#[inline(always)]
+pub const fn lat_bucket(ns: u64) -> usize {
+    if ns < 2 {
+        return 0;
+    }
+    let b = (63 - ns.leading_zeros()) as usize;
+    if b >= LAT_BUCKETS { LAT_BUCKETS - 1 } else { b }
+}
+
+/// Index in [`map::LAT_HIST`] of the histogram for watch index `dev` and class `op`.
+#[inline(always)]
+pub const fn hist_index(dev: usize, op: usize) -> u32 {
+    (dev * op::COUNT + op) as u32
+}
+
+/// Entries of [`map::LAT_HIST`].
+pub const LAT_HIST_ENTRIES: u32 = (MAX_DEVS * op::COUNT) as u32;
+
+/// A log2 latency histogram (per CPU in the map), the shape of bcc's biolatency.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatHist {
+    pub buckets: [u64; LAT_BUCKETS],
+    /// Completions recorded (the sum of `buckets`).
+    pub count: u64,
+    /// Sum of all latencies, ns.
+    pub sum_ns: u64,
+}
+
+impl Default for LatHist {
+    fn default() -> Self {
+        LatHist {
+            buckets: [0; LAT_BUCKETS],
+            count: 0,
+            sum_ns: 0,
+        }
+    }
+}
+
+impl LatHist {
+    /// Adds `other` into `self` (used to fold per-CPU values).
+    pub fn accumulate(&mut self, other: &Self) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
+            *a += *b;
+        }
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+    }
+}
+
+/// Start of an in-flight bio or request ([`map::LAT_START`] value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LatStart {
+    /// `bpf_ktime_get_ns()` at queue/issue.
+    pub start_ns: u64,
+    /// Where to record the completion ([`hist_index`]).
+    pub hist_index: u32,
+    /// Explicit padding so the layout has no implicit holes.
+    pub _pad: u32,
+}
+
+/// Health counters of the probes (per CPU in the map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeStats {
+    /// Starts not recorded because [`map::LAT_START`] was full.
+    pub lat_start_dropped: u64,
+    /// Completions of watched devices with no recorded start (issued
+    /// before the probes were attached, or dropped).
+    pub lat_unmatched: u64,
+}
+
+impl ProbeStats {
+    /// Adds `other` into `self` (used to fold per-CPU values).
+    pub fn accumulate(&mut self, other: &Self) {
+        self.lat_start_dropped += other.lat_start_dropped;
+        self.lat_unmatched += other.lat_unmatched;
+    }
 }
 
 /// Counts of bios queued to the watched device, by operation.
@@ -92,6 +340,18 @@ mod pod {
     unsafe impl aya::Pod for super::BioCounts {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::KernelOffsets {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::WatchTable {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SlotState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::DevCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LatHist {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LatStart {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ProbeStats {}
 }
 
 #[cfg(test)]
@@ -107,8 +367,41 @@ mod tests {
 
     #[test]
     fn layouts_have_no_holes() {
-        assert_eq!(core::mem::size_of::<KernelOffsets>(), 6 * 4);
-        assert_eq!(core::mem::size_of::<BioCounts>(), 5 * 8);
+        use core::mem::size_of;
+        assert_eq!(size_of::<KernelOffsets>(), 8 * 4);
+        assert_eq!(size_of::<BioCounts>(), 5 * 8);
+        assert_eq!(size_of::<WatchedDev>(), 4 * 4);
+        assert_eq!(size_of::<WatchTable>(), MAX_DEVS * 16 + 8);
+        assert_eq!(size_of::<SlotState>(), 8 + 4 * 4);
+        assert_eq!(size_of::<DevCounters>(), (2 * op::COUNT + 1) * 8);
+        assert_eq!(size_of::<LatHist>(), (LAT_BUCKETS + 2) * 8);
+        assert_eq!(size_of::<LatStart>(), 16);
+        assert_eq!(size_of::<ProbeStats>(), 16);
+    }
+
+    #[test]
+    fn op_classes() {
+        assert_eq!(op_class(req_op::READ), op::READ);
+        assert_eq!(op_class(req_op::WRITE | (1 << 11)), op::WRITE); // REQ_SYNC set
+        assert_eq!(op_class(req_op::DISCARD), op::DISCARD);
+        assert_eq!(op_class(req_op::WRITE_ZEROES), op::DISCARD);
+        assert_eq!(op_class(req_op::FLUSH), op::OTHER);
+        assert_eq!(op_class(35), op::OTHER);
+    }
+
+    #[test]
+    fn lat_buckets_are_floor_log2() {
+        assert_eq!(lat_bucket(0), 0);
+        assert_eq!(lat_bucket(1), 0);
+        assert_eq!(lat_bucket(2), 1);
+        assert_eq!(lat_bucket(3), 1);
+        assert_eq!(lat_bucket(1023), 9);
+        assert_eq!(lat_bucket(1024), 10);
+        assert_eq!(lat_bucket(1 << 39), 39);
+        assert_eq!(lat_bucket(u64::MAX), LAT_BUCKETS - 1);
+        assert_eq!(hist_index(0, op::READ), 0);
+        assert_eq!(hist_index(2, op::DISCARD), 10);
+        assert_eq!(hist_index(MAX_DEVS - 1, op::OTHER) + 1, LAT_HIST_ENTRIES);
     }
 
     #[test]

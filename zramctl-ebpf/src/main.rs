@@ -1,23 +1,52 @@
 //! zramctl's eBPF programs.
 //!
-//! `bio_queue` (raw tracepoint `block_bio_queue`) counts bios queued to one
-//! watched block device, by operation. The device and the kernel struct
-//! offsets are globals that userspace fills in at load time (aya has no
-//! CO-RE; see `zramctl::ebpf`).
+//! - `bio_queue` (raw tracepoint `block_bio_queue`) counts bios queued to one
+//!   watched block device, by operation ([`zramctl_common::BioCounts`]).
+//! - `slot_access` (`block_bio_queue`): per-slot access tracking of watched
+//!   zram devices: slot index = sector >> 3, a bio of N pages touches N
+//!   slots; last access time and read/write/discard counts per slot, plus
+//!   per-device counters.
+//! - `bio_start`/`bio_done` (`block_bio_queue`/`block_bio_complete`): bio
+//!   latency of bio-based devices (zram) into log2 histograms per operation.
+//! - `rq_start`/`rq_done` (`block_rq_issue`/`block_rq_complete`): request
+//!   latency of blk-mq devices (loop, virtio-blk, nvme: the backing devices).
+//!
+//! Every program but `bio_queue` exists twice: as `tp_btf` (kernel memory
+//! read with direct loads, which the verifier turns into fault-tolerant
+//! loads) and with a `_raw` suffix as `raw_tracepoint` (reads through
+//! `bpf_probe_read_kernel`), for kernels that refuse `tp_btf`. The devices
+//! and the kernel struct offsets are read-only globals that userspace fills
+//! in at load time (aya has no CO-RE; see `zramctl::ebpf`). The verifier
+//! sees frozen read-only globals as constants, which is what lets the
+//! `tp_btf` programs add those offsets to BTF pointers.
+//!
+//! Extension point: rzram's own tracepoints (slot access with the slot index,
+//! writeback submit/complete, backing-device reads, refaults) will get their
+//! programs here next to these, writing into the same [`SLOTS`] and
+//! [`LAT_HIST`] maps.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod probes {
-    use aya_ebpf::{
-        helpers::bpf_probe_read_kernel,
-        macros::{map, raw_tracepoint},
-        maps::PerCpuArray,
-        programs::RawTracePointContext,
+    use core::{
+        ffi::c_void,
+        ptr::{read_volatile, write_volatile},
     };
-    use zramctl_common::{BioCounts, KernelOffsets, req_op};
 
-    /// Kernel `dev_t` of the watched device (see `zramctl_common::kernel_dev`).
+    use aya_ebpf::{
+        helpers::{bpf_ktime_get_ns, bpf_loop, bpf_probe_read_kernel},
+        macros::{btf_tracepoint, map, raw_tracepoint},
+        maps::{Array, HashMap, PerCpuArray},
+        programs::{BtfTracePointContext, RawTracePointContext},
+    };
+    use zramctl_common::{
+        BPF_F_MMAPABLE, BioCounts, DevCounters, KernelOffsets, LAT_HIST_ENTRIES, LAT_START_ENTRIES,
+        LatHist, LatStart, MAX_DEVS, MAX_SLOTS_PER_BIO, ProbeStats, SECTORS_PER_SLOT_SHIFT,
+        SlotState, WatchTable, WatchedDev, hist_index, lat_bucket, op, op_class, req_op, watch,
+    };
+
+    /// Kernel `dev_t` of the device `bio_queue` counts (see `zramctl_common::kernel_dev`).
     #[unsafe(no_mangle)]
     static TARGET_DEV: u32 = 0;
 
@@ -29,11 +58,145 @@ mod probes {
         bio_bi_sector: 0,
         bio_bi_size: 0,
         bdev_bd_dev: 0,
+        rq_part: 0,
+        rq_cmd_flags: 0,
+        _pad: 0,
+    };
+
+    /// The watched devices, set by userspace.
+    #[unsafe(no_mangle)]
+    static WATCH: WatchTable = WatchTable {
+        devs: [WatchedDev {
+            dev: 0,
+            flags: 0,
+            slot_base: 0,
+            slot_count: 0,
+        }; MAX_DEVS],
+        count: 0,
         _pad: 0,
     };
 
     #[map(name = "BIO_COUNTS")]
     static BIO_COUNTS: PerCpuArray<BioCounts> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Sized by userspace to the total slots of the watched zram devices.
+    #[map(name = "SLOTS")]
+    static SLOTS: Array<SlotState> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+    #[map(name = "DEV_COUNTERS")]
+    static DEV_COUNTERS: PerCpuArray<DevCounters> =
+        PerCpuArray::with_max_entries(MAX_DEVS as u32, 0);
+
+    #[map(name = "LAT_HIST")]
+    static LAT_HIST: PerCpuArray<LatHist> = PerCpuArray::with_max_entries(LAT_HIST_ENTRIES, 0);
+
+    #[map(name = "LAT_START")]
+    static LAT_START: HashMap<u64, LatStart> = HashMap::with_max_entries(LAT_START_ENTRIES, 0);
+
+    #[map(name = "PROBE_STATS")]
+    static PROBE_STATS: PerCpuArray<ProbeStats> = PerCpuArray::with_max_entries(1, 0);
+
+    /// How a program reads kernel memory.
+    trait Kmem {
+        /// Reads a `T` at `base + off` in kernel memory.
+        fn read<T: Copy>(base: *const u8, off: u32) -> Result<T, i32>;
+    }
+
+    /// `tp_btf`: direct loads from BTF-typed pointers.
+    struct Direct;
+
+    impl Kmem for Direct {
+        #[inline(always)]
+        fn read<T: Copy>(base: *const u8, off: u32) -> Result<T, i32> {
+            // SAFETY: in a tp_btf program `base` is a BTF-typed kernel pointer
+            // (a tracepoint argument, or loaded from one); the verifier checks
+            // the constant `off` and the size against the kernel's BTF and
+            // turns the load into an exception-handled PROBE_MEM load that
+            // yields 0 instead of faulting (a NULL `base` included).
+            // `wrapping_add` does no dereference.
+            Ok(unsafe { read_volatile(base.wrapping_add(off as usize).cast::<T>()) })
+        }
+    }
+
+    /// `raw_tracepoint`: `bpf_probe_read_kernel`.
+    struct Probe;
+
+    impl Kmem for Probe {
+        #[inline(always)]
+        fn read<T: Copy>(base: *const u8, off: u32) -> Result<T, i32> {
+            // SAFETY: bpf_probe_read_kernel validates the address itself and
+            // returns an error instead of faulting; `wrapping_add` does no
+            // dereference.
+            unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize).cast::<T>()) }
+        }
+    }
+
+    /// Reads one field of a read-only global. Volatile so the compiler does
+    /// not fold the zero initialisers; the verifier reads the frozen map and
+    /// knows the value.
+    macro_rules! global {
+        ($($field:tt)+) => {
+            // SAFETY: a plain read of an initialised global that nothing writes
+            // after load.
+            unsafe { read_volatile(&raw const $($field)+) }
+        };
+    }
+
+    /// A watched device, as [`watch_index`] finds it.
+    struct Watched {
+        /// Index in [`WATCH`].
+        index: usize,
+        slot_base: u32,
+        slot_count: u32,
+    }
+
+    /// `dev` if it is watched with `flag`. Indexing stays inside the loop,
+    /// where the index is provably in bounds: a bounds check that can fail
+    /// would link a panic path, which the verifier rejects.
+    #[inline(always)]
+    fn watch_index(dev: u32, flag: u32) -> Option<Watched> {
+        let count = global!(WATCH.count) as usize;
+        let mut i = 0;
+        while i < MAX_DEVS {
+            if i >= count {
+                return None;
+            }
+            if global!(WATCH.devs[i].dev) == dev && global!(WATCH.devs[i].flags) & flag != 0 {
+                return Some(Watched {
+                    index: i,
+                    slot_base: global!(WATCH.devs[i].slot_base),
+                    slot_count: global!(WATCH.devs[i].slot_count),
+                });
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// The `dev_t` of a `struct block_device *`.
+    #[inline(always)]
+    fn bdev_dev<K: Kmem>(bdev: *const u8) -> Result<u32, i32> {
+        K::read(bdev, global!(OFFSETS.bdev_bd_dev))
+    }
+
+    /// The `dev_t` a bio is queued to.
+    #[inline(always)]
+    fn bio_dev<K: Kmem>(bio: *const u8) -> Result<u32, i32> {
+        let bdev: *const u8 = K::read(bio, global!(OFFSETS.bio_bi_bdev))?;
+        bdev_dev::<K>(bdev)
+    }
+
+    /// The `dev_t` of the (partition) device a request is for.
+    #[inline(always)]
+    fn rq_dev<K: Kmem>(rq: *const u8) -> Result<u32, i32> {
+        let part: *const u8 = K::read(rq, global!(OFFSETS.rq_part))?;
+        if part.is_null() {
+            return Err(-1);
+        }
+        bdev_dev::<K>(part)
+    }
+
+    // ---- bio_queue: the simple per-device bio counter ----
 
     #[raw_tracepoint(tracepoint = "block_bio_queue")]
     pub fn bio_queue(ctx: RawTracePointContext) -> i32 {
@@ -42,34 +205,16 @@ mod probes {
         0
     }
 
-    /// Reads a `T` at `base + offset` in kernel memory.
-    #[inline(always)]
-    fn read_at<T>(base: *const u8, offset: u32) -> Result<T, i32> {
-        // SAFETY: bpf_probe_read_kernel validates the address itself and
-        // returns an error instead of faulting; `wrapping_add` does no
-        // dereference.
-        unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize).cast::<T>()) }
-    }
-
     #[inline(always)]
     fn count_bio(ctx: &RawTracePointContext) -> Result<(), i32> {
         // block_bio_queue's TP_PROTO is (struct bio *bio).
         let bio: *const u8 = ctx.arg(0);
-        // SAFETY: plain reads of globals that userspace sets before load;
-        // volatile so the compiler does not fold the zero initialisers.
-        let (off, target) = unsafe {
-            (
-                core::ptr::read_volatile(&OFFSETS),
-                core::ptr::read_volatile(&TARGET_DEV),
-            )
-        };
-        let bdev: *const u8 = read_at(bio, off.bio_bi_bdev)?;
-        let dev: u32 = read_at(bdev, off.bdev_bd_dev)?;
-        if dev != target {
+        let dev = bio_dev::<Probe>(bio)?;
+        if dev != global!(TARGET_DEV) {
             return Ok(());
         }
-        let opf: u32 = read_at(bio, off.bio_bi_opf)?;
-        let size: u32 = read_at(bio, off.bio_bi_size)?;
+        let opf: u32 = Probe::read(bio, global!(OFFSETS.bio_bi_opf))?;
+        let size: u32 = Probe::read(bio, global!(OFFSETS.bio_bi_size))?;
         let counts = BIO_COUNTS.get_ptr_mut(0).ok_or(-1)?;
         // SAFETY: the pointer comes from the map lookup, is non-null, and the
         // per-CPU slot is only touched by this CPU with preemption disabled.
@@ -81,6 +226,271 @@ mod probes {
             _ => counts.other += 1,
         }
         counts.bytes += u64::from(size);
+        Ok(())
+    }
+
+    // ---- slot access ----
+
+    #[btf_tracepoint(function = "block_bio_queue")]
+    pub fn slot_access(ctx: BtfTracePointContext) -> i32 {
+        let _ = access::<Direct>(ctx.arg(0));
+        0
+    }
+
+    #[raw_tracepoint(tracepoint = "block_bio_queue")]
+    pub fn slot_access_raw(ctx: RawTracePointContext) -> i32 {
+        let _ = access::<Probe>(ctx.arg(0));
+        0
+    }
+
+    /// Marks one slot accessed at `now` by an operation of class `class`
+    /// (read, write or discard).
+    #[inline(always)]
+    fn touch(slot: u64, now: u64, class: usize) {
+        if slot > u64::from(u32::MAX) || class > op::DISCARD {
+            return;
+        }
+        let Some(s) = SLOTS.get_ptr_mut(slot as u32) else {
+            return;
+        };
+        // The counters follow `last_ns` in op-class order: reads, writes,
+        // discards (class <= DISCARD checked above).
+        let counter = s.cast::<u32>().wrapping_add(2 + class);
+        // SAFETY: `s` is a valid, aligned map value from the lookup and
+        // `counter` points at one of its u32 counters. The array is shared
+        // between CPUs and Rust's BPF target has no atomic read-modify-write,
+        // so two CPUs touching the same slot in the same instant could lose
+        // one count; zram never has two bios on one page in flight (the swap
+        // cache and page locks serialise them).
+        unsafe {
+            write_volatile(&raw mut (*s).last_ns, now);
+            write_volatile(counter, read_volatile(counter).wrapping_add(1));
+        }
+    }
+
+    /// What the `bpf_loop` callback needs; lives on the caller's stack.
+    #[repr(C)]
+    struct TouchLoop {
+        /// Slot of loop index 0.
+        first: u64,
+        now: u64,
+        class: u64,
+    }
+
+    /// `bpf_loop` callback: touches slot `first + i`.
+    extern "C" fn touch_loop(i: u64, ctx: *mut c_void) -> i64 {
+        // SAFETY: bpf_loop passes back the pointer to the caller's TouchLoop,
+        // which lives until bpf_loop returns.
+        let t = unsafe { &*ctx.cast::<TouchLoop>() };
+        touch(t.first + i, t.now, t.class as usize);
+        0
+    }
+
+    #[inline(always)]
+    fn access<K: Kmem>(bio: *const u8) -> Result<(), i32> {
+        let dev = bio_dev::<K>(bio)?;
+        let Some(w) = watch_index(dev, watch::ACCESS) else {
+            return Ok(());
+        };
+        let opf: u32 = K::read(bio, global!(OFFSETS.bio_bi_opf))?;
+        let size: u32 = K::read(bio, global!(OFFSETS.bio_bi_size))?;
+        let class = op_class(opf);
+        let counters = DEV_COUNTERS.get_ptr_mut(w.index as u32).ok_or(-1)?;
+        // SAFETY: a non-null per-CPU map value; only this CPU touches it and
+        // the program does not nest on one CPU.
+        let counters = unsafe { &mut *counters };
+        counters.bios[class] += 1;
+        if size == 0 {
+            return Ok(());
+        }
+        let sector: u64 = K::read(bio, global!(OFFSETS.bio_bi_sector))?;
+        let end = sector + ((u64::from(size) + 511) >> 9);
+        let first = sector >> SECTORS_PER_SLOT_SHIFT;
+        let pages = ((end - 1) >> SECTORS_PER_SLOT_SHIFT) - first + 1;
+        counters.pages[class] += pages;
+        if class == op::OTHER {
+            return Ok(());
+        }
+        let slot_count = u64::from(w.slot_count);
+        let mut tracked = if first < slot_count {
+            slot_count - first
+        } else {
+            0
+        };
+        if tracked > pages {
+            tracked = pages;
+        }
+        if tracked > u64::from(MAX_SLOTS_PER_BIO) {
+            tracked = u64::from(MAX_SLOTS_PER_BIO);
+        }
+        counters.untracked_pages += pages - tracked;
+        if tracked == 0 {
+            return Ok(());
+        }
+        // SAFETY: helper without preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        let slot = u64::from(w.slot_base) + first;
+        touch(slot, now, class);
+        if tracked > 1 {
+            let mut t = TouchLoop {
+                first: slot + 1,
+                now,
+                class: class as u64,
+            };
+            // SAFETY: `touch_loop` has the callback signature bpf_loop
+            // expects and `t` outlives the call.
+            unsafe {
+                bpf_loop(
+                    (tracked - 1) as u32,
+                    touch_loop as *mut c_void,
+                    (&raw mut t).cast(),
+                    0,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    // ---- latency ----
+
+    #[btf_tracepoint(function = "block_bio_queue")]
+    pub fn bio_start(ctx: BtfTracePointContext) -> i32 {
+        let _ = start_bio::<Direct>(ctx.arg(0));
+        0
+    }
+
+    #[raw_tracepoint(tracepoint = "block_bio_queue")]
+    pub fn bio_start_raw(ctx: RawTracePointContext) -> i32 {
+        let _ = start_bio::<Probe>(ctx.arg(0));
+        0
+    }
+
+    // block_bio_complete's TP_PROTO is (struct request_queue *q, struct bio *bio).
+    #[btf_tracepoint(function = "block_bio_complete")]
+    pub fn bio_done(ctx: BtfTracePointContext) -> i32 {
+        let _ = done_bio::<Direct>(ctx.arg(1));
+        0
+    }
+
+    #[raw_tracepoint(tracepoint = "block_bio_complete")]
+    pub fn bio_done_raw(ctx: RawTracePointContext) -> i32 {
+        let _ = done_bio::<Probe>(ctx.arg(1));
+        0
+    }
+
+    // block_rq_issue's TP_PROTO is (struct request *rq).
+    #[btf_tracepoint(function = "block_rq_issue")]
+    pub fn rq_start(ctx: BtfTracePointContext) -> i32 {
+        let _ = start_rq::<Direct>(ctx.arg(0));
+        0
+    }
+
+    #[raw_tracepoint(tracepoint = "block_rq_issue")]
+    pub fn rq_start_raw(ctx: RawTracePointContext) -> i32 {
+        let _ = start_rq::<Probe>(ctx.arg(0));
+        0
+    }
+
+    // block_rq_complete's TP_PROTO is (struct request *rq, blk_status_t error,
+    // unsigned int nr_bytes).
+    #[btf_tracepoint(function = "block_rq_complete")]
+    pub fn rq_done(ctx: BtfTracePointContext) -> i32 {
+        let _ = done_rq::<Direct>(ctx.arg(0));
+        0
+    }
+
+    #[raw_tracepoint(tracepoint = "block_rq_complete")]
+    pub fn rq_done_raw(ctx: RawTracePointContext) -> i32 {
+        let _ = done_rq::<Probe>(ctx.arg(0));
+        0
+    }
+
+    #[inline(always)]
+    fn stats() -> Option<&'static mut ProbeStats> {
+        // SAFETY: a non-null per-CPU map value; only this CPU touches it.
+        PROBE_STATS.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+    }
+
+    /// Records the start of `key` (a bio or request) of watch index `w`.
+    #[inline(always)]
+    fn start(key: u64, w: usize, opf: u32) {
+        let rec = LatStart {
+            // SAFETY: helper without preconditions.
+            start_ns: unsafe { bpf_ktime_get_ns() },
+            hist_index: hist_index(w, op_class(opf)),
+            _pad: 0,
+        };
+        if LAT_START.insert(key, rec, 0).is_err()
+            && let Some(s) = stats()
+        {
+            s.lat_start_dropped += 1;
+        }
+    }
+
+    /// Records the completion of `key` into its histogram.
+    #[inline(always)]
+    fn done(key: u64) {
+        let Some(rec) = LAT_START.get_ptr(key) else {
+            if let Some(s) = stats() {
+                s.lat_unmatched += 1;
+            }
+            return;
+        };
+        // SAFETY: a non-null value from the lookup; read before the delete.
+        let rec = unsafe { read_volatile(rec) };
+        let _ = LAT_START.remove(key);
+        // SAFETY: helper without preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        let delta = now.saturating_sub(rec.start_ns);
+        let Some(h) = LAT_HIST.get_ptr_mut(rec.hist_index) else {
+            return;
+        };
+        // SAFETY: a non-null per-CPU map value; only this CPU touches it.
+        let h = unsafe { &mut *h };
+        h.buckets[lat_bucket(delta)] += 1;
+        h.count += 1;
+        h.sum_ns += delta;
+    }
+
+    #[inline(always)]
+    fn start_bio<K: Kmem>(bio: *const u8) -> Result<(), i32> {
+        let Some(w) = watch_index(bio_dev::<K>(bio)?, watch::BIO_LATENCY) else {
+            return Ok(());
+        };
+        start(
+            bio as u64,
+            w.index,
+            K::read(bio, global!(OFFSETS.bio_bi_opf))?,
+        );
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn done_bio<K: Kmem>(bio: *const u8) -> Result<(), i32> {
+        if watch_index(bio_dev::<K>(bio)?, watch::BIO_LATENCY).is_some() {
+            done(bio as u64);
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn start_rq<K: Kmem>(rq: *const u8) -> Result<(), i32> {
+        let Some(w) = watch_index(rq_dev::<K>(rq)?, watch::RQ_LATENCY) else {
+            return Ok(());
+        };
+        start(
+            rq as u64,
+            w.index,
+            K::read(rq, global!(OFFSETS.rq_cmd_flags))?,
+        );
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn done_rq<K: Kmem>(rq: *const u8) -> Result<(), i32> {
+        if watch_index(rq_dev::<K>(rq)?, watch::RQ_LATENCY).is_some() {
+            done(rq as u64);
+        }
         Ok(())
     }
 

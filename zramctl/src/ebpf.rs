@@ -5,14 +5,33 @@
 //! handed to the programs as globals, so one object runs on any kernel with
 //! BTF. When the kernel refuses BPF the error says what is missing, and
 //! callers can fall back to sysfs-only operation.
+//!
+//! - [`BioCounter`]: bios queued to one device, by operation.
+//! - [`Probes`]: per-slot access tracking of zram devices and issue to
+//!   completion latency histograms of zram and backing devices, read into
+//!   typed [`Snapshot`]s; per-program cost from the kernel's BPF stats.
 
-use aya::{Ebpf, EbpfLoader, maps::PerCpuArray, programs::RawTracePoint};
-use zramctl_common::{
-    BioCounts, GLOBAL_OFFSETS, GLOBAL_TARGET_DEV, KernelOffsets, MAP_BIO_COUNTS, PROG_BIO_QUEUE,
-    kernel_dev,
+use std::{
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
+    path::Path,
 };
 
-use crate::btf::{Btf, BtfError};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Map, MapData, PerCpuArray},
+    programs::{BtfTracePoint, Program, RawTracePoint},
+};
+use serde::Serialize;
+use zramctl_common::{
+    BioCounts, DevCounters, GLOBAL_OFFSETS, GLOBAL_TARGET_DEV, GLOBAL_WATCH, KernelOffsets,
+    LatHist, MAP_BIO_COUNTS, MAX_DEVS, PROG_BIO_QUEUE, ProbeStats, SlotState, WatchTable,
+    WatchedDev, hist_index, kernel_dev, map, op, prog, watch,
+};
+
+use crate::{
+    btf::{Btf, BtfError},
+    hist::{AccessCounts, LatencyHistogram, SlotAgeHistogram, fold_per_cpu},
+};
 
 /// The eBPF object (an ELF file for bpfel-unknown-none).
 pub static PROBES_OBJECT: &[u8] =
@@ -30,6 +49,8 @@ pub enum ProbeError {
     Refused { what: String, detail: String },
     #[error("eBPF {what} failed: {detail}")]
     Failed { what: String, detail: String },
+    #[error("cannot watch {0}")]
+    Invalid(String),
 }
 
 fn is_permission(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -43,6 +64,13 @@ fn is_permission(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = err.source();
     }
     false
+}
+
+fn failed(what: &str, detail: impl std::fmt::Display) -> ProbeError {
+    ProbeError::Failed {
+        what: what.into(),
+        detail: detail.to_string(),
+    }
 }
 
 fn classify(what: &str, e: impl std::error::Error + 'static) -> ProbeError {
@@ -69,7 +97,8 @@ fn classify(what: &str, e: impl std::error::Error + 'static) -> ProbeError {
     }
 }
 
-/// The struct offsets the programs read, from the kernel's BTF.
+/// The struct offsets the programs read, from the kernel's BTF. A kernel
+/// lacking one of the fields gives an error naming the struct and member.
 pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
     Ok(KernelOffsets {
         bio_bi_bdev: btf.offset_of("bio", "bi_bdev")?,
@@ -77,6 +106,8 @@ pub fn kernel_offsets(btf: &Btf) -> Result<KernelOffsets, BtfError> {
         bio_bi_sector: btf.offset_of("bio", "bi_iter.bi_sector")?,
         bio_bi_size: btf.offset_of("bio", "bi_iter.bi_size")?,
         bdev_bd_dev: btf.offset_of("block_device", "bd_dev")?,
+        rq_part: btf.offset_of("request", "part")?,
+        rq_cmd_flags: btf.offset_of("request", "cmd_flags")?,
         _pad: 0,
     })
 }
@@ -132,6 +163,591 @@ impl BioCounter {
         }
         Ok(total)
     }
+}
+
+/// Which program type the probes are loaded as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flavour {
+    /// BTF-enabled tracepoints: direct kernel loads, the cheaper kind.
+    TpBtf,
+    /// Raw tracepoints reading through `bpf_probe_read_kernel`.
+    RawTp,
+}
+
+/// How latency of a device is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyKind {
+    /// Bio queue to bio completion: bio-based devices (zram, dm).
+    Bio,
+    /// Request issue to request completion: blk-mq devices (loop,
+    /// virtio-blk, nvme, scsi). Their bios never trace a completion.
+    Request,
+}
+
+/// A device for [`Probes`] to watch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WatchSpec {
+    pub name: String,
+    pub major: u32,
+    pub minor: u32,
+    /// Slots to track (disksize / 4096) for access tracking; 0 for none.
+    pub slots: u32,
+    /// Latency to measure, if any.
+    pub latency: Option<LatencyKind>,
+}
+
+/// A block device as sysfs describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockDevInfo {
+    /// Kernel name (`loop0`, `nvme0n1p3`).
+    pub name: String,
+    pub major: u32,
+    pub minor: u32,
+    /// Whether the (parent) disk is blk-mq (has `mq/` in sysfs), i.e. its
+    /// latency is measured per request rather than per bio.
+    pub blk_mq: bool,
+}
+
+impl BlockDevInfo {
+    /// The latency kind that works for this device.
+    pub fn latency_kind(&self) -> LatencyKind {
+        if self.blk_mq {
+            LatencyKind::Request
+        } else {
+            LatencyKind::Bio
+        }
+    }
+
+    /// Describes the block device at `path` (`/dev/loop0`), using the real `/sys`.
+    pub fn from_path(path: &Path) -> Result<Self, ProbeError> {
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+        let meta = std::fs::metadata(path)
+            .map_err(|e| ProbeError::Invalid(format!("{}: {e}", path.display())))?;
+        if !meta.file_type().is_block_device() {
+            return Err(ProbeError::Invalid(format!(
+                "{}: not a block device",
+                path.display()
+            )));
+        }
+        let rdev = meta.rdev();
+        Self::from_numbers(Path::new("/sys"), libc::major(rdev), libc::minor(rdev))
+    }
+
+    /// Describes block device `major:minor` from the sysfs tree at `sysfs`.
+    pub fn from_numbers(sysfs: &Path, major: u32, minor: u32) -> Result<Self, ProbeError> {
+        let link = sysfs.join(format!("dev/block/{major}:{minor}"));
+        let dir = std::fs::canonicalize(&link).map_err(|e| {
+            ProbeError::Invalid(format!(
+                "block device {major}:{minor}: {}: {e}",
+                link.display()
+            ))
+        })?;
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ProbeError::Invalid(format!("odd sysfs path {}", dir.display())))?
+            .to_owned();
+        // A partition's queue belongs to its parent disk.
+        let disk = if dir.join("partition").exists() {
+            dir.parent().unwrap_or(&dir).to_path_buf()
+        } else {
+            dir.clone()
+        };
+        Ok(BlockDevInfo {
+            name,
+            major,
+            minor,
+            blk_mq: disk.join("mq").is_dir(),
+        })
+    }
+}
+
+/// A program of [`Probes`] and the tracepoint it is attached to.
+#[derive(Clone, Copy, Debug)]
+struct ProgSpec {
+    tp_btf: &'static str,
+    raw: &'static str,
+    tracepoint: &'static str,
+}
+
+impl ProgSpec {
+    fn name(&self, flavour: Flavour) -> &'static str {
+        match flavour {
+            Flavour::TpBtf => self.tp_btf,
+            Flavour::RawTp => self.raw,
+        }
+    }
+}
+
+const ACCESS_PROGS: [ProgSpec; 1] = [ProgSpec {
+    tp_btf: prog::SLOT_ACCESS,
+    raw: prog::SLOT_ACCESS_RAW,
+    tracepoint: "block_bio_queue",
+}];
+// Completion first: a start recorded before its completion program is
+// attached would never be removed from the in-flight map.
+const BIO_LATENCY_PROGS: [ProgSpec; 2] = [
+    ProgSpec {
+        tp_btf: prog::BIO_DONE,
+        raw: prog::BIO_DONE_RAW,
+        tracepoint: "block_bio_complete",
+    },
+    ProgSpec {
+        tp_btf: prog::BIO_START,
+        raw: prog::BIO_START_RAW,
+        tracepoint: "block_bio_queue",
+    },
+];
+const RQ_LATENCY_PROGS: [ProgSpec; 2] = [
+    ProgSpec {
+        tp_btf: prog::RQ_DONE,
+        raw: prog::RQ_DONE_RAW,
+        tracepoint: "block_rq_complete",
+    },
+    ProgSpec {
+        tp_btf: prog::RQ_START,
+        raw: prog::RQ_START_RAW,
+        tracepoint: "block_rq_issue",
+    },
+];
+
+/// What [`Probes::attach`] should do besides watching the devices.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProbeOptions {
+    /// Program type; `None` tries `tp_btf` and falls back to raw tracepoints.
+    pub flavour: Option<Flavour>,
+    /// Enable the kernel's BPF run-time stats while attached (for
+    /// [`Probes::costs`]); costs a little on every BPF program of the system.
+    pub stats: bool,
+}
+
+/// The watch table and the slot layout for `devices`.
+pub fn watch_table(devices: &[WatchSpec]) -> Result<(WatchTable, u32), ProbeError> {
+    if devices.is_empty() {
+        return Err(ProbeError::Invalid("nothing: no devices given".into()));
+    }
+    if devices.len() > MAX_DEVS {
+        return Err(ProbeError::Invalid(format!(
+            "{} devices: at most {MAX_DEVS} at once",
+            devices.len()
+        )));
+    }
+    let mut table = WatchTable::default();
+    let mut base = 0u32;
+    for (i, d) in devices.iter().enumerate() {
+        let dev = kernel_dev(d.major, d.minor);
+        if devices[..i]
+            .iter()
+            .any(|o| kernel_dev(o.major, o.minor) == dev)
+        {
+            return Err(ProbeError::Invalid(format!(
+                "{} ({}:{}) twice",
+                d.name, d.major, d.minor
+            )));
+        }
+        let mut flags = 0;
+        if d.slots > 0 {
+            flags |= watch::ACCESS;
+        }
+        match d.latency {
+            Some(LatencyKind::Bio) => flags |= watch::BIO_LATENCY,
+            Some(LatencyKind::Request) => flags |= watch::RQ_LATENCY,
+            None => {}
+        }
+        if flags == 0 {
+            return Err(ProbeError::Invalid(format!(
+                "{}: neither access tracking (no slots) nor latency asked for",
+                d.name
+            )));
+        }
+        table.devs[i] = WatchedDev {
+            dev,
+            flags,
+            slot_base: base,
+            slot_count: d.slots,
+        };
+        base = base.checked_add(d.slots).ok_or_else(|| {
+            ProbeError::Invalid(format!("{}: more than 2^32 slots in total", d.name))
+        })?;
+    }
+    table.count = devices.len() as u32;
+    Ok((table, base))
+}
+
+/// The per-slot array, mapped read-only into our memory.
+struct SlotsMmap {
+    ptr: *const SlotState,
+    len: usize,
+    map_len: usize,
+}
+
+impl SlotsMmap {
+    fn new(data: &MapData, entries: u32) -> Result<Self, ProbeError> {
+        let len = entries as usize;
+        let page = crate::commands::page_size() as usize;
+        let map_len = (len * size_of::<SlotState>()).next_multiple_of(page);
+        let fd = data.fd().as_fd().as_raw_fd();
+        // SAFETY: mapping a BPF array map created with BPF_F_MMAPABLE: the
+        // kernel backs it with `map_len` bytes (value size times entries,
+        // page-rounded); a shared read-only mapping of a valid fd with no
+        // address hint has no other preconditions.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(classify(
+                &format!("mmap of the {} map", map::SLOTS),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(SlotsMmap {
+            ptr: ptr.cast(),
+            len,
+            map_len,
+        })
+    }
+
+    /// Copies slots `range` out of the shared mapping.
+    fn read(&self, first: usize, count: usize) -> Vec<SlotState> {
+        let end = (first + count).min(self.len);
+        (first.min(end)..end)
+            // SAFETY: `i < len` so the element lies inside the mapping, which
+            // lives as long as `self`; the kernel writes it concurrently, so
+            // read it volatile (aligned u64/u32 stores, no tearing on the
+            // fields themselves).
+            .map(|i| unsafe { std::ptr::read_volatile(self.ptr.add(i)) })
+            .collect()
+    }
+}
+
+impl Drop for SlotsMmap {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `new` mapped, once.
+        unsafe { libc::munmap(self.ptr.cast_mut().cast(), self.map_len) };
+    }
+}
+
+/// Cost of one attached program, from the kernel's BPF stats.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProgramCost {
+    pub program: String,
+    pub tracepoint: String,
+    pub flavour: Flavour,
+    /// Runs since load (stats only count while enabled).
+    pub run_count: u64,
+    pub run_time_ns: u64,
+}
+
+impl ProgramCost {
+    /// Mean ns per run; `None` before the first run.
+    pub fn ns_per_event(&self) -> Option<f64> {
+        (self.run_count > 0).then(|| self.run_time_ns as f64 / self.run_count as f64)
+    }
+
+    /// The cost of the runs since `earlier` (the same program).
+    pub fn since(&self, earlier: &Self) -> Self {
+        ProgramCost {
+            run_count: self.run_count.saturating_sub(earlier.run_count),
+            run_time_ns: self.run_time_ns.saturating_sub(earlier.run_time_ns),
+            ..self.clone()
+        }
+    }
+}
+
+/// Counters of the probes themselves (sums over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProbeHealth {
+    /// Latency starts lost because the in-flight map was full.
+    pub lat_start_dropped: u64,
+    /// Completions without a recorded start (in flight at attach, or dropped).
+    pub lat_unmatched: u64,
+}
+
+/// What the probes had collected for one device at one moment.
+#[derive(Clone, Debug)]
+pub struct DeviceSnapshot {
+    pub spec: WatchSpec,
+    /// Access counters (with access tracking).
+    pub access: Option<AccessCounts>,
+    /// Slot ages (with access tracking).
+    pub slot_ages: Option<SlotAgeHistogram>,
+    /// Latency histograms by operation class (`zramctl_common::op`), with latency.
+    pub latency: Option<Vec<LatencyHistogram>>,
+}
+
+/// Everything the probes had collected at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// CLOCK_MONOTONIC when taken, ns.
+    pub monotonic_ns: u64,
+    pub devices: Vec<DeviceSnapshot>,
+    pub health: ProbeHealth,
+}
+
+/// CLOCK_MONOTONIC in ns (the clock of the probes' timestamps).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Access tracking and latency probes on a set of devices. Detaches when
+/// dropped.
+pub struct Probes {
+    // Field order is drop order: unmap before the maps go away.
+    slots: Option<SlotsMmap>,
+    ebpf: Ebpf,
+    devices: Vec<WatchSpec>,
+    table: WatchTable,
+    flavour: Flavour,
+    attached: Vec<ProgSpec>,
+    stats: Option<OwnedFd>,
+}
+
+impl Probes {
+    /// Loads and attaches what `devices` need: access tracking for devices
+    /// with slots, bio or request latency for the others' kinds.
+    pub fn attach(devices: &[WatchSpec], opts: ProbeOptions) -> Result<Self, ProbeError> {
+        let (table, total_slots) = watch_table(devices)?;
+        let offsets = kernel_offsets(&Btf::from_sys_fs()?)?;
+        let mut wanted: Vec<ProgSpec> = Vec::new();
+        if total_slots > 0 {
+            wanted.extend(ACCESS_PROGS);
+        }
+        if devices.iter().any(|d| d.latency == Some(LatencyKind::Bio)) {
+            wanted.extend(BIO_LATENCY_PROGS);
+        }
+        if devices
+            .iter()
+            .any(|d| d.latency == Some(LatencyKind::Request))
+        {
+            wanted.extend(RQ_LATENCY_PROGS);
+        }
+        let stats = if opts.stats {
+            Some(
+                aya::sys::enable_stats(aya::sys::Stats::RunTime)
+                    .map_err(|e| classify("enabling BPF run-time stats", e))?,
+            )
+        } else {
+            None
+        };
+        let load = |flavour| -> Result<Ebpf, ProbeError> {
+            let mut ebpf = EbpfLoader::new()
+                .override_global(GLOBAL_OFFSETS, &offsets, true)
+                .override_global(GLOBAL_WATCH, &table, true)
+                .map_max_entries(map::SLOTS, total_slots.max(1))
+                .load(PROBES_OBJECT)
+                .map_err(|e| classify("loading the object", e))?;
+            let btf = match flavour {
+                Flavour::TpBtf => Some(
+                    aya::Btf::from_sys_fs()
+                        .map_err(|e| classify("reading kernel BTF for tp_btf", e))?,
+                ),
+                Flavour::RawTp => None,
+            };
+            for spec in &wanted {
+                attach_one(&mut ebpf, spec, flavour, btf.as_ref())?;
+            }
+            Ok(ebpf)
+        };
+        let (ebpf, flavour) = match opts.flavour {
+            Some(f) => (load(f)?, f),
+            None => match load(Flavour::TpBtf) {
+                Ok(e) => (e, Flavour::TpBtf),
+                Err(btf_err) => match load(Flavour::RawTp) {
+                    Ok(e) => (e, Flavour::RawTp),
+                    // Permission problems look the same both ways: report the
+                    // raw tracepoint attempt, which needs less of the kernel.
+                    Err(ProbeError::Failed { what, detail }) => {
+                        return Err(ProbeError::Failed {
+                            what,
+                            detail: format!("{detail} (tp_btf failed too: {btf_err})"),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                },
+            },
+        };
+        let slots = if total_slots > 0 {
+            let data = match ebpf.map(map::SLOTS) {
+                Some(Map::Array(data)) => data,
+                _ => {
+                    return Err(failed(
+                        "finding the map",
+                        format!("no array {}", map::SLOTS),
+                    ));
+                }
+            };
+            Some(SlotsMmap::new(data, total_slots)?)
+        } else {
+            None
+        };
+        Ok(Probes {
+            slots,
+            ebpf,
+            devices: devices.to_vec(),
+            table,
+            flavour,
+            attached: wanted,
+            stats,
+        })
+    }
+
+    /// The program type in use.
+    pub fn flavour(&self) -> Flavour {
+        self.flavour
+    }
+
+    /// The watched devices, in watch-index order.
+    pub fn devices(&self) -> &[WatchSpec] {
+        &self.devices
+    }
+
+    /// Whether the kernel's BPF run-time stats are enabled by these probes.
+    pub fn stats_enabled(&self) -> bool {
+        self.stats.is_some()
+    }
+
+    fn per_cpu<T: aya::Pod>(&self, name: &str, index: u32) -> Result<Vec<T>, ProbeError> {
+        let m = self
+            .ebpf
+            .map(name)
+            .ok_or_else(|| failed("finding the map", format!("{name} is not in the object")))?;
+        let array: PerCpuArray<_, T> =
+            PerCpuArray::try_from(m).map_err(|e| classify(&format!("map {name}"), e))?;
+        let values = array
+            .get(&index, 0)
+            .map_err(|e| classify(&format!("reading {name}[{index}]"), e))?;
+        Ok(values.to_vec())
+    }
+
+    /// Per-slot state of watched device `dev` (its index in [`Self::devices`]);
+    /// empty without access tracking.
+    pub fn slots(&self, dev: usize) -> Vec<SlotState> {
+        match (&self.slots, self.table.devs.get(dev)) {
+            (Some(m), Some(w)) if dev < self.devices.len() => {
+                m.read(w.slot_base as usize, w.slot_count as usize)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Reads all maps.
+    pub fn snapshot(&self) -> Result<Snapshot, ProbeError> {
+        let mut devices = Vec::with_capacity(self.devices.len());
+        for (i, spec) in self.devices.iter().enumerate() {
+            let w = self.table.devs[i];
+            let (access, slot_ages) = if w.flags & watch::ACCESS != 0 {
+                let counters: Vec<DevCounters> = self.per_cpu(map::DEV_COUNTERS, i as u32)?;
+                let slots = self.slots(i);
+                let ages = SlotAgeHistogram::from_slots(&slots, monotonic_ns());
+                (Some(AccessCounts::from_per_cpu(&counters)), Some(ages))
+            } else {
+                (None, None)
+            };
+            let latency = if w.flags & (watch::BIO_LATENCY | watch::RQ_LATENCY) != 0 {
+                let mut by_op = Vec::with_capacity(op::COUNT);
+                for o in 0..op::COUNT {
+                    let v: Vec<LatHist> = self.per_cpu(map::LAT_HIST, hist_index(i, o))?;
+                    by_op.push(LatencyHistogram::from_per_cpu(&v));
+                }
+                Some(by_op)
+            } else {
+                None
+            };
+            devices.push(DeviceSnapshot {
+                spec: spec.clone(),
+                access,
+                slot_ages,
+                latency,
+            });
+        }
+        let h = fold_per_cpu(
+            &self.per_cpu::<ProbeStats>(map::PROBE_STATS, 0)?,
+            ProbeStats::accumulate,
+        );
+        Ok(Snapshot {
+            monotonic_ns: monotonic_ns(),
+            devices,
+            health: ProbeHealth {
+                lat_start_dropped: h.lat_start_dropped,
+                lat_unmatched: h.lat_unmatched,
+            },
+        })
+    }
+
+    /// Run counts and times of the attached programs. They only grow while
+    /// BPF stats are enabled (by [`ProbeOptions::stats`] or
+    /// `sysctl kernel.bpf_stats_enabled=1`).
+    pub fn costs(&self) -> Result<Vec<ProgramCost>, ProbeError> {
+        self.attached
+            .iter()
+            .map(|spec| {
+                let name = spec.name(self.flavour);
+                let p = self
+                    .ebpf
+                    .program(name)
+                    .ok_or_else(|| failed("finding the program", name))?;
+                let info = p
+                    .info()
+                    .map_err(|e| classify(&format!("reading program info of {name}"), e))?;
+                Ok(ProgramCost {
+                    program: name.to_owned(),
+                    tracepoint: spec.tracepoint.to_owned(),
+                    flavour: self.flavour,
+                    run_count: info.run_count(),
+                    run_time_ns: info.run_time().as_nanos() as u64,
+                })
+            })
+            .collect()
+    }
+}
+
+fn attach_one(
+    ebpf: &mut Ebpf,
+    spec: &ProgSpec,
+    flavour: Flavour,
+    btf: Option<&aya::Btf>,
+) -> Result<(), ProbeError> {
+    let name = spec.name(flavour);
+    let tp = spec.tracepoint;
+    let p: &mut Program = ebpf.program_mut(name).ok_or_else(|| {
+        failed(
+            "finding the program",
+            format!("{name} is not in the object"),
+        )
+    })?;
+    match (flavour, btf) {
+        (Flavour::TpBtf, Some(btf)) => {
+            let p: &mut BtfTracePoint = p.try_into().map_err(|e| classify("program type", e))?;
+            p.load(tp, btf)
+                .map_err(|e| classify(&format!("loading {name} (tp_btf/{tp})"), e))?;
+            p.attach()
+                .map_err(|e| classify(&format!("attaching {name} to tp_btf/{tp}"), e))?;
+        }
+        (Flavour::TpBtf, None) => return Err(failed("loading tp_btf", "no kernel BTF")),
+        (Flavour::RawTp, _) => {
+            let p: &mut RawTracePoint = p.try_into().map_err(|e| classify("program type", e))?;
+            p.load()
+                .map_err(|e| classify(&format!("loading {name} (raw_tp/{tp})"), e))?;
+            p.attach(tp)
+                .map_err(|e| classify(&format!("attaching {name} to raw_tp/{tp}"), e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,5 +10,6 @@ pub mod cli;
 pub mod commands;
 pub mod ebpf;
 pub mod fake;
+pub mod hist;
 pub mod size;
 pub mod sysfs;
