@@ -75,6 +75,10 @@ pub mod prog {
     /// `block_rq_complete`: request latency into the histograms.
     pub const RQ_DONE: &str = "rq_done";
     pub const RQ_DONE_RAW: &str = "rq_done_raw";
+    /// `block_bio_queue`: does nothing; its cost per event is the floor
+    /// every program pays (dispatch, the BPF stats' own clock reads).
+    pub const COST_FLOOR: &str = "cost_floor";
+    pub const COST_FLOOR_RAW: &str = "cost_floor_raw";
 }
 
 /// Maps of the access and latency probes.
@@ -145,20 +149,22 @@ pub struct WatchTable {
     pub _pad: u32,
 }
 
-/// Access state of one zram slot (one 4 KiB page of the disk).
+/// Access state of one zram slot (one 4 KiB page of the disk). 16 bytes so
+/// that a slot never straddles two cache lines: with random access over a
+/// large disk, the cache miss on the slot is most of the probe's cost.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotState {
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) of the last read, write or
-    /// discard; 0 if none since the probes were attached. (Tracing programs
-    /// may not use the coarse clock.)
-    pub last_ns: u64,
+    /// CLOCK_MONOTONIC in whole seconds at the last read, write or discard
+    /// (accurate to one scheduler tick); 0 if none since the probes were
+    /// attached (the clock is past 1 s long before anything can attach).
+    pub last_s: u32,
+    /// The counters follow in [`op`] class order: `reads` is u32 word
+    /// 1 + `op::READ`, `writes` 1 + `op::WRITE`, `discards` 1 + `op::DISCARD`.
     pub reads: u32,
     pub writes: u32,
     /// Discards and write-zeroes (zram frees the slot for both).
     pub discards: u32,
-    /// Explicit padding so the layout has no implicit holes.
-    pub _pad: u32,
 }
 
 /// Operation classes the counters and histograms are split by.
@@ -372,7 +378,17 @@ mod tests {
         assert_eq!(size_of::<BioCounts>(), 5 * 8);
         assert_eq!(size_of::<WatchedDev>(), 4 * 4);
         assert_eq!(size_of::<WatchTable>(), MAX_DEVS * 16 + 8);
-        assert_eq!(size_of::<SlotState>(), 8 + 4 * 4);
+        assert_eq!(size_of::<SlotState>(), 16);
+        // The probe bumps u32 word 1 + class of a slot.
+        assert_eq!(core::mem::offset_of!(SlotState, reads), 4 * (1 + op::READ));
+        assert_eq!(
+            core::mem::offset_of!(SlotState, writes),
+            4 * (1 + op::WRITE)
+        );
+        assert_eq!(
+            core::mem::offset_of!(SlotState, discards),
+            4 * (1 + op::DISCARD)
+        );
         assert_eq!(size_of::<DevCounters>(), (2 * op::COUNT + 1) * 8);
         assert_eq!(size_of::<LatHist>(), (LAT_BUCKETS + 2) * 8);
         assert_eq!(size_of::<LatStart>(), 16);

@@ -35,7 +35,7 @@ mod probes {
     };
 
     use aya_ebpf::{
-        helpers::{bpf_ktime_get_ns, bpf_loop, bpf_probe_read_kernel},
+        helpers::{bpf_jiffies64, bpf_ktime_get_ns, bpf_loop, bpf_probe_read_kernel},
         macros::{btf_tracepoint, map, raw_tracepoint},
         maps::{Array, HashMap, PerCpuArray},
         programs::{BtfTracePointContext, RawTracePointContext},
@@ -243,28 +243,57 @@ mod probes {
         0
     }
 
-    /// Marks one slot accessed at `now` by an operation of class `class`
+    /// Marks one slot accessed at `now_s` by an operation of class `class`
     /// (read, write or discard).
     #[inline(always)]
-    fn touch(slot: u64, now: u64, class: usize) {
+    fn touch(slot: u64, now_s: u32, class: usize) {
         if slot > u64::from(u32::MAX) || class > op::DISCARD {
             return;
         }
         let Some(s) = SLOTS.get_ptr_mut(slot as u32) else {
             return;
         };
-        // The counters follow `last_ns` in op-class order: reads, writes,
+        // The counters follow `last_s` in op-class order: reads, writes,
         // discards (class <= DISCARD checked above).
-        let counter = s.cast::<u32>().wrapping_add(2 + class);
+        let counter = s.cast::<u32>().wrapping_add(1 + class);
         // SAFETY: `s` is a valid, aligned map value from the lookup and
         // `counter` points at one of its u32 counters. The array is shared
         // between CPUs and Rust's BPF target has no atomic read-modify-write,
-        // so two CPUs touching the same slot in the same instant could lose
-        // one count; zram never has two bios on one page in flight (the swap
-        // cache and page locks serialise them).
+        // so two CPUs touching one slot in the same instant could lose a
+        // count; swap never has two bios for one slot in flight (the folio
+        // lock and swap cache serialise them).
         unsafe {
-            write_volatile(&raw mut (*s).last_ns, now);
+            write_volatile(&raw mut (*s).last_s, now_s);
             write_volatile(counter, read_volatile(counter).wrapping_add(1));
+        }
+    }
+
+    /// Per-CPU cache of the clock: `[jiffies, CLOCK_MONOTONIC seconds]`,
+    /// the seconds read at the first event after the tick last changed on
+    /// this CPU.
+    #[map(name = "CLOCK_CACHE")]
+    static CLOCK_CACHE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
+
+    /// CLOCK_MONOTONIC in seconds, accurate to a tick. The fine clock costs
+    /// ~90 ns per read on a virtual machine whose TSC reads are expensive,
+    /// as much as the rest of the probe; `bpf_jiffies64` costs ~10 ns, and
+    /// tracing programs may not call `bpf_ktime_get_coarse_ns`. So the fine
+    /// clock is read once per tick and CPU.
+    #[inline(always)]
+    fn now_s() -> u32 {
+        // SAFETY: helper without preconditions.
+        let j = unsafe { bpf_jiffies64() };
+        let Some(c) = CLOCK_CACHE.get_ptr_mut(0) else {
+            // SAFETY: helper without preconditions.
+            return (unsafe { bpf_ktime_get_ns() } / 1_000_000_000) as u32;
+        };
+        // SAFETY: a non-null per-CPU map value; only this CPU touches it and
+        // the program does not nest on one CPU.
+        unsafe {
+            if (*c)[0] != j {
+                *c = [j, bpf_ktime_get_ns() / 1_000_000_000];
+            }
+            (*c)[1] as u32
         }
     }
 
@@ -273,8 +302,8 @@ mod probes {
     struct TouchLoop {
         /// Slot of loop index 0.
         first: u64,
-        now: u64,
         class: u64,
+        now_s: u32,
     }
 
     /// `bpf_loop` callback: touches slot `first + i`.
@@ -282,7 +311,7 @@ mod probes {
         // SAFETY: bpf_loop passes back the pointer to the caller's TouchLoop,
         // which lives until bpf_loop returns.
         let t = unsafe { &*ctx.cast::<TouchLoop>() };
-        touch(t.first + i, t.now, t.class as usize);
+        touch(t.first + i, t.now_s, t.class as usize);
         0
     }
 
@@ -327,15 +356,14 @@ mod probes {
         if tracked == 0 {
             return Ok(());
         }
-        // SAFETY: helper without preconditions.
-        let now = unsafe { bpf_ktime_get_ns() };
+        let now = now_s();
         let slot = u64::from(w.slot_base) + first;
         touch(slot, now, class);
         if tracked > 1 {
             let mut t = TouchLoop {
                 first: slot + 1,
-                now,
                 class: class as u64,
+                now_s: now,
             };
             // SAFETY: `touch_loop` has the callback signature bpf_loop
             // expects and `t` outlives the call.
@@ -492,6 +520,21 @@ mod probes {
             done(rq as u64);
         }
         Ok(())
+    }
+
+    // ---- cost floor ----
+
+    /// Does nothing: its cost per event under the kernel's BPF stats is the
+    /// floor every program on `block_bio_queue` pays (dispatch and the
+    /// stats' own clock reads), printed next to the real programs' costs.
+    #[btf_tracepoint(function = "block_bio_queue")]
+    pub fn cost_floor(_ctx: BtfTracePointContext) -> i32 {
+        0
+    }
+
+    #[raw_tracepoint(tracepoint = "block_bio_queue")]
+    pub fn cost_floor_raw(_ctx: RawTracePointContext) -> i32 {
+        0
     }
 
     #[panic_handler]

@@ -281,6 +281,11 @@ impl ProgSpec {
     }
 }
 
+const COST_FLOOR_PROG: ProgSpec = ProgSpec {
+    tp_btf: prog::COST_FLOOR,
+    raw: prog::COST_FLOOR_RAW,
+    tracepoint: "block_bio_queue",
+};
 const ACCESS_PROGS: [ProgSpec; 1] = [ProgSpec {
     tp_btf: prog::SLOT_ACCESS,
     raw: prog::SLOT_ACCESS_RAW,
@@ -321,6 +326,10 @@ pub struct ProbeOptions {
     /// Enable the kernel's BPF run-time stats while attached (for
     /// [`Probes::costs`]); costs a little on every BPF program of the system.
     pub stats: bool,
+    /// Also attach `cost_floor`, a program that does nothing, to
+    /// `block_bio_queue`: its cost per event, listed by [`Probes::costs`],
+    /// is what any program there pays on this machine.
+    pub cost_floor: bool,
 }
 
 /// The watch table and the slot layout for `devices`.
@@ -536,6 +545,9 @@ impl Probes {
         {
             wanted.extend(RQ_LATENCY_PROGS);
         }
+        if opts.cost_floor {
+            wanted.push(COST_FLOOR_PROG);
+        }
         let stats = if opts.stats {
             Some(
                 aya::sys::enable_stats(aya::sys::Stats::RunTime)
@@ -653,7 +665,7 @@ impl Probes {
             let (access, slot_ages) = if w.flags & watch::ACCESS != 0 {
                 let counters: Vec<DevCounters> = self.per_cpu(map::DEV_COUNTERS, i as u32)?;
                 let slots = self.slots(i);
-                let ages = SlotAgeHistogram::from_slots(&slots, monotonic_ns());
+                let ages = SlotAgeHistogram::from_slots(&slots, monotonic_ns() / 1_000_000_000);
                 (Some(AccessCounts::from_per_cpu(&counters)), Some(ages))
             } else {
                 (None, None)

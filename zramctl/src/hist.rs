@@ -164,9 +164,8 @@ pub fn age_bucket_bounds(i: usize) -> (u64, Option<u64>) {
     (lo, hi)
 }
 
-/// Bucket of an age in ns.
-pub fn age_bucket(age_ns: u64) -> usize {
-    let secs = age_ns / 1_000_000_000;
+/// Bucket of an age in seconds.
+pub fn age_bucket(secs: u64) -> usize {
     if secs == 0 {
         0
     } else {
@@ -186,18 +185,18 @@ pub struct SlotAgeHistogram {
 }
 
 impl SlotAgeHistogram {
-    /// From per-slot states and the current CLOCK_MONOTONIC time in ns.
-    pub fn from_slots(slots: &[SlotState], now_ns: u64) -> Self {
+    /// From per-slot states and the current CLOCK_MONOTONIC time in seconds.
+    pub fn from_slots(slots: &[SlotState], now_s: u64) -> Self {
         let mut h = SlotAgeHistogram {
             slots: slots.len() as u64,
             untouched: 0,
             buckets: vec![0; AGE_BUCKETS],
         };
         for s in slots {
-            if s.last_ns == 0 {
+            if s.last_s == 0 {
                 h.untouched += 1;
             } else {
-                h.buckets[age_bucket(now_ns.saturating_sub(s.last_ns))] += 1;
+                h.buckets[age_bucket(now_s.saturating_sub(u64::from(s.last_s)))] += 1;
             }
         }
         h
@@ -452,42 +451,40 @@ mod tests {
 
     #[test]
     fn slot_ages() {
-        let s = 1_000_000_000u64;
-        let now = 10_000 * s;
-        let slot = |age_ns: Option<u64>| SlotState {
-            last_ns: age_ns.map(|a| now - a).unwrap_or(0),
+        let now = 100_000u64;
+        let slot = |age: Option<u64>| SlotState {
+            last_s: age.map(|a| (now - a) as u32).unwrap_or(0),
             ..Default::default()
         };
         let slots = [
             slot(None),
             slot(None),
             slot(Some(0)),
-            slot(Some(s / 2)),
-            slot(Some(s)),
-            slot(Some(3 * s)),
-            slot(Some(1000 * s)),
-            slot(Some(9_999 * s)),
+            slot(Some(1)),
+            slot(Some(3)),
+            slot(Some(1000)),
+            slot(Some(9_999)),
         ];
         let h = SlotAgeHistogram::from_slots(&slots, now);
-        assert_eq!(h.slots, 8);
+        assert_eq!(h.slots, 7);
         assert_eq!(h.untouched, 2);
-        assert_eq!(h.touched(), 6);
-        assert_eq!(h.buckets[0], 2); // < 1 s
+        assert_eq!(h.touched(), 5);
+        assert_eq!(h.buckets[0], 1); // < 1 s
         assert_eq!(h.buckets[1], 1); // [1, 2)
         assert_eq!(h.buckets[2], 1); // [2, 4): 3 s
         assert_eq!(h.buckets[10], 1); // [512, 1024): 1000 s
         assert_eq!(h.buckets[14], 1); // [8192, 16384): 9999 s
-        assert_eq!(h.buckets.iter().sum::<u64>(), 6);
+        assert_eq!(h.buckets.iter().sum::<u64>(), 5);
         assert_eq!(h.older_than(512), 2);
         assert_eq!(h.older_than(1), 4);
-        // A time in the future (clock skew between coarse and fine clocks) is age 0.
+        // A time ahead of `now` (taken just before the probe wrote) is age 0.
         let h = SlotAgeHistogram::from_slots(&[slot(Some(0))], now - 5);
         assert_eq!(h.buckets[0], 1);
         for i in 0..AGE_BUCKETS {
             let (lo, hi) = age_bucket_bounds(i);
-            assert_eq!(age_bucket(lo * s), i, "bucket {i}");
+            assert_eq!(age_bucket(lo), i, "bucket {i}");
             if let Some(hi) = hi {
-                assert_eq!(age_bucket(hi * s - 1), i, "bucket {i}");
+                assert_eq!(age_bucket(hi - 1), i, "bucket {i}");
             }
         }
         assert_eq!(age_bucket(u64::MAX), AGE_BUCKETS - 1);
