@@ -207,6 +207,9 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
         .with_context(|| format!("no executable for test target {test} in cargo's output"))
 }
 
+/// Integration test targets of `tests/` that run inside the VM.
+const VM_TEST_TARGETS: [&str; 2] = ["vm", "rzram"];
+
 /// Runs the VM suite; adds its results to `tally` (the VM tests were counted
 /// as ignored by the host run, so they move from ignored to passed).
 fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
@@ -216,17 +219,20 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     })?;
     progress("building zramctl and the VM tests");
     run(cargo().args(["build", "--locked", "-p", "zramctl"]))?;
-    let test_bin = build_test_binary("zramctl-tests", "vm")?;
     let zramctl = repo_root().join("target/debug/zramctl");
-    let mut cmd = format!(
-        "ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never",
-        zramctl.display(),
-        test_bin.display()
-    );
-    if let Some(f) = &args.filter {
-        cmd.push(' ');
-        cmd.push_str(f);
+    // Every VM test target runs, even after one fails; the exit code is the
+    // first failure's.
+    let mut cmd = String::from("rc=0\n");
+    for target in VM_TEST_TARGETS {
+        let bin = build_test_binary("zramctl-tests", target)?;
+        cmd.push_str(&format!(
+            "echo '==> {target}'\nZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
+            zramctl.display(),
+            bin.display(),
+            args.filter.as_deref().unwrap_or("")
+        ));
     }
+    cmd.push_str("exit $rc");
     let t = Instant::now();
     progress("VM suite: booting the kernel and running the tests inside");
     let code = vm::run(

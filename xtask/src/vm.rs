@@ -83,6 +83,9 @@ mkdir -p /dev/shm /dev/pts
 mount -t tmpfs shm /dev/shm
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
+# The modules live under the host's ~/.cache, which the tmpfs on /root hides.
+mkdir -p /tmp/modroot
+mount --bind {modroot} /tmp/modroot
 mount -t tmpfs home /root
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
@@ -91,7 +94,7 @@ mkdir -p {GUEST_RESULTS}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 results {GUEST_RESULTS}
 ip link set lo up 2>/dev/null
 export HOME=/root ZRAMCTL_VM=1 ZRAMCTL_RESULTS={GUEST_RESULTS} ZRAMCTL_BACKING_DISK=/dev/vda
-export ZRAMCTL_MODROOT={modroot}
+export ZRAMCTL_MODROOT=/tmp/modroot
 . {GUEST_RESULTS}/cmd.env
 cd "$ZRAMCTL_CWD" 2>/dev/null || cd /
 echo "ZRAMCTL-VM-START"
@@ -203,7 +206,9 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     fs::create_dir_all(&results)?;
     let results = results.canonicalize()?;
     // Per-process, so several VMs can run side by side.
-    let run_dir = cache_dir().join("vm-run").join(std::process::id().to_string());
+    let run_dir = cache_dir()
+        .join("vm-run")
+        .join(std::process::id().to_string());
     fs::create_dir_all(&run_dir)?;
     let _cleanup = RemoveOnDrop(run_dir.clone());
     let init = run_dir.join("init.sh");

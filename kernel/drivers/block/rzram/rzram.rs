@@ -1,0 +1,480 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rzram: zram in Rust.
+//!
+//! Block devices `/dev/rzram<N>` that keep their pages compressed in RAM
+//! (zsmalloc + lz4), with upstream zram's sysfs interface
+//! (Documentation/admin-guide/blockdev/zram.rst) so that zram tools work
+//! unchanged, and named apart so that rzram and zram run side by side.
+
+mod slots;
+mod store;
+
+use kernel::{
+    alloc::flags::GFP_NOIO,
+    block::{
+        attr::{parse_str, parse_u64, Attribute, AttributeGroup, SysfsBuf},
+        bio::{Bio, BioOp, Segment},
+        bio_disk::{BioDisk, BioDiskBuilder, BioOperations, DiskRef},
+        SECTOR_SHIFT,
+    },
+    fmt::Write,
+    new_mutex, new_spinlock,
+    prelude::*,
+    sync::{atomic::Relaxed, Arc, ArcBorrow, Mutex, SpinLock},
+};
+use store::{now_secs, Store, ALGORITHMS, PAGE};
+
+module! {
+    type: RzramModule,
+    name: "rzram",
+    authors: ["zramctl developers"],
+    description: "Compressed RAM block devices (zram in Rust)",
+    license: "GPL",
+    params: {
+        num_devices: u32 {
+            default: 1,
+            description: "Number of rzram devices created at load",
+        },
+    },
+}
+
+/// Configuration that survives until reset.
+struct Config {
+    /// Index into `ALGORITHMS`.
+    algorithm: usize,
+    /// Bytes; 0 for no limit.
+    mem_limit: u64,
+}
+
+/// One rzram device.
+#[pin_data]
+struct Zram {
+    /// Serialises configuration changes (disksize, reset, algorithm, limits).
+    #[pin]
+    config: Mutex<Config>,
+    /// The data of an initialised device. I/O takes a reference under this
+    /// lock and works without it; reset swaps it out.
+    #[pin]
+    store: SpinLock<Option<Arc<Store>>>,
+}
+
+impl Zram {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                config <- new_mutex!(Config { algorithm: 0, mem_limit: 0 }),
+                store <- new_spinlock!(None),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn store(&self) -> Option<Arc<Store>> {
+        self.store.lock().clone()
+    }
+}
+
+struct Rzram;
+
+#[vtable]
+impl BioOperations for Rzram {
+    type DiskData = Arc<Zram>;
+
+    fn submit_bio(_disk: &DiskRef, zram: ArcBorrow<'_, Zram>, bio: Bio) {
+        let Some(store) = zram.store() else {
+            bio.end(Err(EIO));
+            return;
+        };
+        let result = match bio.op() {
+            BioOp::Read => rw(&store, &bio, false),
+            BioOp::Write => rw(&store, &bio, true),
+            BioOp::Discard | BioOp::WriteZeroes => {
+                discard(&store, bio.sector(), bio.size());
+                Ok(())
+            }
+            BioOp::Flush => Ok(()),
+            BioOp::Other(_) => Err(EOPNOTSUPP),
+        };
+        bio.end(result);
+    }
+
+    fn swap_slot_free_notify(zram: ArcBorrow<'_, Zram>, offset: u64) {
+        // Runs under the swap lock: never sleep. A busy slot is left for the
+        // discard that follows, as upstream does. The store reference is never
+        // the last one here (reset needs the disk closed, and swap holds it
+        // open), so dropping it does not free the store in this context.
+        let Some(store) = zram.store.lock().as_ref().map(|s| s.clone()) else {
+            return;
+        };
+        let Some(s) = store.slots.try_lock(offset as usize) else {
+            store.stats.miss_free.fetch_add(1, Relaxed);
+            return;
+        };
+        store.free_slot(&s);
+        store.stats.notify_free.fetch_add(1, Relaxed);
+    }
+}
+
+/// Reads or writes the data of a bio, page by page; partial pages are read,
+/// modified and written back.
+fn rw(store: &Store, bio: &Bio, write: bool) -> Result {
+    let mut pos = bio.sector() << SECTOR_SHIFT;
+    for mut seg in bio.segments() {
+        let len = seg.len();
+        let r = if write {
+            seg.with_slice(|data| write_bytes(store, pos, data))
+        } else {
+            seg_read(store, pos, &mut seg)
+        };
+        if let Err(e) = r {
+            let counter = if write {
+                &store.stats.failed_writes
+            } else {
+                &store.stats.failed_reads
+            };
+            counter.fetch_add(1, Relaxed);
+            return Err(e);
+        }
+        pos += len as u64;
+    }
+    Ok(())
+}
+
+fn seg_read(store: &Store, pos: u64, seg: &mut Segment) -> Result {
+    seg.with_slice_mut(|data| read_bytes(store, pos, data))
+}
+
+fn page_range(store: &Store, pos: u64, len: usize) -> Result<(usize, usize, usize)> {
+    let index = (pos / PAGE as u64) as usize;
+    let off = (pos % PAGE as u64) as usize;
+    if index >= store.slots.len() {
+        return Err(EIO);
+    }
+    Ok((index, off, len.min(PAGE - off)))
+}
+
+fn write_bytes(store: &Store, mut pos: u64, mut data: &[u8]) -> Result {
+    while !data.is_empty() {
+        let (index, off, n) = page_range(store, pos, data.len())?;
+        if off == 0 && n == PAGE {
+            store.write_page(index, &data[..PAGE])?;
+        } else {
+            let mut page = KVec::with_capacity(PAGE, GFP_NOIO)?;
+            page.resize(PAGE, 0, GFP_NOIO)?;
+            store.read_page(index, &mut page)?;
+            page[off..off + n].copy_from_slice(&data[..n]);
+            store.write_page(index, &page)?;
+        }
+        data = &data[n..];
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+fn read_bytes(store: &Store, mut pos: u64, mut out: &mut [u8]) -> Result {
+    while !out.is_empty() {
+        let (index, off, n) = page_range(store, pos, out.len())?;
+        let (head, rest) = core::mem::take(&mut out).split_at_mut(n);
+        if off == 0 && n == PAGE {
+            store.read_page(index, head)?;
+        } else {
+            let mut page = KVec::with_capacity(PAGE, GFP_NOIO)?;
+            page.resize(PAGE, 0, GFP_NOIO)?;
+            store.read_page(index, &mut page)?;
+            head.copy_from_slice(&page[off..off + n]);
+        }
+        out = rest;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// Frees the whole pages in a discarded range (partial pages keep their data).
+fn discard(store: &Store, sector: u64, size: u32) {
+    let start = sector << SECTOR_SHIFT;
+    let end = start + u64::from(size);
+    let first = start.div_ceil(PAGE as u64);
+    let last = end / PAGE as u64;
+    for index in first..last.min(store.slots.len() as u64) {
+        store.discard_page(index as usize);
+        store.stats.notify_free.fetch_add(1, Relaxed);
+    }
+}
+
+/// `memparse()` as zram uses it: a number (decimal, `0x` hex or `0` octal)
+/// and an optional K/M/G/T/P/E suffix; anything after is ignored, as in C.
+/// `None` when there is no number at all; `EINVAL` on overflow.
+fn memparse(input: &[u8]) -> Result<Option<u64>> {
+    let s = parse_str(input)?.as_bytes();
+    let (radix, start) = match s {
+        [b'0', b'x' | b'X', ..] => (16, 2),
+        [b'0', ..] => (8, 0),
+        _ => (10, 0),
+    };
+    let digits = s[start..]
+        .iter()
+        .take_while(|c| (**c as char).is_digit(radix))
+        .count();
+    if digits == 0 {
+        return Ok(None);
+    }
+    let text = core::str::from_utf8(&s[start..start + digits]).map_err(|_| EINVAL)?;
+    let n = u64::from_str_radix(text, radix).map_err(|_| EINVAL)?;
+    let shift = match s.get(start + digits).map(|c| c.to_ascii_uppercase()) {
+        Some(b'K') => 10,
+        Some(b'M') => 20,
+        Some(b'G') => 30,
+        Some(b'T') => 40,
+        Some(b'P') => 50,
+        Some(b'E') => 60,
+        _ => 0,
+    };
+    n.checked_mul(1u64 << shift).map(Some).ok_or(EINVAL)
+}
+
+type Z<'a> = ArcBorrow<'a, Zram>;
+
+fn disksize_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let size = z.store().map_or(0, |s| s.disksize);
+    writeln!(out, "{size}").map_err(|_| EINVAL)
+}
+
+fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let size = memparse(input)?.unwrap_or(0);
+    let size = size.checked_next_multiple_of(PAGE as u64).ok_or(EINVAL)?;
+    if size == 0 {
+        return Err(EINVAL);
+    }
+    let config = z.config.lock();
+    if z.store().is_some() {
+        return Err(EBUSY);
+    }
+    let store = Arc::new(Store::new(size, config.mem_limit)?, GFP_KERNEL)?;
+    *z.store.lock() = Some(store);
+    disk.set_capacity_sectors(size >> SECTOR_SHIFT);
+    Ok(())
+}
+
+fn initstate_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", u8::from(z.store().is_some())).map_err(|_| EINVAL)
+}
+
+fn reset_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let v = parse_str(input)?.parse::<u16>().map_err(|_| EINVAL)?;
+    if v == 0 {
+        return Err(EINVAL);
+    }
+    let mut config = z.config.lock();
+    if disk.openers() > 0 {
+        return Err(EBUSY);
+    }
+    let old = z.store.lock().take();
+    disk.set_capacity_sectors(0);
+    // Freed here, or by the last bio still holding it.
+    drop(old);
+    *config = Config {
+        algorithm: 0,
+        mem_limit: 0,
+    };
+    Ok(())
+}
+
+fn comp_algorithm_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let current = z.config.lock().algorithm;
+    for (i, name) in ALGORITHMS.iter().enumerate() {
+        if i == current {
+            write!(out, "[{name}] ").map_err(|_| EINVAL)?;
+        } else {
+            write!(out, "{name} ").map_err(|_| EINVAL)?;
+        }
+    }
+    writeln!(out).map_err(|_| EINVAL)
+}
+
+fn comp_algorithm_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let name = parse_str(input)?;
+    let index = ALGORITHMS.iter().position(|a| *a == name).ok_or(EINVAL)?;
+    let mut config = z.config.lock();
+    if z.store().is_some() {
+        return Err(EBUSY);
+    }
+    config.algorithm = index;
+    Ok(())
+}
+
+fn mem_limit_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let limit = memparse(input)?.ok_or(EINVAL)?;
+    let limit = limit.checked_next_multiple_of(PAGE as u64).ok_or(EINVAL)?;
+    let mut config = z.config.lock();
+    config.mem_limit = limit;
+    if let Some(s) = z.store() {
+        s.mem_limit.store(limit / PAGE as u64, Relaxed);
+    }
+    Ok(())
+}
+
+fn mem_used_max_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    if parse_u64(input)? != 0 {
+        return Err(EINVAL);
+    }
+    if let Some(s) = z.store() {
+        s.reset_max_used();
+    }
+    Ok(())
+}
+
+fn mm_stat_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let limit = z.config.lock().mem_limit;
+    let (stats, mem_used) = match z.store() {
+        Some(s) => {
+            let st = &s.stats;
+            (
+                [
+                    st.pages_stored.load(Relaxed) * PAGE as u64,
+                    st.compr_data_size.load(Relaxed),
+                    st.max_used_pages.load(Relaxed) * PAGE as u64,
+                    st.same_pages.load(Relaxed),
+                    st.pages_compacted.load(Relaxed),
+                    st.huge_pages.load(Relaxed),
+                    st.huge_pages_since.load(Relaxed),
+                ],
+                s.mem_used_bytes(),
+            )
+        }
+        None => ([0; 7], 0),
+    };
+    let [orig, compr, max_used, same, compacted, huge, huge_since] = stats;
+    writeln!(
+        out,
+        "{orig:8} {compr:8} {mem_used:8} {limit:8} {max_used:8} {same:8} {compacted:8} {huge:8} {huge_since:8}"
+    )
+    .map_err(|_| EINVAL)
+}
+
+fn io_stat_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let (r, w, f) = z.store().map_or((0, 0, 0), |s| {
+        (
+            s.stats.failed_reads.load(Relaxed),
+            s.stats.failed_writes.load(Relaxed),
+            s.stats.notify_free.load(Relaxed),
+        )
+    });
+    writeln!(out, "{r:8} {w:8} 0 {f:8}").map_err(|_| EINVAL)
+}
+
+fn debug_stat_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let miss = z.store().map_or(0, |s| s.stats.miss_free.load(Relaxed));
+    write!(out, "version: 1\n0 {miss:8}\n").map_err(|_| EINVAL)
+}
+
+fn idle_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let text = parse_str(input)?;
+    let cutoff = if text == "all" {
+        None
+    } else {
+        let age: u32 = text.parse().map_err(|_| EINVAL)?;
+        let now = now_secs();
+        // No slot is older than the system: nothing to mark.
+        if age >= now {
+            return Ok(());
+        }
+        Some(now - age)
+    };
+    let _config = z.config.lock();
+    let store = z.store().ok_or(EINVAL)?;
+    store.mark_idle(cutoff);
+    Ok(())
+}
+
+fn compact_store(_: &DiskRef, z: Z<'_>, _input: &[u8]) -> Result {
+    let _config = z.config.lock();
+    z.store().ok_or(EINVAL)?.compact();
+    Ok(())
+}
+
+const ATTRIBUTES: &[Attribute<Arc<Zram>>] = &[
+    Attribute {
+        name: c"disksize",
+        show: Some(disksize_show),
+        store: Some(disksize_store),
+    },
+    Attribute {
+        name: c"initstate",
+        show: Some(initstate_show),
+        store: None,
+    },
+    Attribute {
+        name: c"reset",
+        show: None,
+        store: Some(reset_store),
+    },
+    Attribute {
+        name: c"comp_algorithm",
+        show: Some(comp_algorithm_show),
+        store: Some(comp_algorithm_store),
+    },
+    Attribute {
+        name: c"mem_limit",
+        show: None,
+        store: Some(mem_limit_store),
+    },
+    Attribute {
+        name: c"mem_used_max",
+        show: None,
+        store: Some(mem_used_max_store),
+    },
+    Attribute {
+        name: c"mm_stat",
+        show: Some(mm_stat_show),
+        store: None,
+    },
+    Attribute {
+        name: c"io_stat",
+        show: Some(io_stat_show),
+        store: None,
+    },
+    Attribute {
+        name: c"debug_stat",
+        show: Some(debug_stat_show),
+        store: None,
+    },
+    Attribute {
+        name: c"idle",
+        show: None,
+        store: Some(idle_store),
+    },
+    Attribute {
+        name: c"compact",
+        show: None,
+        store: Some(compact_store),
+    },
+];
+
+struct RzramModule {
+    // Dropped first: disks go before the attribute group they use.
+    _disks: KVec<BioDisk<Rzram>>,
+    _attrs: KBox<AttributeGroup<Arc<Zram>>>,
+}
+
+impl kernel::Module for RzramModule {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let attrs = KBox::new(AttributeGroup::new(ATTRIBUTES)?, GFP_KERNEL)?;
+        let n = module_parameters::num_devices.value();
+        let mut disks = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+        for i in 0..n {
+            let disk = BioDiskBuilder::new()
+                .discard(true)
+                .write_zeroes(true)
+                .synchronous(true)
+                .stable_writes(true)
+                .build::<Rzram>(fmt!("rzram{i}"), module, Zram::new()?, Some(&attrs))?;
+            disks.push(disk, GFP_KERNEL)?;
+        }
+        pr_info!("rzram: {n} device(s) created\n");
+        Ok(Self {
+            _disks: disks,
+            _attrs: attrs,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The slot table: one entry per page of the disk.
+//!
+//! Each slot has a sleeping bit lock (as upstream zram since 6.x: a
+//! `wait_on_bit_lock` on a word of its own), a handle (a zsmalloc handle, or
+//! the fill word of a same-filled page), a flags word that also holds the
+//! stored size, and the last access time for idle-by-age.
+
+use kernel::{
+    alloc::VVec,
+    bindings,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+    types::Opaque,
+};
+
+/// Slot flags, above the size bits of [`Slot::flags`].
+pub(crate) mod flag {
+    /// The page is one repeated word; the handle holds the word.
+    pub(crate) const SAME: u32 = 1 << 16;
+    /// Stored uncompressed (did not compress below the huge class size).
+    pub(crate) const HUGE: u32 = 1 << 17;
+    /// Not accessed since the last idle marking.
+    pub(crate) const IDLE: u32 = 1 << 18;
+    /// Stored on the backing device (writeback).
+    pub(crate) const WB: u32 = 1 << 19;
+    /// Mask of the stored object's size.
+    pub(crate) const SIZE_MASK: u32 = (1 << 16) - 1;
+}
+
+const LOCK_BIT: i32 = 0;
+
+/// One slot. Fields other than `lock` are only changed with the lock held;
+/// they are atomics so that lock-free readers (statistics) stay defined.
+pub(crate) struct Slot {
+    lock: Opaque<kernel::ffi::c_ulong>,
+    handle: Atomic<u64>,
+    flags: Atomic<u32>,
+    ac_time: Atomic<u32>,
+}
+
+// SAFETY: `lock` is only accessed through the kernel's atomic bit operations
+// (wait_on_bit_lock, test_and_set_bit_lock, clear_and_wake_up_bit); the
+// other fields are atomics.
+unsafe impl Sync for Slot {}
+// SAFETY: a slot holds no thread-bound state.
+unsafe impl Send for Slot {}
+
+/// The locked contents of a slot; unlocks when dropped.
+pub(crate) struct SlotGuard<'a> {
+    slot: &'a Slot,
+}
+
+impl SlotGuard<'_> {
+    pub(crate) fn handle(&self) -> u64 {
+        self.slot.handle.load(Relaxed)
+    }
+
+    pub(crate) fn flags(&self) -> u32 {
+        self.slot.flags.load(Relaxed)
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        (self.flags() & flag::SIZE_MASK) as usize
+    }
+
+    pub(crate) fn test(&self, f: u32) -> bool {
+        self.flags() & f != 0
+    }
+
+    pub(crate) fn set(&self, f: u32) {
+        self.slot.flags.store(self.flags() | f, Relaxed);
+    }
+
+    pub(crate) fn clear(&self, f: u32) {
+        self.slot.flags.store(self.flags() & !f, Relaxed);
+    }
+
+    /// Whether the slot holds data (compressed, same-filled or written back).
+    pub(crate) fn allocated(&self) -> bool {
+        self.handle() != 0 || self.test(flag::SAME | flag::WB)
+    }
+
+    /// Replaces the contents: `handle`, stored `size` and content `flags`;
+    /// the access time is set to `now`.
+    pub(crate) fn store(&self, handle: u64, size: usize, flags: u32, now: u32) {
+        debug_assert!(size <= flag::SIZE_MASK as usize);
+        self.slot.handle.store(handle, Relaxed);
+        self.slot.flags.store(flags | size as u32, Relaxed);
+        self.slot.ac_time.store(now, Relaxed);
+    }
+
+    /// Empties the slot (the caller has freed what it held).
+    pub(crate) fn reset(&self) {
+        self.slot.handle.store(0, Relaxed);
+        self.slot.flags.store(0, Relaxed);
+        self.slot.ac_time.store(0, Relaxed);
+    }
+
+    pub(crate) fn ac_time(&self) -> u32 {
+        self.slot.ac_time.load(Relaxed)
+    }
+
+    /// Records an access: clears IDLE, updates the access time.
+    pub(crate) fn touch(&self, now: u32) {
+        self.clear(flag::IDLE);
+        self.slot.ac_time.store(now, Relaxed);
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we hold the bit lock (taken in `lock`/`try_lock`); this
+        // releases it and wakes waiters.
+        unsafe { bindings::clear_and_wake_up_bit(LOCK_BIT, self.slot.lock.get()) };
+    }
+}
+
+/// All slots of a disk.
+pub(crate) struct SlotTable {
+    slots: VVec<Slot>,
+}
+
+impl SlotTable {
+    /// A table of `n` empty slots (vmalloc'ed: it can be large).
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        let mut slots = VVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            slots.push(
+                Slot {
+                    lock: Opaque::new(0),
+                    handle: Atomic::new(0),
+                    flags: Atomic::new(0),
+                    ac_time: Atomic::new(0),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        Ok(Self { slots })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Locks slot `index`, sleeping while another task holds it.
+    pub(crate) fn lock(&self, index: usize) -> SlotGuard<'_> {
+        let slot = &self.slots[index];
+        // SAFETY: `lock` is a word used only with the bit-lock functions;
+        // TASK_UNINTERRUPTIBLE waits cannot fail, so the lock is taken.
+        unsafe {
+            bindings::wait_on_bit_lock(slot.lock.get(), LOCK_BIT, bindings::TASK_UNINTERRUPTIBLE)
+        };
+        SlotGuard { slot }
+    }
+
+    /// Locks slot `index` if nobody holds it; never sleeps.
+    pub(crate) fn try_lock(&self, index: usize) -> Option<SlotGuard<'_>> {
+        let slot = &self.slots[index];
+        // SAFETY: as in `lock`; test_and_set_bit_lock is atomic.
+        if unsafe { bindings::test_and_set_bit_lock(LOCK_BIT as _, slot.lock.get()) } {
+            None
+        } else {
+            Some(SlotGuard { slot })
+        }
+    }
+}

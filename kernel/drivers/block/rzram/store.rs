@@ -1,0 +1,279 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The RAM tier: pages compressed into zsmalloc, one slot per page.
+
+use crate::slots::{flag, SlotGuard, SlotTable};
+use kernel::{
+    alloc::flags,
+    bindings,
+    lz4::{self, Lz4},
+    mm::zsmalloc::{ZsHandle, ZsPool},
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Mutex,
+    },
+};
+
+pub(crate) const PAGE: usize = bindings::PAGE_SIZE;
+
+/// Compression algorithms rzram offers, as `comp_algorithm` lists them.
+pub(crate) const ALGORITHMS: &[&str] = &["lz4"];
+
+/// Seconds since boot, for slot access times.
+pub(crate) fn now_secs() -> u32 {
+    // SAFETY: ktime_get_boot_fast_ns has no preconditions.
+    (unsafe { bindings::ktime_get_boot_fast_ns() } / 1_000_000_000) as u32
+}
+
+/// Counters behind `mm_stat`, `io_stat` and `debug_stat`.
+pub(crate) struct Stats {
+    pub(crate) compr_data_size: Atomic<u64>,
+    pub(crate) pages_stored: Atomic<u64>,
+    pub(crate) same_pages: Atomic<u64>,
+    pub(crate) huge_pages: Atomic<u64>,
+    pub(crate) huge_pages_since: Atomic<u64>,
+    pub(crate) failed_reads: Atomic<u64>,
+    pub(crate) failed_writes: Atomic<u64>,
+    pub(crate) notify_free: Atomic<u64>,
+    pub(crate) miss_free: Atomic<u64>,
+    pub(crate) max_used_pages: Atomic<u64>,
+    pub(crate) pages_compacted: Atomic<u64>,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Self {
+            compr_data_size: Atomic::new(0),
+            pages_stored: Atomic::new(0),
+            same_pages: Atomic::new(0),
+            huge_pages: Atomic::new(0),
+            huge_pages_since: Atomic::new(0),
+            failed_reads: Atomic::new(0),
+            failed_writes: Atomic::new(0),
+            notify_free: Atomic::new(0),
+            miss_free: Atomic::new(0),
+            max_used_pages: Atomic::new(0),
+            pages_compacted: Atomic::new(0),
+        }
+    }
+}
+
+fn dec(a: &Atomic<u64>, by: u64) {
+    a.fetch_add(by.wrapping_neg(), Relaxed);
+}
+
+fn inc(a: &Atomic<u64>, by: u64) {
+    a.fetch_add(by, Relaxed);
+}
+
+/// A compression workspace: the algorithm state and a bounce buffer.
+struct Workspace {
+    lz4: Lz4,
+    buf: KVec<u8>,
+}
+
+/// Everything an initialised device holds. Dropped on reset, after the last
+/// bio in flight lets go of it.
+pub(crate) struct Store {
+    pub(crate) slots: SlotTable,
+    pool: ZsPool,
+    workspaces: KVec<Pin<KBox<Mutex<Workspace>>>>,
+    pub(crate) stats: Stats,
+    huge_class_size: usize,
+    /// In pages; 0 for none.
+    pub(crate) mem_limit: Atomic<u64>,
+    pub(crate) disksize: u64,
+}
+
+fn same_filled(page: &[u8]) -> Option<u64> {
+    let (head, words, tail) = {
+        // SAFETY: u64 has no invalid bit patterns; align_to handles alignment.
+        unsafe { page.align_to::<u64>() }
+    };
+    if !head.is_empty() || !tail.is_empty() {
+        return None;
+    }
+    let first = *words.first()?;
+    words.iter().all(|w| *w == first).then_some(first)
+}
+
+impl Store {
+    pub(crate) fn new(disksize: u64, mem_limit: u64) -> Result<Self> {
+        let pages = (disksize / PAGE as u64) as usize;
+        let pool = ZsPool::new(c"rzram")?;
+        let huge_class_size = pool.huge_class_size();
+        // SAFETY: reading an exported variable set at boot.
+        let ncpu = unsafe { bindings::nr_cpu_ids } as usize;
+        let mut workspaces = KVec::with_capacity(ncpu, GFP_KERNEL)?;
+        for _ in 0..ncpu {
+            let mut buf = KVec::with_capacity(2 * PAGE, GFP_KERNEL)?;
+            buf.resize(2 * PAGE, 0, GFP_KERNEL)?;
+            let ws = Workspace {
+                lz4: Lz4::new()?,
+                buf,
+            };
+            workspaces.push(KBox::pin_init(new_mutex!(ws), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            slots: SlotTable::new(pages)?,
+            pool,
+            workspaces,
+            stats: Stats::new(),
+            huge_class_size,
+            mem_limit: Atomic::new(mem_limit / PAGE as u64),
+            disksize,
+        })
+    }
+
+    fn workspace(&self) -> &Pin<KBox<Mutex<Workspace>>> {
+        // SAFETY: raw_smp_processor_id has no preconditions; the CPU may
+        // change right after, which only costs cache locality.
+        let cpu = unsafe { bindings::raw_smp_processor_id() } as usize;
+        &self.workspaces[cpu % self.workspaces.len()]
+    }
+
+    /// Frees what the locked slot holds and empties it.
+    pub(crate) fn free_slot(&self, s: &SlotGuard<'_>) {
+        if s.test(flag::SAME) {
+            dec(&self.stats.same_pages, 1);
+            dec(&self.stats.pages_stored, 1);
+        } else if s.handle() != 0 {
+            if s.test(flag::HUGE) {
+                dec(&self.stats.huge_pages, 1);
+            }
+            dec(&self.stats.compr_data_size, s.size() as u64);
+            dec(&self.stats.pages_stored, 1);
+            // SAFETY: the slot owns this live handle of our pool; it is
+            // forgotten by `reset` below, under the slot lock.
+            unsafe { self.pool.free(ZsHandle::from_raw(s.handle() as usize)) };
+        }
+        s.reset();
+    }
+
+    /// Stores one whole page at `index`.
+    pub(crate) fn write_page(&self, index: usize, page: &[u8]) -> Result {
+        let now = now_secs();
+        if let Some(word) = same_filled(page) {
+            let s = self.slots.lock(index);
+            self.free_slot(&s);
+            s.store(word, 0, flag::SAME, now);
+            inc(&self.stats.same_pages, 1);
+            inc(&self.stats.pages_stored, 1);
+            return Ok(());
+        }
+        let mut ws = self.workspace().lock();
+        let ws = &mut *ws;
+        let (data, huge): (&[u8], bool) = match ws.lz4.compress(page, &mut ws.buf[..PAGE]) {
+            Some(n) if n < self.huge_class_size => (&ws.buf[..n], false),
+            _ => (page, true),
+        };
+        let limit = self.mem_limit.load(Relaxed);
+        if limit != 0 && self.pool.total_pages() > limit {
+            return Err(ENOMEM);
+        }
+        let h = self.pool.malloc(
+            data.len(),
+            flags::GFP_NOIO | flags::__GFP_NOWARN | flags::__GFP_HIGHMEM | flags::__GFP_MOVABLE,
+        )?;
+        // SAFETY: `h` was just allocated with room for `data` and is ours alone.
+        unsafe { self.pool.write(h, data) };
+        let used = self.pool.total_pages();
+        if used > self.stats.max_used_pages.load(Relaxed) {
+            self.stats.max_used_pages.store(used, Relaxed);
+        }
+        let s = self.slots.lock(index);
+        self.free_slot(&s);
+        s.store(
+            h.to_raw() as u64,
+            data.len(),
+            if huge { flag::HUGE } else { 0 },
+            now,
+        );
+        inc(&self.stats.compr_data_size, data.len() as u64);
+        inc(&self.stats.pages_stored, 1);
+        if huge {
+            inc(&self.stats.huge_pages, 1);
+            inc(&self.stats.huge_pages_since, 1);
+        }
+        Ok(())
+    }
+
+    /// Reads one whole page at `index` into `out`.
+    pub(crate) fn read_page(&self, index: usize, out: &mut [u8]) -> Result {
+        let s = self.slots.lock(index);
+        s.touch(now_secs());
+        if s.test(flag::SAME) {
+            let word = s.handle().to_ne_bytes();
+            for chunk in out.chunks_exact_mut(8) {
+                chunk.copy_from_slice(&word);
+            }
+            return Ok(());
+        }
+        if s.handle() == 0 {
+            out.fill(0);
+            return Ok(());
+        }
+        let size = s.size();
+        // SAFETY: the handle is live while we hold the slot lock.
+        let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
+        let mut ws = self.workspace().lock();
+        let ws = &mut *ws;
+        let (local, _) = ws.buf.split_at_mut(PAGE);
+        // SAFETY: `h` is a live object of `size` bytes, not written while we
+        // hold the slot lock; `local` is a page, enough for any object.
+        unsafe {
+            self.pool.read(h, size, local, |obj| {
+                if size == PAGE {
+                    out.copy_from_slice(obj);
+                    Ok(())
+                } else {
+                    lz4::decompress(obj, out)
+                }
+            })
+        }
+    }
+
+    /// Frees page `index` (discard, write-zeroes, swap slot free).
+    pub(crate) fn discard_page(&self, index: usize) {
+        let s = self.slots.lock(index);
+        self.free_slot(&s);
+    }
+
+    /// Marks stored slots idle: all of them, or those not accessed since `cutoff`.
+    pub(crate) fn mark_idle(&self, cutoff: Option<u32>) {
+        for i in 0..self.slots.len() {
+            let s = self.slots.lock(i);
+            let candidate = s.allocated() && !s.test(flag::WB | flag::SAME);
+            if candidate && cutoff.is_none_or(|c| s.ac_time() < c) {
+                s.set(flag::IDLE);
+            }
+        }
+    }
+
+    /// `mm_stat` fields: bytes in RAM.
+    pub(crate) fn mem_used_bytes(&self) -> u64 {
+        self.pool.total_pages() * PAGE as u64
+    }
+
+    pub(crate) fn compact(&self) {
+        let freed = self.pool.compact();
+        inc(&self.stats.pages_compacted, freed);
+    }
+
+    pub(crate) fn reset_max_used(&self) {
+        self.stats
+            .max_used_pages
+            .store(self.pool.total_pages(), Relaxed);
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        for i in 0..self.slots.len() {
+            let s = self.slots.lock(i);
+            self.free_slot(&s);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/blkdev.h>
+
+__rust_helper struct gendisk *rust_helper_dev_to_disk(struct device *dev)
+{
+	return dev_to_disk(dev);
+}
+
+__rust_helper unsigned int rust_helper_disk_openers(struct gendisk *disk)
+{
+	return disk_openers(disk);
+}
+
+__rust_helper sector_t rust_helper_get_capacity(struct gendisk *disk)
+{
+	return get_capacity(disk);
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! sysfs attributes of a disk (`/sys/block/<disk>/<name>`).
+//!
+//! A driver describes its attributes once, as a table of [`Attribute`]s whose
+//! callbacks receive the disk's driver data (the `private_data` of its
+//! `struct gendisk`). [`AttributeGroup`] turns the table into the C
+//! `attribute_group` that `device_add_disk()` takes.
+//!
+//! C header: [`include/linux/sysfs.h`](srctree/include/linux/sysfs.h)
+
+use crate::{
+    bindings,
+    block::bio_disk::DiskRef,
+    error::{from_result, Result},
+    ffi::c_char,
+    prelude::*,
+    types::ForeignOwnable,
+};
+use core::{fmt, marker::PhantomData, ptr::NonNull};
+
+type Borrowed<'a, D> = <D as ForeignOwnable>::Borrowed<'a>;
+
+/// Shows an attribute: writes its text into the buffer.
+pub type ShowFn<D> = for<'a> fn(&DiskRef, Borrowed<'a, D>, &mut SysfsBuf<'_>) -> Result;
+/// Stores an attribute: parses what userspace wrote.
+pub type StoreFn<D> = for<'a> fn(&DiskRef, Borrowed<'a, D>, &[u8]) -> Result;
+
+/// One attribute of a disk whose driver data is `D`.
+pub struct Attribute<D: ForeignOwnable> {
+    /// File name under `/sys/block/<disk>/`.
+    pub name: &'static CStr,
+    /// Read callback; `None` for write-only attributes.
+    pub show: Option<ShowFn<D>>,
+    /// Write callback; `None` for read-only attributes.
+    pub store: Option<StoreFn<D>>,
+}
+
+/// The text of a sysfs read: at most one page.
+pub struct SysfsBuf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl fmt::Write for SysfsBuf<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// `struct device_attribute` followed by the Rust callbacks it dispatches to.
+#[repr(C)]
+struct Entry<D: ForeignOwnable> {
+    attr: bindings::device_attribute,
+    show: Option<ShowFn<D>>,
+    store: Option<StoreFn<D>>,
+}
+
+/// A C `attribute_group` built from a table of [`Attribute`]s.
+///
+/// It must outlive every disk it is added to; drivers keep it in their
+/// module data, which is dropped after the disks.
+///
+/// # Invariants
+///
+/// `entries`, `ptrs` and `group` are heap allocations that are never
+/// reallocated, so the pointers between them stay valid; `ptrs` is
+/// NULL-terminated.
+pub struct AttributeGroup<D: ForeignOwnable> {
+    entries: KVec<Entry<D>>,
+    _ptrs: KVec<*mut bindings::attribute>,
+    _group: KBox<bindings::attribute_group>,
+    groups: KBox<[*const bindings::attribute_group; 2]>,
+    _p: PhantomData<D>,
+}
+
+// SAFETY: the group is immutable after construction; the kernel only reads it.
+unsafe impl<D: ForeignOwnable> Send for AttributeGroup<D> {}
+// SAFETY: as above.
+unsafe impl<D: ForeignOwnable> Sync for AttributeGroup<D> {}
+
+impl<D: ForeignOwnable> AttributeGroup<D> {
+    /// Builds the C structures for `attrs`.
+    pub fn new(attrs: &[Attribute<D>]) -> Result<Self> {
+        let mut entries = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
+        for a in attrs {
+            let mut attr: bindings::device_attribute = pin_init::zeroed();
+            attr.attr.name = a.name.as_char_ptr();
+            attr.attr.mode = match (a.show.is_some(), a.store.is_some()) {
+                (true, true) => 0o644,
+                (true, false) => 0o444,
+                (false, true) => 0o200,
+                (false, false) => return Err(EINVAL),
+            };
+            attr.__bindgen_anon_1.show = a.show.map(|_| show_callback::<D> as _);
+            attr.__bindgen_anon_2.store = a.store.map(|_| store_callback::<D> as _);
+            entries.push(
+                Entry {
+                    attr,
+                    show: a.show,
+                    store: a.store,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let mut ptrs = KVec::with_capacity(entries.len() + 1, GFP_KERNEL)?;
+        for e in entries.iter_mut() {
+            let p: *mut bindings::attribute = &mut e.attr.attr;
+            // SAFETY: `p` points into `entries`, which is never reallocated.
+            unsafe { bindings::sysfs_attr_init(p) };
+            ptrs.push(p, GFP_KERNEL)?;
+        }
+        ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
+        let mut group: bindings::attribute_group = pin_init::zeroed();
+        group.__bindgen_anon_2.attrs = ptrs.as_mut_ptr();
+        let group = KBox::new(group, GFP_KERNEL)?;
+        let groups = KBox::new([&*group as *const _, core::ptr::null()], GFP_KERNEL)?;
+        // INVARIANT: every allocation above is final; `ptrs` ends with NULL.
+        Ok(Self {
+            entries,
+            _ptrs: ptrs,
+            _group: group,
+            groups,
+            _p: PhantomData,
+        })
+    }
+
+    /// The NULL-terminated array of groups `device_add_disk()` takes.
+    pub fn as_groups(&self) -> *mut *const bindings::attribute_group {
+        self.groups.as_ptr().cast_mut()
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the group is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Finds the disk and its driver data from a sysfs `struct device`.
+///
+/// # Safety
+///
+/// `dev` must be the device of a live disk whose `private_data` was made by
+/// `D::into_foreign()`, and `attr` must be the `attr` field of an `Entry<D>`.
+unsafe fn context<'a, D: ForeignOwnable>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+) -> (DiskRef, Borrowed<'a, D>, &'a Entry<D>) {
+    // SAFETY: `dev` belongs to a disk (caller), so dev_to_disk is valid.
+    let disk = unsafe { bindings::dev_to_disk(dev) };
+    // SAFETY: the caller guarantees private_data came from `D::into_foreign`
+    // and the disk (hence the data) outlives this sysfs call.
+    let data = unsafe { D::borrow((*disk).private_data) };
+    // SAFETY: `attr` is the first field of a `#[repr(C)]` `Entry<D>` (caller).
+    let entry = unsafe { &*attr.cast::<Entry<D>>() };
+    // SAFETY: `disk` is valid for the duration of the call.
+    let disk = unsafe { DiskRef::from_raw(NonNull::new_unchecked(disk)) };
+    (disk, data, entry)
+}
+
+unsafe extern "C" fn show_callback<D: ForeignOwnable>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: sysfs calls this with the device and attribute registered by
+    // `AttributeGroup::new` on a disk built by `BioDiskBuilder::build`.
+    let (disk, data, entry) = unsafe { context::<D>(dev, attr) };
+    // SAFETY: sysfs hands a zeroed buffer of PAGE_SIZE bytes.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE) };
+    let mut out = SysfsBuf { buf, len: 0 };
+    from_result(|| {
+        let show = entry.show.ok_or(EIO)?;
+        show(&disk, data, &mut out)?;
+        Ok(out.len as isize)
+    })
+}
+
+unsafe extern "C" fn store_callback<D: ForeignOwnable>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *const c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: as in `show_callback`.
+    let (disk, data, entry) = unsafe { context::<D>(dev, attr) };
+    // SAFETY: sysfs hands `count` readable bytes.
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+    from_result(|| {
+        let store = entry.store.ok_or(EIO)?;
+        store(&disk, data, input)?;
+        Ok(count as isize)
+    })
+}
+
+/// Parses a sysfs input as an unsigned number: trims whitespace (and the
+/// trailing newline `echo` adds), accepts decimal, `0x` hex and `0` octal like
+/// the kernel's `kstrtoull(s, 0)`.
+pub fn parse_u64(input: &[u8]) -> Result<u64> {
+    let s = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
+    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        (h, 16)
+    } else if s.len() > 1 && s.starts_with('0') {
+        (&s[1..], 8)
+    } else {
+        (s, 10)
+    };
+    if digits.is_empty() {
+        return Err(EINVAL);
+    }
+    u64::from_str_radix(digits, radix).map_err(|_| EINVAL)
+}
+
+/// Returns the input as trimmed UTF-8 text.
+pub fn parse_str(input: &[u8]) -> Result<&str> {
+    Ok(core::str::from_utf8(input).map_err(|_| EINVAL)?.trim())
+}

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! zsmalloc: a memory allocator for compressed pages.
+//!
+//! C header: [`include/linux/zsmalloc.h`](srctree/include/linux/zsmalloc.h)
+
+use crate::{alloc::Flags, bindings, prelude::*};
+use core::ptr::NonNull;
+
+/// A handle to an object in a [`ZsPool`]; freed with [`ZsPool::free`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZsHandle(usize);
+
+impl ZsHandle {
+    /// The raw handle value (to keep it in a packed table).
+    pub fn to_raw(self) -> usize {
+        self.0
+    }
+
+    /// A handle from [`ZsHandle::to_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `raw` must come from `to_raw` of a handle of the pool it is used with,
+    /// not yet freed.
+    pub unsafe fn from_raw(raw: usize) -> Self {
+        Self(raw)
+    }
+}
+
+/// A zsmalloc pool.
+///
+/// # Invariants
+///
+/// `pool` is a pool created by `zs_create_pool` and not yet destroyed.
+pub struct ZsPool {
+    pool: NonNull<bindings::zs_pool>,
+}
+
+// SAFETY: zsmalloc pools are used from any CPU; the C code does its locking.
+unsafe impl Send for ZsPool {}
+// SAFETY: as above.
+unsafe impl Sync for ZsPool {}
+
+impl ZsPool {
+    /// Creates a pool; `name` shows up in /proc/slabinfo-like statistics.
+    pub fn new(name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is a valid string that outlives the pool.
+        let pool = unsafe { bindings::zs_create_pool(name.as_char_ptr()) };
+        Ok(Self {
+            pool: NonNull::new(pool).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Allocates an object of `size` bytes (at most a page).
+    #[inline]
+    pub fn malloc(&self, size: usize, flags: Flags) -> Result<ZsHandle> {
+        // SAFETY: the pool is valid (type invariant).
+        let h = unsafe {
+            bindings::zs_malloc(
+                self.pool.as_ptr(),
+                size,
+                flags.as_raw(),
+                bindings::NUMA_NO_NODE,
+            )
+        };
+        // zs_malloc returns an ERR_PTR-encoded errno on failure.
+        if h >= (-(bindings::MAX_ERRNO as isize)) as usize {
+            return Err(Error::from_errno(h as i32));
+        }
+        Ok(ZsHandle(h as usize))
+    }
+
+    /// Frees an object.
+    ///
+    /// # Safety
+    ///
+    /// `h` must be a live handle of this pool, not used afterwards.
+    #[inline]
+    pub unsafe fn free(&self, h: ZsHandle) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { bindings::zs_free(self.pool.as_ptr(), h.0 as _) };
+    }
+
+    /// Copies `data` into the object.
+    ///
+    /// # Safety
+    ///
+    /// `h` must be a live handle of this pool for an object of at least
+    /// `data.len()` bytes, not accessed concurrently.
+    #[inline]
+    pub unsafe fn write(&self, h: ZsHandle, data: &[u8]) {
+        // SAFETY: guaranteed by the caller; zs_obj_write only reads `data`.
+        unsafe {
+            bindings::zs_obj_write(
+                self.pool.as_ptr(),
+                h.0 as _,
+                data.as_ptr().cast_mut().cast(),
+                data.len(),
+            )
+        };
+    }
+
+    /// Calls `f` with the object's `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `h` must be a live handle of this pool for an object of `len` bytes,
+    /// not written concurrently.
+    #[inline]
+    pub unsafe fn read<R>(
+        &self,
+        h: ZsHandle,
+        len: usize,
+        local: &mut [u8],
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        debug_assert!(local.len() >= len);
+        // SAFETY: guaranteed by the caller; `local` is a buffer of at least
+        // `len` bytes for objects that span two pages.
+        let p = unsafe {
+            bindings::zs_obj_read_begin(
+                self.pool.as_ptr(),
+                h.0 as _,
+                len,
+                local.as_mut_ptr().cast(),
+            )
+        };
+        // SAFETY: zs_obj_read_begin returns a mapping of `len` readable bytes
+        // until zs_obj_read_end.
+        let r = f(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) });
+        // SAFETY: ends the access begun above.
+        unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0 as _, len, p) };
+        r
+    }
+
+    /// Pages the pool uses, fragmentation included.
+    pub fn total_pages(&self) -> u64 {
+        // SAFETY: the pool is valid.
+        unsafe { bindings::zs_get_total_pages(self.pool.as_ptr()) as u64 }
+    }
+
+    /// Objects of this size or more take a whole page: store them uncompressed.
+    pub fn huge_class_size(&self) -> usize {
+        // SAFETY: the pool is valid.
+        unsafe { bindings::zs_huge_class_size(self.pool.as_ptr()) }
+    }
+
+    /// Compacts the pool; returns the number of pages freed.
+    pub fn compact(&self) -> u64 {
+        // SAFETY: the pool is valid.
+        unsafe { bindings::zs_compact(self.pool.as_ptr()) as u64 }
+    }
+}
+
+impl Drop for ZsPool {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant the pool is live; all handles are
+        // gone because `free` needs `&self`, which outlives no handle user.
+        unsafe { bindings::zs_destroy_pool(self.pool.as_ptr()) };
+    }
+}

@@ -1,0 +1,246 @@
+//! VM tests of rzram, the Rust zram driver (kernel/drivers/block/rzram), in
+//! our Linux 7.3: run inside the VM by `cargo xtask vm-test` (they need the
+//! module and root, so they are `#[ignore]`d on the host).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use zramctl_tests::{drop_caches, verify_pages, write_pages, zramctl};
+
+/// Loads rzram with two devices unless it is loaded.
+fn load_rzram() {
+    assert!(
+        std::env::var_os("ZRAMCTL_VM").is_some(),
+        "run with cargo xtask vm-test"
+    );
+    if Path::new("/sys/block/rzram0").exists() {
+        return;
+    }
+    let modroot = std::env::var("ZRAMCTL_MODROOT").expect("ZRAMCTL_MODROOT");
+    let release = std::env::var("ZRAMCTL_KERNEL_RELEASE").expect("ZRAMCTL_KERNEL_RELEASE");
+    let ko = format!("{modroot}/lib/modules/{release}/kernel/drivers/block/rzram/rzram.ko");
+    sh(&format!("insmod {ko} num_devices=2"));
+    assert!(
+        Path::new("/sys/block/rzram1").exists(),
+        "num_devices=2 makes rzram0 and rzram1"
+    );
+}
+
+/// Runs a shell command that must succeed; returns its stdout.
+fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes `value` to a sysfs attribute; returns the errno on failure.
+fn sysfs_write(dev: &str, attr: &str, value: &str) -> Result<(), i32> {
+    std::fs::write(format!("/sys/block/{dev}/{attr}"), value)
+        .map_err(|e| e.raw_os_error().unwrap_or(-1))
+}
+
+fn sysfs_read(dev: &str, attr: &str) -> String {
+    std::fs::read_to_string(format!("/sys/block/{dev}/{attr}")).unwrap()
+}
+
+fn status(dev: &str) -> serde_json::Value {
+    zramctl(&["status", dev, "--json"]).ok().json()[0].clone()
+}
+
+fn fresh(dev: &str, size: &str) -> PathBuf {
+    load_rzram();
+    let _ = sysfs_write(dev, "reset", "1");
+    zramctl(&["setup", dev, "--size", size]).ok();
+    PathBuf::from(format!("/dev/{dev}"))
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn abi_matches_upstream_zram_formats() {
+    load_rzram();
+    let _ = sysfs_write("rzram0", "reset", "1");
+    assert_eq!(sysfs_read("rzram0", "initstate"), "0\n");
+    assert_eq!(sysfs_read("rzram0", "disksize"), "0\n");
+    assert_eq!(sysfs_read("rzram0", "comp_algorithm"), "[lz4] \n");
+    // Same layout as zram_drv.c's mm_stat_show: nine right-aligned fields.
+    assert_eq!(
+        sysfs_read("rzram0", "mm_stat"),
+        format!("{}\n", ["       0"; 9].join(" "))
+    );
+    assert_eq!(
+        sysfs_read("rzram0", "io_stat"),
+        "       0        0 0        0\n"
+    );
+    assert_eq!(
+        sysfs_read("rzram0", "debug_stat"),
+        "version: 1\n0        0\n"
+    );
+    // memparse suffixes, rounded up to pages.
+    sysfs_write("rzram0", "disksize", "1M").unwrap();
+    assert_eq!(sysfs_read("rzram0", "disksize"), "1048576\n");
+    assert_eq!(sysfs_read("rzram0", "initstate"), "1\n");
+    assert_eq!(sh("blockdev --getsize64 /dev/rzram0").trim(), "1048576");
+    sysfs_write("rzram0", "reset", "1").unwrap();
+    sysfs_write("rzram0", "disksize", "5000").unwrap();
+    assert_eq!(sysfs_read("rzram0", "disksize"), "8192\n");
+    sysfs_write("rzram0", "reset", "1").unwrap();
+    assert_eq!(sh("blockdev --getsize64 /dev/rzram0").trim(), "0");
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn bad_input_gets_upstream_errnos_and_the_device_keeps_working() {
+    let dev = fresh("rzram0", "16M");
+    write_pages(&dev, 11, 1024).unwrap();
+    // Configuring a live device: EBUSY.
+    assert_eq!(sysfs_write("rzram0", "disksize", "32M"), Err(libc::EBUSY));
+    assert_eq!(
+        sysfs_write("rzram0", "comp_algorithm", "lz4"),
+        Err(libc::EBUSY)
+    );
+    // Garbage: EINVAL.
+    for (attr, value) in [
+        ("comp_algorithm", "nope"),
+        ("idle", "yesterday"),
+        ("reset", "0"),
+        ("reset", "x"),
+        ("mem_limit", "Q12"),
+        ("mem_used_max", "5"),
+    ] {
+        assert_eq!(
+            sysfs_write("rzram0", attr, value),
+            Err(libc::EINVAL),
+            "{attr} <- {value:?}"
+        );
+    }
+    // Read-only attributes refuse writes, write-only refuse reads.
+    assert_eq!(sysfs_write("rzram0", "mm_stat", "1"), Err(libc::EACCES));
+    assert!(std::fs::read_to_string("/sys/block/rzram0/reset").is_err());
+    // Binary junk.
+    assert_eq!(
+        sysfs_write("rzram0", "idle", "\u{0}\u{ff}"),
+        Err(libc::EINVAL)
+    );
+    drop_caches();
+    assert!(
+        verify_pages(&dev, 11, 1024).unwrap().is_empty(),
+        "data intact after bad input"
+    );
+
+    // Before init: disksize garbage and out-of-range.
+    sysfs_write("rzram0", "reset", "1").unwrap();
+    for value in ["abc", "0", "-1", "99999999999999999999"] {
+        assert_eq!(
+            sysfs_write("rzram0", "disksize", value),
+            Err(libc::EINVAL),
+            "disksize <- {value:?}"
+        );
+    }
+    assert_eq!(
+        sysfs_write("rzram0", "idle", "all"),
+        Err(libc::EINVAL),
+        "idle before init"
+    );
+    assert_eq!(
+        sysfs_write("rzram0", "compact", "1"),
+        Err(libc::EINVAL),
+        "compact before init"
+    );
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn pages_round_trip_with_stats_same_fill_and_partial_io() {
+    let dev = fresh("rzram0", "64M");
+    let pages = 8192;
+    write_pages(&dev, 21, pages).unwrap();
+    let s = status("rzram0");
+    assert_eq!(s["mm_stat"]["orig_data_size"].as_u64(), Some(pages * 4096));
+    let compr = s["mm_stat"]["compr_data_size"].as_u64().unwrap();
+    assert!(compr > 0 && compr < pages * 4096, "compressed: {compr}");
+    drop_caches();
+    assert!(verify_pages(&dev, 21, pages).unwrap().is_empty());
+
+    // Same-filled pages take no memory and read back exactly.
+    sh("dd if=/dev/zero of=/dev/rzram0 bs=4096 count=16 seek=100 oflag=direct status=none");
+    sh(
+        "yes abcdefgh | tr -d '\\n' | head -c 65536 | dd of=/dev/rzram0 bs=4096 seek=200 oflag=direct status=none",
+    );
+    let s = status("rzram0");
+    assert_eq!(s["mm_stat"]["same_pages"].as_u64(), Some(32));
+    sh("cmp -n 65536 /dev/zero /dev/rzram0 --ignore-initial=0:409600");
+    let pattern =
+        sh("dd if=/dev/rzram0 bs=4096 skip=200 count=16 iflag=direct status=none | md5sum");
+    let expect = sh("yes abcdefgh | tr -d '\\n' | head -c 65536 | md5sum");
+    assert_eq!(pattern, expect);
+
+    // Incompressible pages are stored whole.
+    sh("dd if=/dev/urandom of=/dev/rzram0 bs=4096 count=64 seek=1000 oflag=direct status=none");
+    assert!(status("rzram0")["mm_stat"]["huge_pages"].as_u64().unwrap() >= 64);
+
+    // Sub-page I/O through the page cache of a 512-byte logical block is not
+    // possible (4K blocks), but unaligned buffers split bios into partial
+    // segments: write 3 pages from an odd offset of a bigger buffer.
+    sh("dd if=/dev/urandom of=/tmp/odd bs=4096 count=3 status=none");
+    sh("dd if=/tmp/odd of=/dev/rzram0 bs=4096 seek=3000 status=none conv=fsync");
+    drop_caches();
+    sh("cmp /tmp/odd /dev/rzram0 -n 12288 --ignore-initial=0:12288000");
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn ext4_on_rzram_survives_copy_fsck_and_remount() {
+    let _ = fresh("rzram1", "256M");
+    sh("mkfs.ext4 -q /dev/rzram1");
+    sh("mkdir -p /tmp/mnt && mount /dev/rzram1 /tmp/mnt");
+    sh("cp -a /usr/include/linux /tmp/mnt/linux");
+    // Mounted: reset is refused.
+    assert_eq!(sysfs_write("rzram1", "reset", "1"), Err(libc::EBUSY));
+    sh("umount /tmp/mnt");
+    let fsck = sh("fsck.ext4 -fn /dev/rzram1 2>&1");
+    assert!(fsck.contains("files"), "{fsck}");
+    sh("mount /dev/rzram1 /tmp/mnt");
+    sh("diff -r /usr/include/linux /tmp/mnt/linux");
+    sh("umount /tmp/mnt");
+    let s = status("rzram1");
+    assert!(s["mm_stat"]["orig_data_size"].as_u64().unwrap() > 4 << 20);
+    sysfs_write("rzram1", "reset", "1").unwrap();
+    assert_eq!(status("rzram1")["initialized"], false);
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn reset_reinit_and_module_unload_are_clean() {
+    for round in 0..3u64 {
+        let dev = fresh("rzram0", "32M");
+        write_pages(&dev, 100 + round, 2048).unwrap();
+        drop_caches();
+        assert!(
+            verify_pages(&dev, 100 + round, 2048).unwrap().is_empty(),
+            "round {round}"
+        );
+        sysfs_write("rzram0", "reset", "1").unwrap();
+        assert_eq!(
+            status("rzram0")["mm_stat"]["orig_data_size"].as_u64(),
+            Some(0)
+        );
+    }
+    // Unload with a device still initialised: everything is freed.
+    let dev = fresh("rzram1", "16M");
+    write_pages(&dev, 5, 512).unwrap();
+    sh("rmmod rzram");
+    assert!(!Path::new("/sys/block/rzram0").exists());
+    load_rzram();
+    assert_eq!(
+        status("rzram1")["initialized"],
+        false,
+        "a fresh module has fresh devices"
+    );
+}
