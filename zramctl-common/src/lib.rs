@@ -149,16 +149,21 @@ pub struct WatchTable {
     pub _pad: u32,
 }
 
+/// [`SlotState::last_time`] is CLOCK_MONOTONIC ns shifted right by this.
+pub const SLOT_TIME_SHIFT: u32 = 26;
+
 /// Access state of one zram slot (one 4 KiB page of the disk). 16 bytes so
 /// that a slot never straddles two cache lines: with random access over a
 /// large disk, the cache miss on the slot is most of the probe's cost.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlotState {
-    /// CLOCK_MONOTONIC in whole seconds at the last read, write or discard
-    /// (accurate to one scheduler tick); 0 if none since the probes were
-    /// attached (the clock is past 1 s long before anything can attach).
-    pub last_s: u32,
+    /// CLOCK_MONOTONIC at the last read, write or discard, in units of
+    /// 2^[`SLOT_TIME_SHIFT`] ns (about 67 ms; the clock is read once per
+    /// scheduler tick); 0 if none since the probes were attached (the clock
+    /// is past one unit long before anything can attach). Wraps after 9
+    /// years of uptime.
+    pub last_time: u32,
     /// The counters follow in [`op`] class order: `reads` is u32 word
     /// 1 + `op::READ`, `writes` 1 + `op::WRITE`, `discards` 1 + `op::DISCARD`.
     pub reads: u32,

@@ -43,7 +43,8 @@ mod probes {
     use zramctl_common::{
         BPF_F_MMAPABLE, BioCounts, DevCounters, KernelOffsets, LAT_HIST_ENTRIES, LAT_START_ENTRIES,
         LatHist, LatStart, MAX_DEVS, MAX_SLOTS_PER_BIO, ProbeStats, SECTORS_PER_SLOT_SHIFT,
-        SlotState, WatchTable, WatchedDev, hist_index, lat_bucket, op, op_class, req_op, watch,
+        SLOT_TIME_SHIFT, SlotState, WatchTable, WatchedDev, hist_index, lat_bucket, op, op_class,
+        req_op, watch,
     };
 
     /// Kernel `dev_t` of the device `bio_queue` counts (see `zramctl_common::kernel_dev`).
@@ -243,17 +244,17 @@ mod probes {
         0
     }
 
-    /// Marks one slot accessed at `now_s` by an operation of class `class`
-    /// (read, write or discard).
+    /// Marks one slot accessed at `now` (see [`slot_time`]) by an
+    /// operation of class `class` (read, write or discard).
     #[inline(always)]
-    fn touch(slot: u64, now_s: u32, class: usize) {
+    fn touch(slot: u64, now: u32, class: usize) {
         if slot > u64::from(u32::MAX) || class > op::DISCARD {
             return;
         }
         let Some(s) = SLOTS.get_ptr_mut(slot as u32) else {
             return;
         };
-        // The counters follow `last_s` in op-class order: reads, writes,
+        // The counters follow `last_time` in op-class order: reads, writes,
         // discards (class <= DISCARD checked above).
         let counter = s.cast::<u32>().wrapping_add(1 + class);
         // SAFETY: `s` is a valid, aligned map value from the lookup and
@@ -263,35 +264,35 @@ mod probes {
         // count; swap never has two bios for one slot in flight (the folio
         // lock and swap cache serialise them).
         unsafe {
-            write_volatile(&raw mut (*s).last_s, now_s);
+            write_volatile(&raw mut (*s).last_time, now);
             write_volatile(counter, read_volatile(counter).wrapping_add(1));
         }
     }
 
-    /// Per-CPU cache of the clock: `[jiffies, CLOCK_MONOTONIC seconds]`,
-    /// the seconds read at the first event after the tick last changed on
-    /// this CPU.
+    /// Per-CPU cache of the clock: `[jiffies, slot time]`, the slot time
+    /// read at the first event after the tick last changed on this CPU.
     #[map(name = "CLOCK_CACHE")]
     static CLOCK_CACHE: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 
-    /// CLOCK_MONOTONIC in seconds, accurate to a tick. The fine clock costs
-    /// ~90 ns per read on a virtual machine whose TSC reads are expensive,
-    /// as much as the rest of the probe; `bpf_jiffies64` costs ~10 ns, and
-    /// tracing programs may not call `bpf_ktime_get_coarse_ns`. So the fine
-    /// clock is read once per tick and CPU.
+    /// CLOCK_MONOTONIC in slot time units (`SLOT_TIME_SHIFT`), accurate to
+    /// a tick. The fine clock costs ~90 ns per read on a virtual machine
+    /// whose TSC reads are expensive, as much as the rest of the probe;
+    /// `bpf_jiffies64` costs ~10 ns, and tracing programs may not call
+    /// `bpf_ktime_get_coarse_ns`. So the fine clock is read once per tick
+    /// and CPU.
     #[inline(always)]
-    fn now_s() -> u32 {
+    fn slot_time() -> u32 {
         // SAFETY: helper without preconditions.
         let j = unsafe { bpf_jiffies64() };
         let Some(c) = CLOCK_CACHE.get_ptr_mut(0) else {
             // SAFETY: helper without preconditions.
-            return (unsafe { bpf_ktime_get_ns() } / 1_000_000_000) as u32;
+            return (unsafe { bpf_ktime_get_ns() } >> SLOT_TIME_SHIFT) as u32;
         };
         // SAFETY: a non-null per-CPU map value; only this CPU touches it and
         // the program does not nest on one CPU.
         unsafe {
             if (*c)[0] != j {
-                *c = [j, bpf_ktime_get_ns() / 1_000_000_000];
+                *c = [j, bpf_ktime_get_ns() >> SLOT_TIME_SHIFT];
             }
             (*c)[1] as u32
         }
@@ -303,7 +304,7 @@ mod probes {
         /// Slot of loop index 0.
         first: u64,
         class: u64,
-        now_s: u32,
+        now: u32,
     }
 
     /// `bpf_loop` callback: touches slot `first + i`.
@@ -311,7 +312,7 @@ mod probes {
         // SAFETY: bpf_loop passes back the pointer to the caller's TouchLoop,
         // which lives until bpf_loop returns.
         let t = unsafe { &*ctx.cast::<TouchLoop>() };
-        touch(t.first + i, t.now_s, t.class as usize);
+        touch(t.first + i, t.now, t.class as usize);
         0
     }
 
@@ -356,14 +357,14 @@ mod probes {
         if tracked == 0 {
             return Ok(());
         }
-        let now = now_s();
+        let now = slot_time();
         let slot = u64::from(w.slot_base) + first;
         touch(slot, now, class);
         if tracked > 1 {
             let mut t = TouchLoop {
                 first: slot + 1,
                 class: class as u64,
-                now_s: now,
+                now,
             };
             // SAFETY: `touch_loop` has the callback signature bpf_loop
             // expects and `t` outlives the call.

@@ -226,6 +226,90 @@ impl Btf {
     }
 }
 
+/// Builds little-endian BTF in memory, for tests of BTF consumers.
+#[cfg(test)]
+pub(crate) struct BtfBuilder {
+    strings: Vec<u8>,
+    types: Vec<u8>,
+    next_id: u32,
+}
+
+#[cfg(test)]
+impl BtfBuilder {
+    pub(crate) fn new() -> Self {
+        BtfBuilder {
+            strings: vec![0],
+            types: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    fn string(&mut self, s: &str) -> u32 {
+        if s.is_empty() {
+            return 0;
+        }
+        let off = self.strings.len() as u32;
+        self.strings.extend_from_slice(s.as_bytes());
+        self.strings.push(0);
+        off
+    }
+
+    fn push(&mut self, words: &[u32]) -> u32 {
+        for w in words {
+            self.types.extend_from_slice(&w.to_le_bytes());
+        }
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
+    /// An integer type of `size` bytes; returns its id.
+    pub(crate) fn int(&mut self, name: &str, size: u32) -> u32 {
+        let n = self.string(name);
+        self.push(&[n, KIND_INT << 24, size, size * 8])
+    }
+
+    /// A pointer to `target`.
+    pub(crate) fn ptr(&mut self, target: u32) -> u32 {
+        const KIND_PTR: u32 = 2;
+        self.push(&[0, KIND_PTR << 24, target])
+    }
+
+    /// A struct (or, with `union`, a union) with `(name, type, byte offset)`
+    /// members; an empty name is an anonymous member.
+    pub(crate) fn record(
+        &mut self,
+        name: &str,
+        union: bool,
+        size: u32,
+        members: &[(&str, u32, u32)],
+    ) -> u32 {
+        let n = self.string(name);
+        let kind = if union { KIND_UNION } else { KIND_STRUCT };
+        let mut words = vec![n, (kind << 24) | members.len() as u32, size];
+        for &(m, ty, off) in members {
+            let m = self.string(m);
+            words.extend([m, ty, off * 8]);
+        }
+        self.push(&words)
+    }
+
+    pub(crate) fn build(&self) -> Vec<u8> {
+        let mut out = vec![0x9f, 0xeb, 1, 0];
+        for v in [
+            24u32,
+            0,
+            self.types.len() as u32,
+            self.types.len() as u32,
+            self.strings.len() as u32,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.types);
+        out.extend_from_slice(&self.strings);
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,63 @@ pub enum Command {
     Setup(SetupArgs),
     /// Reset a device: free its memory and detach its backing device.
     Reset(DeviceArg),
+    /// Live view from eBPF probes: access rates, slot ages, latency histograms.
+    ///
+    /// Watches the zram device (every initialised one by default): per-slot
+    /// access times and counts from block_bio_queue, bio latency, and the
+    /// request latency of its backing device. Needs root (or CAP_BPF and
+    /// CAP_PERFMON) and a kernel with BTF. Ctrl-C quits.
+    Top(TopArgs),
+}
+
+/// Which eBPF program type `top` loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeKind {
+    /// tp_btf, falling back to raw tracepoints.
+    Auto,
+    /// BTF-enabled tracepoints (cheapest).
+    TpBtf,
+    /// Raw tracepoints.
+    RawTp,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// zramN or rzramN (default: every initialised zram and rzram device).
+    pub device: Option<String>,
+    /// Seconds between refreshes; with --once, how long to measure.
+    #[arg(long, default_value = "1", value_name = "SECS", value_parser = parse_interval)]
+    pub interval: f64,
+    /// Print one report after one interval (or at Ctrl-C/SIGTERM) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: print the report as JSON.
+    #[arg(long, requires = "once")]
+    pub json: bool,
+    /// Also append every report as one JSON line to FILE (for replay).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Also show the latency of this block device (repeatable).
+    #[arg(long = "latency-dev", value_name = "PATH")]
+    pub latency_devs: Vec<PathBuf>,
+    /// eBPF program type.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub probes: ProbeKind,
+}
+
+/// Parses `--interval`: seconds, at least 0.05.
+pub fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v < 0.05 {
+        return Err(format!("interval {s} is too short: at least 0.05 s"));
+    }
+    if v > 86400.0 {
+        return Err(format!("interval {s} is too long: at most one day"));
+    }
+    Ok(v)
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +286,48 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn top_arguments() {
+        let c = Cli::try_parse_from(["zramctl", "top"]).unwrap();
+        let Command::Top(t) = c.command else {
+            panic!("not top")
+        };
+        assert_eq!(
+            (t.device, t.interval, t.once, t.json),
+            (None, 1.0, false, false)
+        );
+        assert_eq!(t.probes, ProbeKind::Auto);
+        let c = Cli::try_parse_from([
+            "zramctl",
+            "top",
+            "zram1",
+            "--once",
+            "--json",
+            "--interval",
+            "0.5",
+            "--latency-dev",
+            "/dev/loop0",
+            "--probes",
+            "raw-tp",
+        ])
+        .unwrap();
+        let Command::Top(t) = c.command else {
+            panic!("not top")
+        };
+        assert_eq!(t.device.as_deref(), Some("zram1"));
+        assert_eq!(t.interval, 0.5);
+        assert_eq!(t.latency_devs, [PathBuf::from("/dev/loop0")]);
+        assert_eq!(t.probes, ProbeKind::RawTp);
+        // --json needs --once; silly intervals are refused.
+        assert!(Cli::try_parse_from(["zramctl", "top", "--json"]).is_err());
+        for bad in ["0", "-1", "abc", "NaN", "1e9"] {
+            assert!(
+                Cli::try_parse_from(["zramctl", "top", "--interval", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

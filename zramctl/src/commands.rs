@@ -41,6 +41,7 @@ pub fn run(cli: Cli, sys: &Sysfs, out: &mut dyn Write) -> Result<()> {
             writeln!(out, "{}: reset", dev.name())?;
             Ok(())
         }
+        Command::Top(a) => crate::top::run(sys, &a, out),
     }
 }
 

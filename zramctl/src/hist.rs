@@ -4,7 +4,7 @@
 //! rates from two counter snapshots. Pure code: unit-tested without BPF.
 
 use serde::Serialize;
-use zramctl_common::{DevCounters, LAT_BUCKETS, LatHist, SlotState, op};
+use zramctl_common::{DevCounters, LAT_BUCKETS, LatHist, SLOT_TIME_SHIFT, SlotState, op};
 
 /// Folds per-CPU values of a map entry into one.
 pub fn fold_per_cpu<T: Default>(values: &[T], add: impl Fn(&mut T, &T)) -> T {
@@ -185,18 +185,20 @@ pub struct SlotAgeHistogram {
 }
 
 impl SlotAgeHistogram {
-    /// From per-slot states and the current CLOCK_MONOTONIC time in seconds.
-    pub fn from_slots(slots: &[SlotState], now_s: u64) -> Self {
+    /// From per-slot states and the current CLOCK_MONOTONIC time in ns.
+    pub fn from_slots(slots: &[SlotState], now_ns: u64) -> Self {
+        let now = now_ns >> SLOT_TIME_SHIFT;
         let mut h = SlotAgeHistogram {
             slots: slots.len() as u64,
             untouched: 0,
             buckets: vec![0; AGE_BUCKETS],
         };
         for s in slots {
-            if s.last_s == 0 {
+            if s.last_time == 0 {
                 h.untouched += 1;
             } else {
-                h.buckets[age_bucket(now_s.saturating_sub(u64::from(s.last_s)))] += 1;
+                let age = now.saturating_sub(u64::from(s.last_time)) << SLOT_TIME_SHIFT;
+                h.buckets[age_bucket(age / 1_000_000_000)] += 1;
             }
         }
         h
@@ -451,19 +453,23 @@ mod tests {
 
     #[test]
     fn slot_ages() {
-        let now = 100_000u64;
-        let slot = |age: Option<u64>| SlotState {
-            last_s: age.map(|a| (now - a) as u32).unwrap_or(0),
+        let sec = 1_000_000_000u64;
+        let now = 100_000 * sec;
+        let slot = |age_ns: Option<u64>| SlotState {
+            last_time: age_ns
+                .map(|a| ((now - a) >> SLOT_TIME_SHIFT) as u32)
+                .unwrap_or(0),
             ..Default::default()
         };
+        let s = |secs: u64| Some(secs * sec);
         let slots = [
             slot(None),
             slot(None),
-            slot(Some(0)),
-            slot(Some(1)),
-            slot(Some(3)),
-            slot(Some(1000)),
-            slot(Some(9_999)),
+            slot(Some(sec / 2)),
+            slot(s(1)),
+            slot(s(3)),
+            slot(s(1000)),
+            slot(s(9_999)),
         ];
         let h = SlotAgeHistogram::from_slots(&slots, now);
         assert_eq!(h.slots, 7);
@@ -478,7 +484,10 @@ mod tests {
         assert_eq!(h.older_than(512), 2);
         assert_eq!(h.older_than(1), 4);
         // A time ahead of `now` (taken just before the probe wrote) is age 0.
-        let h = SlotAgeHistogram::from_slots(&[slot(Some(0))], now - 5);
+        let h = SlotAgeHistogram::from_slots(&[slot(Some(0))], now - sec);
+        assert_eq!(h.buckets[0], 1);
+        // Slot time units are 2^26 ns: ages are exact to about 67 ms.
+        let h = SlotAgeHistogram::from_slots(&[slot(Some(sec - 100_000_000))], now);
         assert_eq!(h.buckets[0], 1);
         for i in 0..AGE_BUCKETS {
             let (lo, hi) = age_bucket_bounds(i);

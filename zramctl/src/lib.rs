@@ -3,6 +3,8 @@
 //! - [`sysfs`]: the typed zram sysfs ABI, rooted at a path;
 //! - [`commands`]: the CLI commands over it;
 //! - [`ebpf`]: loader for the embedded eBPF programs;
+//! - [`hist`]: latency and slot-age histograms, percentiles, rates;
+//! - [`top`]: the `zramctl top` live view;
 //! - [`fake`]: a simulated zram sysfs for tests and demos.
 
 pub mod btf;
@@ -13,3 +15,4 @@ pub mod fake;
 pub mod hist;
 pub mod size;
 pub mod sysfs;
+pub mod top;

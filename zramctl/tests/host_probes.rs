@@ -183,16 +183,16 @@ fn zram_access_pattern_counts_exactly(flavour: Flavour) {
             "slot {i}: {s:?}, expected (reads, writes, discards) = {want:?}"
         );
         let is_touched = *want != (0, 0, 0);
-        assert_eq!(s.last_s != 0, is_touched, "slot {i}: {s:?}");
+        assert_eq!(s.last_time != 0, is_touched, "slot {i}: {s:?}");
         touched += u64::from(is_touched);
     }
     let ages = d.slot_ages.as_ref().unwrap();
     assert_eq!(ages.slots, DISK_PAGES);
     assert_eq!(ages.touched(), touched);
-    // Slot times are CLOCK_MONOTONIC seconds, comparable with ours.
-    let newest = slots.iter().map(|s| u64::from(s.last_s)).max().unwrap();
-    let now_s = snap.monotonic_ns / 1_000_000_000;
-    assert!(newest <= now_s, "{newest} > {now_s}");
+    // Slot times are CLOCK_MONOTONIC, comparable with ours.
+    let newest = slots.iter().map(|s| s.last_time).max().unwrap();
+    let now = (snap.monotonic_ns >> zramctl_common::SLOT_TIME_SHIFT) as u32;
+    assert!(newest <= now, "{newest} > {now}");
 
     // zram is bio-based: every queued bio traced a completion.
     let lat = d.latency.as_ref().expect("zram bio latency");
@@ -393,8 +393,11 @@ fn top_once_json_reports_zram0_accesses() {
     require_zram0!();
     let _reset = ResetOnDrop;
     setup_zram0(DISK_PAGES, false);
+    let record = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(zramctl_bin())
         .args(["top", "zram0", "--once", "--json", "--interval", "600"])
+        .arg("--record")
+        .arg(record.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -452,4 +455,190 @@ fn top_once_json_reports_zram0_accesses() {
             p["program"], p["ns_per_event"]
         );
     }
+    // --record got the same report, as one JSON line.
+    let recorded = std::fs::read_to_string(record.path()).unwrap();
+    assert_eq!(recorded.lines().count(), 1, "{recorded}");
+    let line: serde_json::Value = serde_json::from_str(recorded.trim()).unwrap();
+    assert_eq!(line, v);
+}
+
+/// A memory cgroup with a limit (v2 `memory.max` or v1
+/// `memory.limit_in_bytes`), removed when dropped.
+struct MemCgroup {
+    dir: PathBuf,
+    procs: PathBuf,
+}
+
+impl MemCgroup {
+    fn new(limit: u64) -> Result<Self, String> {
+        let name = format!("zramctl-test-{}", std::process::id());
+        // cgroup v2: the unified hierarchy with the memory controller.
+        for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+            let controllers = std::fs::read_to_string(format!("{root}/cgroup.controllers"));
+            if controllers.is_ok_and(|c| c.split_whitespace().any(|x| x == "memory")) {
+                let _ = std::fs::write(format!("{root}/cgroup.subtree_control"), "+memory");
+                let dir = Path::new(root).join(&name);
+                return Self::make(dir, "memory.max", limit);
+            }
+        }
+        if Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+            let dir = Path::new("/sys/fs/cgroup/memory").join(&name);
+            return Self::make(dir, "memory.limit_in_bytes", limit);
+        }
+        Err("no memory cgroup controller (v2 memory.max or v1 memory.limit_in_bytes)".into())
+    }
+
+    fn make(dir: PathBuf, limit_file: &str, limit: u64) -> Result<Self, String> {
+        std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        let cg = MemCgroup {
+            procs: dir.join("cgroup.procs"),
+            dir,
+        };
+        std::fs::write(cg.dir.join(limit_file), limit.to_string())
+            .map_err(|e| format!("setting {limit_file}: {e}"))?;
+        Ok(cg)
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn vmstat(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/vmstat"))
+}
+
+/// Forks a child that joins `cg`, fills `bytes` of anonymous memory with a
+/// verifiable, compressible pattern (more than the cgroup's limit, so it
+/// swaps), reads it all back twice and exits 0 if every word matched.
+/// Returns the child's wait status.
+fn swap_workload(cg: &MemCgroup, bytes: usize) -> i32 {
+    use std::os::unix::ffi::OsStrExt as _;
+    let procs = std::ffi::CString::new(cg.procs.as_os_str().as_bytes()).unwrap();
+    // SAFETY: the child of a multi-threaded process may only make
+    // async-signal-safe calls until it exits; it uses open/write/close/
+    // mmap/munmap/_exit and plain arithmetic on its own mapping, no
+    // allocation and no locks. The parent only waits for it.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: see above; every pointer is to memory the child owns.
+        unsafe {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                libc::_exit(3);
+            }
+            libc::close(fd);
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                libc::_exit(4);
+            }
+            let words = std::slice::from_raw_parts_mut(p.cast::<u64>(), bytes / 8);
+            // Small numbers per page: compressible, never same-filled.
+            let word = |i: usize| (((i / 512) as u64) << 16) | ((i % 512) as u64 % 37);
+            for (i, w) in words.iter_mut().enumerate() {
+                *w = word(i);
+            }
+            for _ in 0..2 {
+                for (i, w) in words.iter().enumerate() {
+                    if std::ptr::read_volatile(w) != word(i) {
+                        libc::_exit(2);
+                    }
+                }
+            }
+            libc::munmap(p, bytes);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "waitpid: {}", std::io::Error::last_os_error());
+    status
+}
+
+/// zram0 as the only swap device, a process swapping through a memory
+/// cgroup limit: the pages the probe counts are exactly the kernel's
+/// pswpout/pswpin.
+#[test]
+fn zram0_swap_pages_match_vmstat() {
+    let _guard = ZRAM0.lock().unwrap_or_else(|e| e.into_inner());
+    require_zram0!();
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap();
+    if swaps.lines().count() > 1 {
+        return eprintln!("skipped: other swap devices are active:\n{swaps}");
+    }
+    let _reset = ResetOnDrop;
+    let pages = 65536; // 256 MiB of slots
+    let spec = setup_zram0(pages, true);
+    let run = |cmd: &str, args: &[&str]| {
+        let out = Command::new(cmd).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("mkswap", &[ZRAM0_DEV]);
+    run("swapon", &["--priority", "100", ZRAM0_DEV]);
+    let cg = match MemCgroup::new(32 << 20) {
+        Ok(c) => c,
+        Err(e) => return eprintln!("skipped: {e}"),
+    };
+    let Some(probes) = attach(std::slice::from_ref(&spec), None) else {
+        return;
+    };
+    let (in0, out0) = (vmstat("pswpin"), vmstat("pswpout"));
+    let status = swap_workload(&cg, 96 << 20);
+    let (in1, out1) = (vmstat("pswpin"), vmstat("pswpout"));
+    let snap = probes.snapshot().unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the swapping child failed (status {status:#x}; exit 2: data differed after swap-in)"
+    );
+    let access = snap.devices[0].access.unwrap();
+    let (swapped_in, swapped_out) = (in1 - in0, out1 - out0);
+    eprintln!(
+        "swap: pswpout +{swapped_out}, pswpin +{swapped_in}; probe pages: {access:?}; {}",
+        probes
+            .costs()
+            .unwrap()
+            .iter()
+            .map(|c| format!(
+                "{} {:.0} ns/event",
+                c.program,
+                c.ns_per_event().unwrap_or(0.0)
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // 96 MiB through a 32 MiB limit: tens of thousands of pages each way.
+    assert!(swapped_out > 8192, "pswpout +{swapped_out}");
+    assert!(swapped_in > 8192, "pswpin +{swapped_in}");
+    assert_eq!(access.pages.write, swapped_out, "pages written vs pswpout");
+    assert_eq!(access.pages.read, swapped_in, "pages read vs pswpin");
+    assert_eq!(access.untracked_pages, 0);
+    let slots = probes.slots(0);
+    let writes: u64 = slots.iter().map(|s| u64::from(s.writes)).sum();
+    let reads: u64 = slots.iter().map(|s| u64::from(s.reads)).sum();
+    assert_eq!((writes, reads), (swapped_out, swapped_in), "per-slot sums");
 }
