@@ -188,3 +188,68 @@ fn configuring_an_initialised_device_is_refused_without_damage() {
     zramctl(&["reset", DEV]).ok();
     assert_eq!(status()["initialized"].as_bool(), Some(false));
 }
+
+/// The eBPF probes on this kernel, whose struct offsets differ from the
+/// host's (they come from BTF at load time): `zramctl top --once --json`
+/// while pages are written back and read back. zram's own reads show as
+/// slot accesses and bio latency, writeback and read-back as request
+/// latency of the (blk-mq) backing disk.
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn top_sees_zram_accesses_and_backing_disk_requests() {
+    use std::io::{BufRead as _, BufReader, Read as _};
+    let dev = fresh_device(5);
+    let mut child = std::process::Command::new(zramctl_tests::zramctl_bin())
+        .args(["top", DEV, "--once", "--json", "--interval", "600"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running zramctl top");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("watching"), "zramctl top: {line}");
+    zramctl(&["idle", DEV, "--all"]).ok();
+    let n = pages_written(&zramctl(&["writeback", DEV, "--idle"]).ok().stdout);
+    assert_eq!(n, PAGES);
+    assert_intact(&dev, 5);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let v: serde_json::Value = serde_json::from_str(&out).expect("top --json output");
+    println!("{out}");
+    let devs = v["devices"].as_array().unwrap();
+    let zram = devs.iter().find(|d| d["role"] == "zram").expect("zram0");
+    // assert_intact reads every page once with O_DIRECT; writeback does not
+    // go through zram's queue.
+    assert_eq!(
+        zram["access"]["pages"]["read"].as_u64(),
+        Some(PAGES),
+        "{v:#}"
+    );
+    assert_eq!(zram["access"]["pages"]["write"].as_u64(), Some(0), "{v:#}");
+    assert_eq!(
+        zram["latency"]["read"]["count"], zram["access"]["bios"]["read"],
+        "every zram read bio completed: {v:#}"
+    );
+    let disk = devs
+        .iter()
+        .find(|d| d["role"]["backing"]["of"] == DEV)
+        .unwrap_or_else(|| panic!("backing disk watched: {v:#}"));
+    let count = |op: &str| disk["latency"][op]["count"].as_u64().unwrap_or(0);
+    assert!(count("write") > 0, "writeback requests: {v:#}");
+    assert!(count("write") <= PAGES, "{v:#}");
+    assert!(count("read") > 0, "read-back requests: {v:#}");
+    for p in v["programs"].as_array().unwrap() {
+        println!("{}: {} ns/event", p["program"], p["ns_per_event"]);
+        assert!(p["run_count"].as_u64().unwrap() > 0, "{p}");
+    }
+    zramctl(&["reset", DEV]).ok();
+}
