@@ -436,7 +436,11 @@ mod probes {
 
     #[inline(always)]
     fn stats() -> Option<&'static mut ProbeStats> {
-        // SAFETY: a non-null per-CPU map value; only this CPU touches it.
+        // SAFETY: a non-null per-CPU map value that only this CPU touches. A
+        // latency program interrupted on this CPU by another one (a
+        // completion in an interrupt) could lose one increment of these
+        // health counters; the histograms are not shared that way (a device
+        // is either bio-based or blk-mq).
         PROBE_STATS.get_ptr_mut(0).map(|p| unsafe { &mut *p })
     }
 

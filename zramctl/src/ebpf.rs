@@ -324,7 +324,8 @@ pub struct ProbeOptions {
     /// Program type; `None` tries `tp_btf` and falls back to raw tracepoints.
     pub flavour: Option<Flavour>,
     /// Enable the kernel's BPF run-time stats while attached (for
-    /// [`Probes::costs`]); costs a little on every BPF program of the system.
+    /// [`Probes::costs`]); costs a little on every BPF program of the
+    /// system. Best effort: see [`Probes::stats_enabled`].
     pub stats: bool,
     /// Also attach `cost_floor`, a program that does nothing, to
     /// `block_bio_queue`: its cost per event, listed by [`Probes::costs`],
@@ -523,7 +524,8 @@ pub struct Probes {
     table: WatchTable,
     flavour: Flavour,
     attached: Vec<ProgSpec>,
-    stats: Option<OwnedFd>,
+    /// Keeps the kernel's BPF run-time stats on, or why they are not.
+    stats: Result<OwnedFd, String>,
 }
 
 impl Probes {
@@ -548,13 +550,16 @@ impl Probes {
         if opts.cost_floor {
             wanted.push(COST_FLOOR_PROG);
         }
+        // Best effort: enabling stats needs CAP_SYS_ADMIN, which the probes
+        // themselves do not (CAP_BPF and CAP_PERFMON do).
         let stats = if opts.stats {
-            Some(
-                aya::sys::enable_stats(aya::sys::Stats::RunTime)
-                    .map_err(|e| classify("enabling BPF run-time stats", e))?,
-            )
+            aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| {
+                classify("enabling BPF run-time stats", e)
+                    .to_string()
+                    .replace("the kernel refused BPF", "the kernel refused")
+            })
         } else {
-            None
+            Err("not asked for".into())
         };
         let load = |flavour| -> Result<Ebpf, ProbeError> {
             let mut ebpf = EbpfLoader::new()
@@ -581,14 +586,14 @@ impl Probes {
                 Ok(e) => (e, Flavour::TpBtf),
                 Err(btf_err) => match load(Flavour::RawTp) {
                     Ok(e) => (e, Flavour::RawTp),
-                    // Permission problems look the same both ways: report the
-                    // raw tracepoint attempt, which needs less of the kernel.
                     Err(ProbeError::Failed { what, detail }) => {
                         return Err(ProbeError::Failed {
                             what,
                             detail: format!("{detail} (tp_btf failed too: {btf_err})"),
                         });
                     }
+                    // Permission problems look the same both ways: report the
+                    // raw tracepoint attempt, which needs less of the kernel.
                     Err(e) => return Err(e),
                 },
             },
@@ -628,9 +633,11 @@ impl Probes {
         &self.devices
     }
 
-    /// Whether the kernel's BPF run-time stats are enabled by these probes.
-    pub fn stats_enabled(&self) -> bool {
-        self.stats.is_some()
+    /// `Ok` if these probes keep the kernel's BPF run-time stats enabled,
+    /// else why not (then [`Self::costs`] only grows while
+    /// `sysctl kernel.bpf_stats_enabled=1`).
+    pub fn stats_enabled(&self) -> Result<(), &str> {
+        self.stats.as_ref().map(|_| ()).map_err(String::as_str)
     }
 
     fn per_cpu<T: aya::Pod>(&self, name: &str, index: u32) -> Result<Vec<T>, ProbeError> {

@@ -548,6 +548,9 @@ pub fn run(sys: &Sysfs, a: &TopArgs, out: &mut dyn Write) -> Result<()> {
         },
     )
     .context("attaching the eBPF probes (zramctl top needs them)")?;
+    if let Err(why) = probes.stats_enabled() {
+        eprintln!("zramctl top: no per-program costs: {why}");
+    }
     let mut record = match &a.record {
         Some(path) => Some(open_record(path)?),
         None => None,
