@@ -246,3 +246,32 @@ pub fn zram0_unusable() -> Option<String> {
         Err(e) => Some(format!("cannot read zram0/initstate: {e}")),
     }
 }
+
+/// A counter from /proc/vmstat (e.g. `pswpout`).
+pub fn vmstat(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .expect("reading /proc/vmstat")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/vmstat"))
+}
+
+/// Stops a child with SIGINT and returns everything it printed on stdout.
+pub fn interrupt_and_collect(child: &mut std::process::Child) -> String {
+    use std::io::Read as _;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout
+            .read_to_string(&mut out)
+            .expect("reading the child's stdout");
+    }
+    out
+}

@@ -7,7 +7,7 @@ use std::{
     process::Command,
 };
 
-use zramctl_tests::{drop_caches, verify_pages, write_pages, zramctl};
+use zramctl_tests::{drop_caches, verify_pages, vmstat, write_pages, zramctl};
 
 /// Loads rzram with two devices unless it is loaded.
 fn load_rzram() {
@@ -243,4 +243,86 @@ fn reset_reinit_and_module_unload_are_clean() {
         false,
         "a fresh module has fresh devices"
     );
+}
+
+/// The memcheck helper binary, next to zramctl in the target dir.
+fn memcheck_bin() -> PathBuf {
+    zramctl_tests::zramctl_bin().with_file_name("memcheck")
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn swap_on_rzram_under_a_memory_limit_keeps_every_page() {
+    let _ = fresh("rzram0", "512M");
+    sh("mkswap /dev/rzram0 >/dev/null && swapon /dev/rzram0");
+    sh("echo +memory > /sys/fs/cgroup/cgroup.subtree_control");
+    sh("mkdir -p /sys/fs/cgroup/memcheck && echo 48M > /sys/fs/cgroup/memcheck/memory.max");
+    let out_before = vmstat("pswpout");
+    let in_before = vmstat("pswpin");
+    // 160 MiB in a 48 MiB cgroup: most of it lives on rzram, twice over.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > /sys/fs/cgroup/memcheck/cgroup.procs && exec {} 160 2",
+            memcheck_bin().display()
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{}", stdout.trim());
+    assert!(
+        out.status.success(),
+        "memcheck failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 words differ"), "{stdout}");
+    let swapped_out = vmstat("pswpout") - out_before;
+    let swapped_in = vmstat("pswpin") - in_before;
+    println!("pswpout +{swapped_out}, pswpin +{swapped_in}");
+    assert!(
+        swapped_out > 20_000,
+        "the workload really swapped: {swapped_out} pages out"
+    );
+    assert!(
+        swapped_in > 20_000,
+        "and read them back: {swapped_in} pages in"
+    );
+    let s = status("rzram0");
+    // Freed swap slots reach rzram through swap_slot_free_notify or discard.
+    assert!(s["io_stat"]["notify_free"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["io_stat"]["failed_reads"].as_u64(), Some(0));
+    assert_eq!(s["io_stat"]["failed_writes"].as_u64(), Some(0));
+    sh("swapoff /dev/rzram0");
+    sh("rmdir /sys/fs/cgroup/memcheck");
+    sysfs_write("rzram0", "reset", "1").unwrap();
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn kunit_suites_pass_at_module_load() {
+    load_rzram();
+    let mut total = 0;
+    for suite in ["rzram_slots", "rzram_store", "rzram_sysfs"] {
+        let path = format!("/sys/kernel/debug/kunit/{suite}/results");
+        let results = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        println!("{}", results.trim());
+        assert!(
+            !results.contains("not ok"),
+            "{suite} has failures:\n{results}"
+        );
+        // KTAP: the suite's own plan ("    1..N", indented) and its verdict.
+        let planned: u32 = results
+            .lines()
+            .filter(|l| l.starts_with("    1.."))
+            .find_map(|l| l.trim().strip_prefix("1..")?.parse().ok())
+            .unwrap_or_else(|| panic!("no test plan for {suite}:\n{results}"));
+        assert!(
+            results.lines().any(|l| l.trim() == format!("ok 1 {suite}")),
+            "{suite} did not pass:\n{results}"
+        );
+        assert!(planned >= 2, "{suite} ran its tests: {planned}");
+        let passed = planned;
+        total += passed;
+    }
+    println!("KUnit: {total} rzram tests passed");
 }

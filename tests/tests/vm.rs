@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use zramctl_tests::{drop_caches, verify_pages, write_pages, zramctl};
+use zramctl_tests::{drop_caches, interrupt_and_collect, verify_pages, write_pages, zramctl};
 
 const DEV: &str = "zram0";
 const PAGES: u64 = 8192; // 32 MiB of data on a 128 MiB device
@@ -197,7 +197,7 @@ fn configuring_an_initialised_device_is_refused_without_damage() {
 #[test]
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn top_sees_zram_accesses_and_backing_disk_requests() {
-    use std::io::{BufRead as _, BufReader, Read as _};
+    use std::io::{BufRead as _, BufReader};
     let dev = fresh_device(5);
     let mut child = std::process::Command::new(zramctl_tests::zramctl_bin())
         .args(["top", DEV, "--once", "--json", "--interval", "600"])
@@ -213,15 +213,7 @@ fn top_sees_zram_accesses_and_backing_disk_requests() {
     let n = pages_written(&zramctl(&["writeback", DEV, "--idle"]).ok().stdout);
     assert_eq!(n, PAGES);
     assert_intact(&dev, 5);
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = interrupt_and_collect(&mut child);
     assert!(child.wait().unwrap().success());
     let v: serde_json::Value = serde_json::from_str(&out).expect("top --json output");
     println!("{out}");

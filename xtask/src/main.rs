@@ -218,7 +218,16 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
         ..Default::default()
     })?;
     progress("building zramctl and the VM tests");
-    run(cargo().args(["build", "--locked", "-p", "zramctl"]))?;
+    // zramctl, and the helper binaries the VM tests run (tests/src/bin).
+    run(cargo().args([
+        "build",
+        "--locked",
+        "-p",
+        "zramctl",
+        "-p",
+        "zramctl-tests",
+        "--bins",
+    ]))?;
     let zramctl = repo_root().join("target/debug/zramctl");
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.

@@ -72,21 +72,36 @@ const EXIT_MARK: &str = "ZRAMCTL-VM-EXIT:";
 
 /// The guest's /init: mounts what a test needs, runs the command, reports
 /// its exit code on the console and in the results dir, powers off.
-fn init_script(modroot: &Path) -> String {
+///
+/// The host paths in `keep` (the repository, the kernel modules, the current
+/// directory) stay visible at their own paths even when they live under
+/// /tmp, /run or /root, which get a fresh tmpfs in the guest.
+fn init_script(keep: &[PathBuf], modroot: &Path) -> String {
+    let keep_list = keep
+        .iter()
+        .map(|p| shell_quote(&p.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         r#"#!/bin/sh
-export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/root/.cargo/bin
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
-mkdir -p /dev/shm /dev/pts
+mkdir -p /dev/shm /dev/pts /dev/.keep
+mount -t tmpfs keep /dev/.keep
+i=0
+for d in {keep_list}; do
+  i=$((i+1)); mkdir -p /dev/.keep/$i; mount --bind "$d" /dev/.keep/$i
+done
 mount -t tmpfs shm /dev/shm
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
-# The modules live under the host's ~/.cache, which the tmpfs on /root hides.
-mkdir -p /tmp/modroot
-mount --bind {modroot} /tmp/modroot
 mount -t tmpfs home /root
+i=0
+for d in {keep_list}; do
+  i=$((i+1)); mkdir -p "$d" 2>/dev/null; mount --move /dev/.keep/$i "$d" 2>/dev/null || mount --bind /dev/.keep/$i "$d"
+done
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -94,7 +109,7 @@ mkdir -p {GUEST_RESULTS}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576 results {GUEST_RESULTS}
 ip link set lo up 2>/dev/null
 export HOME=/root ZRAMCTL_VM=1 ZRAMCTL_RESULTS={GUEST_RESULTS} ZRAMCTL_BACKING_DISK=/dev/vda
-export ZRAMCTL_MODROOT=/tmp/modroot
+export ZRAMCTL_MODROOT={modroot}
 . {GUEST_RESULTS}/cmd.env
 cd "$ZRAMCTL_CWD" 2>/dev/null || cd /
 echo "ZRAMCTL-VM-START"
@@ -105,7 +120,7 @@ sync
 echo "{EXIT_MARK}$rc"
 /bin/busybox poweroff -f
 "#,
-        modroot = modroot.display()
+        modroot = shell_quote(&modroot.to_string_lossy()),
     )
 }
 
@@ -212,12 +227,13 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     fs::create_dir_all(&run_dir)?;
     let _cleanup = RemoveOnDrop(run_dir.clone());
     let init = run_dir.join("init.sh");
-    fs::write(&init, init_script(&kernel.modroot))?;
+    let cwd = std::env::current_dir()?;
+    let keep = [repo_root(), kernel.modroot.clone(), cwd.clone()];
+    fs::write(&init, init_script(&keep, &kernel.modroot))?;
     {
         use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;
     }
-    let cwd = std::env::current_dir()?;
     fs::write(
         results.join("cmd.env"),
         format!(

@@ -19,8 +19,8 @@ use zramctl::{
 };
 use zramctl_common::op;
 use zramctl_tests::{
-    PAGE, discard_pages, is_root, read_pages_direct, write_pages_direct, zram0_unusable,
-    zramctl_bin,
+    PAGE, discard_pages, interrupt_and_collect, is_root, read_pages_direct, vmstat,
+    write_pages_direct, zram0_unusable, zramctl_bin,
 };
 
 static ZRAM0: Mutex<()> = Mutex::new(());
@@ -427,15 +427,7 @@ fn top_once_json_reports_zram0_accesses() {
     for p in 0..10 {
         read_pages_direct(dev, 4, p, 1).unwrap();
     }
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = interrupt_and_collect(&mut child);
     let status = child.wait().unwrap();
     let mut err = String::new();
     stderr.read_to_string(&mut err).unwrap();
@@ -513,20 +505,6 @@ impl Drop for MemCgroup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.dir);
     }
-}
-
-fn vmstat(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/vmstat")
-        .unwrap()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {field} in /proc/vmstat"))
 }
 
 /// Forks a child that joins `cg`, fills `bytes` of anonymous memory with a

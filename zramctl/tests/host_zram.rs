@@ -5,29 +5,13 @@
 use std::{path::Path, sync::Mutex};
 
 use zramctl::{ebpf::BioCounter, sysfs::Sysfs};
-use zramctl_tests::{PAGE, drop_caches, is_root, verify_pages, write_pages, zramctl};
+use zramctl_tests::{PAGE, drop_caches, verify_pages, write_pages, zram0_unusable, zramctl};
 
 static ZRAM0: Mutex<()> = Mutex::new(());
 
-/// Why zram0 cannot be used here, if it cannot.
-fn unusable() -> Option<String> {
-    if !is_root() {
-        return Some("not root".into());
-    }
-    let dir = Path::new("/sys/block/zram0");
-    if !dir.exists() {
-        return Some("no /sys/block/zram0 on this machine".into());
-    }
-    match std::fs::read_to_string(dir.join("initstate")) {
-        Ok(s) if s.trim() == "0" => None,
-        Ok(_) => Some("zram0 is initialised (in use by someone else); not touching it".into()),
-        Err(e) => Some(format!("cannot read zram0/initstate: {e}")),
-    }
-}
-
 macro_rules! require_zram0 {
     () => {
-        if let Some(why) = unusable() {
+        if let Some(why) = zram0_unusable() {
             eprintln!("skipped: {why}");
             return;
         }

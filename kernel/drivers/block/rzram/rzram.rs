@@ -471,10 +471,59 @@ impl kernel::Module for RzramModule {
                 .build::<Rzram>(fmt!("rzram{i}"), module, Zram::new()?, Some(&attrs))?;
             disks.push(disk, GFP_KERNEL)?;
         }
-        pr_info!("rzram: {n} device(s) created\n");
+        pr_info!("{n} device(s) created\n");
         Ok(Self {
             _disks: disks,
             _attrs: attrs,
         })
+    }
+}
+
+#[cfg(CONFIG_BLK_DEV_RZRAM_KUNIT_TEST)]
+#[kunit_tests(rzram_sysfs)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memparse_like_zram() {
+        assert_eq!(memparse(b"4096\n"), Ok(Some(4096)));
+        assert_eq!(memparse(b"1M"), Ok(Some(1 << 20)));
+        assert_eq!(memparse(b"2g"), Ok(Some(2 << 30)));
+        assert_eq!(memparse(b"0x1000"), Ok(Some(4096)));
+        assert_eq!(memparse(b"010"), Ok(Some(8)));
+        assert_eq!(memparse(b"0"), Ok(Some(0)));
+        // As C's memparse: trailing junk after the suffix is ignored.
+        assert_eq!(memparse(b"12Q"), Ok(Some(12)));
+        assert_eq!(memparse(b"abc"), Ok(None));
+        assert_eq!(memparse(b"-1"), Ok(None));
+        assert_eq!(memparse(b""), Ok(None));
+        assert_eq!(memparse(b"99999999999999999999"), Err(EINVAL));
+        assert_eq!(memparse(b"16E"), Err(EINVAL));
+        assert_eq!(memparse(b"\xff\xfe"), Err(EINVAL));
+    }
+
+    #[test]
+    fn attr_number_parser() {
+        assert_eq!(parse_u64(b" 42\n"), Ok(42));
+        assert_eq!(parse_u64(b"0x10"), Ok(16));
+        assert_eq!(parse_u64(b""), Err(EINVAL));
+        assert_eq!(parse_u64(b"4x"), Err(EINVAL));
+    }
+
+    #[test]
+    fn discard_frees_only_whole_pages() {
+        let store = Store::new(8 * PAGE as u64, 0).unwrap();
+        let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        page.resize(PAGE, 7, GFP_KERNEL).unwrap();
+        for i in 0..4 {
+            assert!(store.write_page(i, &page).is_ok());
+        }
+        // Sectors 4..28: half of page 0, pages 1 and 2, half of page 3.
+        discard(&store, 4, 24 * 512);
+        assert_eq!(store.stats.pages_stored.load(Relaxed), 2);
+        assert!(store.slots.lock(0).allocated());
+        assert!(!store.slots.lock(1).allocated());
+        assert!(!store.slots.lock(2).allocated());
+        assert!(store.slots.lock(3).allocated());
     }
 }

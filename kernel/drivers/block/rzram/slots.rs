@@ -29,6 +29,7 @@ pub(crate) mod flag {
     pub(crate) const SIZE_MASK: u32 = (1 << 16) - 1;
 }
 
+/// The bit of `Slot::lock` that is the lock.
 const LOCK_BIT: i32 = 0;
 
 /// One slot. Fields other than `lock` are only changed with the lock held;
@@ -159,10 +160,55 @@ impl SlotTable {
     pub(crate) fn try_lock(&self, index: usize) -> Option<SlotGuard<'_>> {
         let slot = &self.slots[index];
         // SAFETY: as in `lock`; test_and_set_bit_lock is atomic.
-        if unsafe { bindings::test_and_set_bit_lock(LOCK_BIT as _, slot.lock.get()) } {
+        if unsafe {
+            bindings::test_and_set_bit_lock(LOCK_BIT as kernel::ffi::c_long, slot.lock.get())
+        } {
             None
         } else {
             Some(SlotGuard { slot })
         }
+    }
+}
+
+#[cfg(CONFIG_BLK_DEV_RZRAM_KUNIT_TEST)]
+#[kunit_tests(rzram_slots)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_store_and_reset() {
+        let t = SlotTable::new(4).unwrap();
+        assert_eq!(t.len(), 4);
+        {
+            let s = t.lock(2);
+            assert!(!s.allocated());
+            s.store(0x1234, 100, flag::HUGE, 7);
+            // A locked slot cannot be taken; other slots are independent.
+            assert!(t.try_lock(2).is_none());
+            assert!(t.try_lock(1).is_some());
+        }
+        // Unlocked on drop.
+        let s = t.try_lock(2).unwrap();
+        assert_eq!(s.handle(), 0x1234);
+        assert_eq!(s.size(), 100);
+        assert!(s.test(flag::HUGE));
+        assert!(!s.test(flag::SAME));
+        assert_eq!(s.ac_time(), 7);
+        s.set(flag::IDLE);
+        s.touch(9);
+        assert!(!s.test(flag::IDLE));
+        assert_eq!(s.ac_time(), 9);
+        // Flags do not disturb the size bits.
+        assert_eq!(s.size(), 100);
+        s.reset();
+        assert!(!s.allocated());
+    }
+
+    #[test]
+    fn same_slots_count_as_allocated() {
+        let t = SlotTable::new(1).unwrap();
+        let s = t.lock(0);
+        s.store(0, 0, flag::SAME, 1);
+        assert!(s.allocated());
     }
 }

@@ -131,7 +131,9 @@ impl Store {
         // SAFETY: raw_smp_processor_id has no preconditions; the CPU may
         // change right after, which only costs cache locality.
         let cpu = unsafe { bindings::raw_smp_processor_id() } as usize;
-        &self.workspaces[cpu % self.workspaces.len()]
+        // `new` makes at least one workspace; checked_rem avoids a panic path.
+        let i = cpu.checked_rem(self.workspaces.len()).unwrap_or(0);
+        &self.workspaces[i]
     }
 
     /// Frees what the locked slot holds and empties it.
@@ -275,5 +277,121 @@ impl Drop for Store {
             let s = self.slots.lock(i);
             self.free_slot(&s);
         }
+    }
+}
+
+#[cfg(CONFIG_BLK_DEV_RZRAM_KUNIT_TEST)]
+#[kunit_tests(rzram_store)]
+mod tests {
+    use super::*;
+
+    fn text_page(seed: u8) -> KVec<u8> {
+        let mut v = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        for i in 0..PAGE {
+            let b = if i % 7 == 0 {
+                seed
+            } else {
+                b"swap page text "[i % 15]
+            };
+            v.push(b, GFP_KERNEL).unwrap();
+        }
+        v
+    }
+
+    fn noise_page(mut s: u64) -> KVec<u8> {
+        let mut v = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        for _ in 0..PAGE {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            v.push(s as u8, GFP_KERNEL).unwrap();
+        }
+        v
+    }
+
+    #[test]
+    fn same_fill_detection() {
+        let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        page.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        assert_eq!(same_filled(&page), Some(0));
+        for b in page.iter_mut() {
+            *b = 0xab;
+        }
+        assert_eq!(same_filled(&page), Some(0xabab_abab_abab_abab));
+        page[PAGE - 1] = 0;
+        assert_eq!(same_filled(&page), None);
+        assert_eq!(same_filled(&text_page(1)), None);
+    }
+
+    #[test]
+    fn lz4_round_trip() {
+        let src = text_page(9);
+        let mut lz = Lz4::new().unwrap();
+        let mut dst = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        dst.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        let n = lz.compress(&src, &mut dst).unwrap();
+        assert!(n < PAGE / 2);
+        let mut back = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        back.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        assert!(lz4::decompress(&dst[..n], &mut back).is_ok());
+        assert!(back[..] == src[..]);
+        // Corrupt input is an error, not garbage.
+        dst[n / 2] ^= 0xff;
+        dst[1] ^= 0xff;
+        let _ = lz4::decompress(&dst[..n], &mut back);
+        assert!(lz4::decompress(&dst[..n / 3], &mut back).is_err());
+    }
+
+    #[test]
+    fn store_round_trip_and_stats() {
+        let store = Store::new(64 * PAGE as u64, 0).unwrap();
+        let text = text_page(3);
+        let noise = noise_page(77);
+        let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        assert!(store.write_page(0, &text).is_ok());
+        assert!(store.write_page(1, &noise).is_ok());
+        assert!(store.write_page(2, &zero).is_ok());
+        let st = &store.stats;
+        assert_eq!(st.pages_stored.load(Relaxed), 3);
+        assert_eq!(st.same_pages.load(Relaxed), 1);
+        assert_eq!(st.huge_pages.load(Relaxed), 1);
+        let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        out.resize(PAGE, 0xee, GFP_KERNEL).unwrap();
+        for (i, want) in [(0usize, &text), (1, &noise), (2, &zero)] {
+            assert!(store.read_page(i, &mut out).is_ok());
+            assert!(out[..] == want[..]);
+        }
+        // A never-written page reads as zeros.
+        assert!(store.read_page(5, &mut out).is_ok());
+        assert!(out.iter().all(|b| *b == 0));
+        // Overwrite and discard keep the counters exact.
+        assert!(store.write_page(0, &noise).is_ok());
+        assert_eq!(st.huge_pages.load(Relaxed), 2);
+        store.discard_page(0);
+        store.discard_page(2);
+        assert_eq!(st.pages_stored.load(Relaxed), 1);
+        assert_eq!(st.same_pages.load(Relaxed), 0);
+        assert_eq!(st.compr_data_size.load(Relaxed), PAGE as u64);
+    }
+
+    #[test]
+    fn idle_marking_skips_empty_and_same_slots() {
+        let store = Store::new(8 * PAGE as u64, 0).unwrap();
+        let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        assert!(store.write_page(0, &text_page(1)).is_ok());
+        assert!(store.write_page(1, &zero).is_ok());
+        store.mark_idle(None);
+        assert!(store.slots.lock(0).test(flag::IDLE));
+        assert!(!store.slots.lock(1).test(flag::IDLE));
+        assert!(!store.slots.lock(2).test(flag::IDLE));
+        // A read is an access: the mark goes.
+        let mut out = zero;
+        assert!(store.read_page(0, &mut out).is_ok());
+        assert!(!store.slots.lock(0).test(flag::IDLE));
+        // By age: a cutoff before every access marks nothing.
+        store.mark_idle(Some(0));
+        assert!(!store.slots.lock(0).test(flag::IDLE));
     }
 }

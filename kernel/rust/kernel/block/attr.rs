@@ -54,6 +54,20 @@ impl fmt::Write for SysfsBuf<'_> {
     }
 }
 
+/// The C signature of `device_attribute::show`.
+type CShowFn = unsafe extern "C" fn(
+    *mut bindings::device,
+    *mut bindings::device_attribute,
+    *mut c_char,
+) -> isize;
+/// The C signature of `device_attribute::store`.
+type CStoreFn = unsafe extern "C" fn(
+    *mut bindings::device,
+    *mut bindings::device_attribute,
+    *const c_char,
+    usize,
+) -> isize;
+
 /// `struct device_attribute` followed by the Rust callbacks it dispatches to.
 #[repr(C)]
 struct Entry<D: ForeignOwnable> {
@@ -98,8 +112,8 @@ impl<D: ForeignOwnable> AttributeGroup<D> {
                 (false, true) => 0o200,
                 (false, false) => return Err(EINVAL),
             };
-            attr.__bindgen_anon_1.show = a.show.map(|_| show_callback::<D> as _);
-            attr.__bindgen_anon_2.store = a.store.map(|_| store_callback::<D> as _);
+            attr.__bindgen_anon_1.show = a.show.map(|_| show_callback::<D> as CShowFn);
+            attr.__bindgen_anon_2.store = a.store.map(|_| store_callback::<D> as CStoreFn);
             entries.push(
                 Entry {
                     attr,
@@ -120,7 +134,10 @@ impl<D: ForeignOwnable> AttributeGroup<D> {
         let mut group: bindings::attribute_group = pin_init::zeroed();
         group.__bindgen_anon_2.attrs = ptrs.as_mut_ptr();
         let group = KBox::new(group, GFP_KERNEL)?;
-        let groups = KBox::new([&*group as *const _, core::ptr::null()], GFP_KERNEL)?;
+        let groups = KBox::new(
+            [core::ptr::from_ref(&*group), core::ptr::null()],
+            GFP_KERNEL,
+        )?;
         // INVARIANT: every allocation above is final; `ptrs` ends with NULL.
         Ok(Self {
             entries,
@@ -169,6 +186,12 @@ unsafe fn context<'a, D: ForeignOwnable>(
     (disk, data, entry)
 }
 
+/// `device_attribute::show` for every attribute of an [`AttributeGroup<D>`].
+///
+/// # Safety
+///
+/// Called by sysfs with a disk device and an attribute of a group built by
+/// [`AttributeGroup::new`] whose disk data is a `D`.
 unsafe extern "C" fn show_callback<D: ForeignOwnable>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,
@@ -187,6 +210,11 @@ unsafe extern "C" fn show_callback<D: ForeignOwnable>(
     })
 }
 
+/// `device_attribute::store` for every attribute of an [`AttributeGroup<D>`].
+///
+/// # Safety
+///
+/// As for [`show_callback`]; `buf` holds `count` bytes.
 unsafe extern "C" fn store_callback<D: ForeignOwnable>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,

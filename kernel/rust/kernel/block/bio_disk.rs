@@ -298,6 +298,12 @@ impl<T: BioOperations> Drop for BioDisk<T> {
 struct OperationsVTable<T: BioOperations>(PhantomData<T>);
 
 impl<T: BioOperations> OperationsVTable<T> {
+    /// `block_device_operations::submit_bio`.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer with a bio for a disk built by
+    /// [`BioDiskBuilder::build`] for `T`.
     unsafe extern "C" fn submit_bio_callback(bio: *mut bindings::bio) {
         // SAFETY: the block layer passes a valid bio for one of our disks,
         // whose bdev and gendisk are valid while the bio is in flight.
@@ -312,6 +318,11 @@ impl<T: BioOperations> OperationsVTable<T> {
         T::submit_bio(&disk, data, unsafe { Bio::from_raw(bio) });
     }
 
+    /// `block_device_operations::swap_slot_free_notify`.
+    ///
+    /// # Safety
+    ///
+    /// Called by swap with the bdev of a disk built for `T`, open for swap.
     unsafe extern "C" fn swap_slot_free_notify_callback(
         bdev: *mut bindings::block_device,
         offset: crate::ffi::c_ulong,

@@ -79,7 +79,7 @@ impl ZsPool {
     #[inline]
     pub unsafe fn free(&self, h: ZsHandle) {
         // SAFETY: guaranteed by the caller.
-        unsafe { bindings::zs_free(self.pool.as_ptr(), h.0 as _) };
+        unsafe { bindings::zs_free(self.pool.as_ptr(), h.0) };
     }
 
     /// Copies `data` into the object.
@@ -94,7 +94,7 @@ impl ZsPool {
         unsafe {
             bindings::zs_obj_write(
                 self.pool.as_ptr(),
-                h.0 as _,
+                h.0,
                 data.as_ptr().cast_mut().cast(),
                 data.len(),
             )
@@ -119,18 +119,13 @@ impl ZsPool {
         // SAFETY: guaranteed by the caller; `local` is a buffer of at least
         // `len` bytes for objects that span two pages.
         let p = unsafe {
-            bindings::zs_obj_read_begin(
-                self.pool.as_ptr(),
-                h.0 as _,
-                len,
-                local.as_mut_ptr().cast(),
-            )
+            bindings::zs_obj_read_begin(self.pool.as_ptr(), h.0, len, local.as_mut_ptr().cast())
         };
         // SAFETY: zs_obj_read_begin returns a mapping of `len` readable bytes
         // until zs_obj_read_end.
         let r = f(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) });
         // SAFETY: ends the access begun above.
-        unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0 as _, len, p) };
+        unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0, len, p) };
         r
     }
 
