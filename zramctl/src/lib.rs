@@ -13,6 +13,7 @@ pub mod commands;
 pub mod ebpf;
 pub mod fake;
 pub mod hist;
+pub mod policy;
 pub mod size;
 pub mod sysfs;
 pub mod top;

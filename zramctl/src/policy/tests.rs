@@ -1,0 +1,322 @@
+//! Policy scenarios and properties.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const S: u64 = NS;
+
+fn cfg() -> PolicyConfig {
+    PolicyConfig {
+        budget_bytes_per_day: 1 << 30,
+        budget_burst_bytes: 100 * PAGE_SIZE,
+        max_pages_per_round: 64,
+        period_ns: 100 * S,
+        min_interval_ns: 10 * S,
+        backoff_initial_ns: 20 * S,
+        backoff_max_ns: 80 * S,
+        refault: RefaultConfig {
+            initial_secs: 60,
+            floor_secs: 30,
+            ceiling_secs: 3600,
+            ..RefaultConfig::default()
+        },
+        ..PolicyConfig::default()
+    }
+}
+
+fn inputs(cold: ColdInput) -> Inputs {
+    Inputs {
+        psi_some_avg10: None,
+        utilisation: None,
+        latency: None,
+        refaults: None,
+        bd_reads: None,
+        cold,
+    }
+}
+
+#[test]
+fn period_round_writes_oldest_within_the_round_cap() {
+    let mut p = Policy::new(cfg(), 0);
+    let slots: Vec<(u64, u64)> = (0..200).map(|i| (i, 1000 + i)).collect();
+    let i = inputs(ColdInput::Slots(slots));
+    assert_eq!(p.tick(50 * S, &i).run, Err(Skip::NotDue));
+    let d = p.tick(100 * S, &i);
+    assert_eq!(d.run, Ok(Trigger::Period));
+    // 64 pages (the round cap), the oldest: slots 136..=199, one range.
+    assert_eq!(d.plan, Some(Plan::Pages(vec![(136, 199)])));
+    assert_eq!(d.limit_pages, 64);
+    p.complete(
+        100 * S,
+        Outcome {
+            written_pages: 64,
+            error: None,
+        },
+    );
+    assert_eq!(p.budget().available_pages(), 36);
+}
+
+#[test]
+fn pressure_and_utilisation_start_rounds_early_but_not_too_often() {
+    let mut p = Policy::new(cfg(), 0);
+    let mut i = inputs(ColdInput::KernelAge);
+    i.psi_some_avg10 = Some(25.0);
+    assert_eq!(p.tick(5 * S, &i).run, Err(Skip::NotDue), "min interval");
+    let d = p.tick(10 * S, &i);
+    assert_eq!(d.run, Ok(Trigger::Pressure));
+    // The threshold went down (no refaults) before the plan was made.
+    assert_eq!(d.plan, Some(Plan::IdleAge(54)));
+    p.complete(
+        10 * S,
+        Outcome {
+            written_pages: 10,
+            error: None,
+        },
+    );
+    i.psi_some_avg10 = Some(1.0);
+    i.utilisation = Some(0.95);
+    assert_eq!(p.tick(15 * S, &i).run, Err(Skip::NotDue));
+    assert_eq!(p.tick(20 * S, &i).run, Ok(Trigger::Utilisation));
+}
+
+#[test]
+fn errors_back_off_exponentially_and_success_resets() {
+    let mut p = Policy::new(cfg(), 0);
+    let i = inputs(ColdInput::KernelAge);
+    let fail = Outcome {
+        written_pages: 0,
+        error: Some(RoundError::Io),
+    };
+    assert!(p.tick(100 * S, &i).run.is_ok());
+    p.complete(100 * S, fail);
+    assert_eq!(p.backoff_left_ns(100 * S), 20 * S);
+    assert_eq!(p.tick(119 * S, &i).run, Err(Skip::Backoff));
+    assert_eq!(p.tick(200 * S, &i).run, Ok(Trigger::Period));
+    p.complete(200 * S, fail);
+    assert_eq!(p.backoff_left_ns(200 * S), 40 * S);
+    p.tick(300 * S, &i);
+    p.complete(300 * S, fail);
+    p.tick(400 * S, &i);
+    p.complete(400 * S, fail);
+    assert_eq!(p.backoff_left_ns(400 * S), 80 * S, "capped");
+    assert_eq!(p.failures_total(), 4);
+    p.tick(500 * S, &i);
+    p.complete(
+        500 * S,
+        Outcome {
+            written_pages: 1,
+            error: None,
+        },
+    );
+    assert_eq!(p.backoff_left_ns(500 * S), 0);
+}
+
+#[test]
+fn spent_budget_and_nothing_cold_skip() {
+    let mut c = cfg();
+    c.budget_burst_bytes = PAGE_SIZE - 1;
+    c.budget_bytes_per_day = 0;
+    let mut p = Policy::new(c, 0);
+    let d = p.tick(100 * S, &inputs(ColdInput::Slots(vec![(1, 9999)])));
+    assert_eq!(d.run, Err(Skip::BudgetSpent));
+    let mut p = Policy::new(cfg(), 0);
+    let d = p.tick(100 * S, &inputs(ColdInput::Slots(vec![(1, 5)])));
+    assert_eq!(d.run, Err(Skip::NothingCold));
+}
+
+#[test]
+fn idle_all_mode_marks_then_writes_back_a_threshold_later() {
+    let mut p = Policy::new(cfg(), 0);
+    let i = inputs(ColdInput::KernelMarkAll);
+    let ok = |n| Outcome {
+        written_pages: n,
+        error: None,
+    };
+    let d = p.tick(100 * S, &i);
+    assert_eq!((d.run, d.plan), (Err(Skip::Marking), Some(Plan::MarkAll)));
+    p.complete(100 * S, ok(0));
+    // Next period (100 s) is past the threshold (54 s): write back, re-mark.
+    let d = p.tick(200 * S, &i);
+    assert_eq!((d.run, d.plan), (Ok(Trigger::Period), Some(Plan::IdleAll)));
+    p.complete(200 * S, ok(5));
+}
+
+#[test]
+fn refaults_from_bd_reads_raise_the_threshold() {
+    let mut p = Policy::new(cfg(), 0);
+    let mut i = inputs(ColdInput::KernelAge);
+    p.tick(100 * S, &i);
+    p.complete(
+        100 * S,
+        Outcome {
+            written_pages: 100,
+            error: None,
+        },
+    );
+    let before = p.threshold_secs();
+    i.bd_reads = Some(50);
+    p.tick(150 * S, &i);
+    let d = p.tick(200 * S, &i);
+    assert!(d.threshold_secs > before, "{} > {before}", d.threshold_secs);
+    assert_eq!(p.refaults_total(), 100);
+    // An exact refault count wins over the estimate.
+    i.refaults = Some(0);
+    p.tick(210 * S, &i);
+    assert_eq!(p.refaults_total(), 100);
+}
+
+#[derive(Clone, Debug)]
+struct Step {
+    dt_s: u64,
+    psi: Option<f64>,
+    util: Option<f64>,
+    p99: Option<(f64, u64)>,
+    refaults: u64,
+    kernel_share: f64,
+    fail: bool,
+    cold: u8,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (
+        0u64..2000,
+        proptest::option::of(0.0f64..100.0),
+        proptest::option::of(0.0f64..1.0),
+        proptest::option::of((0.0f64..1e9, 0u64..1000)),
+        0u64..500,
+        0.0f64..=1.0,
+        proptest::bool::weighted(0.1),
+        0u8..3,
+    )
+        .prop_map(
+            |(dt_s, psi, util, p99, refaults, kernel_share, fail, cold)| Step {
+                dt_s,
+                psi,
+                util,
+                p99,
+                refaults,
+                kernel_share,
+                fail,
+                cold,
+            },
+        )
+}
+
+fn config() -> impl Strategy<Value = PolicyConfig> {
+    (
+        0u64..(1 << 32),
+        0u64..(64 << 20),
+        1u64..100_000,
+        (1u64..64, 0u64..512, 1u64..512),
+    )
+        .prop_map(|(per_day, burst, max_pages, (bmin, bspan, binit))| {
+            let mut c = cfg();
+            c.budget_bytes_per_day = per_day;
+            c.budget_burst_bytes = burst;
+            c.max_pages_per_round = max_pages;
+            c.batch.min = bmin;
+            c.batch.max = bmin + bspan;
+            c.batch.initial = binit;
+            c
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Whatever happens, pages written never exceed the bucket: at most
+    /// burst + rate * elapsed since the start, and the batch stays in bounds.
+    #[test]
+    fn budget_never_exceeded_and_batch_in_bounds(c in config(), steps in proptest::collection::vec(step(), 1..200)) {
+        let mut p = Policy::new(c.clone(), 0);
+        let mut now = 0u64;
+        let mut written_bytes = 0u128;
+        for s in steps {
+            now += s.dt_s * S;
+            let cold = match s.cold {
+                0 => ColdInput::Slots((0..300).map(|i| (i * 3, (i * 7919) % 5000)).collect()),
+                1 => ColdInput::KernelAge,
+                _ => ColdInput::KernelMarkAll,
+            };
+            let i = Inputs {
+                psi_some_avg10: s.psi,
+                utilisation: s.util,
+                latency: s.p99.map(|(p99_ns, samples)| LatencyWindow { p99_ns, samples }),
+                refaults: Some(s.refaults),
+                bd_reads: None,
+                cold,
+            };
+            let d = p.tick(now, &i);
+            prop_assert!(d.batch_size >= c.batch.min && d.batch_size <= c.batch.max);
+            if let Some(plan) = &d.plan {
+                if let Plan::Pages(r) = plan {
+                    prop_assert_eq!(cold::pages_in(r), d.limit_pages);
+                }
+                // The kernel writes at most the limit it was given.
+                let n = (d.limit_pages as f64 * s.kernel_share) as u64;
+                written_bytes += u128::from(n) * u128::from(PAGE_SIZE);
+                p.complete(now, Outcome {
+                    written_pages: n,
+                    error: s.fail.then_some(RoundError::Io),
+                });
+            }
+            let allowed = u128::from(c.budget_burst_bytes)
+                + u128::from(c.budget_bytes_per_day) * u128::from(now) / u128::from(budget::DAY_NS)
+                + 1;
+            prop_assert!(written_bytes <= allowed, "{written_bytes} > {allowed}");
+        }
+    }
+
+    /// More refaults (same history, same writes) never give a lower threshold.
+    #[test]
+    fn more_refaults_never_lower_the_threshold(
+        history in proptest::collection::vec((0u64..1000, 0u64..1000), 0..50),
+        r1 in 0u64..10_000, extra in 0u64..10_000, written in 0u64..10_000,
+    ) {
+        let mut c = RefaultController::new(RefaultConfig::default());
+        for (r, w) in history {
+            c.update(r, w);
+        }
+        let mut a = c.clone();
+        let mut b = c;
+        let ta = a.update(r1, written);
+        let tb = b.update(r1 + extra, written);
+        prop_assert!(tb >= ta, "{tb} < {ta}");
+        let d = RefaultConfig::default();
+        prop_assert!(ta >= d.floor_secs && ta <= d.ceiling_secs);
+    }
+
+    /// The batch controller alone, on any latency sequence.
+    #[test]
+    fn batch_always_within_bounds(
+        min in 1u64..100, span in 0u64..1000, init in 0u64..2000,
+        obs in proptest::collection::vec((proptest::option::of(0.0f64..1e10), 0u64..100), 0..300),
+    ) {
+        let mut b = BatchController::new(BatchConfig { min, max: min + span, initial: init, ..BatchConfig::default() });
+        prop_assert!(b.current() >= min && b.current() <= min + span);
+        for (p, n) in obs {
+            b.update(p, n);
+            prop_assert!(b.current() >= min && b.current() <= min + span);
+        }
+    }
+
+    /// Cold selection: never more than asked, only old enough slots, each
+    /// at most once, ranges disjoint.
+    #[test]
+    fn cold_selection_is_sound(
+        cands in proptest::collection::vec((0u64..2000, 0u64..10_000), 0..500),
+        threshold in 0u64..10_000, max in 0u64..600,
+    ) {
+        let ranges = cold::select_cold(cands.iter().copied(), threshold, max);
+        prop_assert!(cold::pages_in(&ranges) <= max);
+        let mut seen = std::collections::BTreeSet::new();
+        for &(a, b) in &ranges {
+            prop_assert!(a <= b);
+            for i in a..=b {
+                prop_assert!(seen.insert(i), "slot {} twice", i);
+                prop_assert!(cands.iter().any(|&(j, age)| j == i && age >= threshold));
+            }
+        }
+    }
+}
