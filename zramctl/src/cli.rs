@@ -56,6 +56,64 @@ pub enum Command {
     /// request latency of its backing device. Needs root (or CAP_BPF and
     /// CAP_PERFMON) and a kernel with BTF. Ctrl-C quits.
     Top(TopArgs),
+    /// Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466).
+    ///
+    /// Reads the configuration, then every interval reads each device, lets
+    /// the policy decide, writes back cold pages within the budget and tunes
+    /// the batch size. SIGHUP reloads the configuration (a bad one is refused
+    /// and the running one stays); SIGTERM stops cleanly, putting each
+    /// device's writeback limit back as found.
+    Daemon(DaemonArgs),
+    /// Replay an access trace through the policy and report what it would do.
+    ///
+    /// Prints pages written back, refaults (reads of written-back pages) and
+    /// budget use, so policies can be compared offline. Trace format: see
+    /// `zramctl::simulate` (one `TIME OP SLOT[+N]` event per line).
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE", default_value = "/etc/zramctl/zramctl.toml")]
+    pub config: PathBuf,
+    /// Only validate the configuration and exit.
+    #[arg(long)]
+    pub check: bool,
+    /// Run on simulated zram devices with synthetic probes (demos and tests).
+    #[arg(long, hide = true)]
+    pub fake: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Access trace file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub trace: PathBuf,
+    /// Take the policy from this daemon configuration (its first device).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Slots of the simulated device (default: highest slot in the trace + 1).
+    #[arg(long, value_name = "N")]
+    pub slots: Option<u64>,
+    /// Seconds between policy steps.
+    #[arg(long, default_value = "10", value_name = "SECS")]
+    pub step: f64,
+    /// Override the budget, bytes per day (e.g. 256M).
+    #[arg(long, value_name = "SIZE")]
+    pub budget: Option<ByteSize>,
+    /// Backing-device write latency model: base latency, microseconds.
+    #[arg(long, default_value = "500", value_name = "US")]
+    pub latency_base_us: f64,
+    /// ... plus this much per request in flight (the batch size).
+    #[arg(long, default_value = "100", value_name = "US")]
+    pub latency_per_request_us: f64,
+    /// Print every round.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which eBPF program type `top` loads.

@@ -42,6 +42,8 @@ pub fn run(cli: Cli, sys: &Sysfs, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Top(a) => crate::top::run(sys, &a, out),
+        Command::Daemon(a) => crate::daemon::run(sys, &a),
+        Command::Simulate(a) => crate::simulate::run(&a, out),
     }
 }
 

@@ -10,10 +10,12 @@
 pub mod btf;
 pub mod cli;
 pub mod commands;
+pub mod daemon;
 pub mod ebpf;
 pub mod fake;
 pub mod hist;
 pub mod policy;
+pub mod simulate;
 pub mod size;
 pub mod sysfs;
 pub mod top;

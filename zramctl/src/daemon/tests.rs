@@ -1,0 +1,407 @@
+//! The daemon core on a simulated zram (FakeZram through the sysfs layer),
+//! with a fake clock and fake probes.
+
+use std::path::Path;
+
+use super::{
+    FakeProbes,
+    config::Config,
+    core::{DaemonCore, PressureSource, ProbeSource, parse_psi_some_avg10},
+};
+use crate::{
+    fake::{FAKE_ROOT, FakeDevice, FakeZram},
+    sysfs::Sysfs,
+};
+use zramctl_common::op;
+
+const S: u64 = 1_000_000_000;
+/// The fake clock starts here (the probes attached an hour before).
+const T0: u64 = 10_000 * S;
+
+struct NoPsi;
+impl PressureSource for NoPsi {
+    fn some_avg10(&mut self) -> Result<Option<f64>, String> {
+        Ok(None)
+    }
+}
+
+const CONFIG: &str = r#"
+[daemon]
+interval_secs = 10
+[policy]
+budget_per_day = 0
+budget_burst = 1228800   # 300 pages
+period_secs = 60
+min_interval_secs = 10
+idle_age_initial_secs = 600
+idle_age_floor_secs = 300
+batch_min = 4
+batch_max = 64
+batch_initial = 32
+target_p99_ms = 5
+[[device]]
+name = "zram0"
+"#;
+
+fn config(src: &str) -> Config {
+    Config::parse(Path::new("test.toml"), src).unwrap()
+}
+
+fn fake(writeback: bool) -> FakeZram {
+    let z = FakeZram::new();
+    z.add(
+        "zram0",
+        FakeDevice {
+            disksize: 1024 * 4096,
+            backing_dev: writeback.then(|| "/dev/loop7".into()),
+            ..FakeDevice::default()
+        },
+    );
+    z.store_pages("zram0", 1000, 0);
+    z
+}
+
+fn core(z: &FakeZram, probes: Result<Box<dyn ProbeSource>, String>) -> DaemonCore {
+    DaemonCore::new(
+        Sysfs::new(FAKE_ROOT, z.clone()),
+        config(CONFIG),
+        probes,
+        Box::new(NoPsi),
+        T0,
+    )
+    .unwrap()
+}
+
+fn probes() -> FakeProbes {
+    FakeProbes::new(&[("zram0", 1024)], T0 - 3600 * S)
+}
+
+fn at(p: &FakeProbes, t: u64) {
+    p.with(|s| s.now_ns = t);
+}
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name_and_labels} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+fn wb_writes(z: &FakeZram) -> Vec<(String, String)> {
+    z.writes()
+        .into_iter()
+        .filter(|(_, a, _)| a.starts_with("writeback") || a == "idle")
+        .map(|(_, a, v)| (a, v))
+        .collect()
+}
+
+#[test]
+fn writes_back_the_oldest_slots_within_the_budget_through_writeback_limit() {
+    let z = fake(true);
+    let p = probes();
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    // Slots 0-99 are hot: touched at every step.
+    for k in 0..=1u64 {
+        let t = T0 + k * 60 * S;
+        at(&p, t);
+        p.touch("zram0", 0..100, t);
+        c.step(t);
+    }
+    // First step not due; at +60 s a period round: threshold 600 -> 540,
+    // the 300 oldest (all 3660 s old, ties by index) = 100..=399.
+    assert_eq!(
+        wb_writes(&z),
+        [
+            ("writeback_limit".into(), "300".into()),
+            ("writeback_limit_enable".into(), "1".into()),
+            ("writeback".into(), "page_indexes=100-399".into()),
+            ("writeback_limit".into(), "0".into()),
+        ]
+    );
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 300);
+    let m = c.metrics();
+    assert_eq!(
+        metric(&m, "zramctl_writeback_pages_total{device=\"zram0\"}"),
+        300.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_writeback_bytes_total{device=\"zram0\"}"),
+        300.0 * 4096.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_budget_remaining_bytes{device=\"zram0\"}"),
+        0.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_idle_age_threshold_seconds{device=\"zram0\"}"),
+        540.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "zramctl_writeback_rounds_total{device=\"zram0\",trigger=\"period\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_backing_written_bytes_total{device=\"zram0\"}"),
+        300.0 * 4096.0
+    );
+    assert_eq!(metric(&m, "zramctl_probe_up"), 1.0);
+    // The budget is spent: later periods write nothing more.
+    for k in 2..10u64 {
+        let t = T0 + k * 60 * S;
+        at(&p, t);
+        c.step(t);
+    }
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 300, "budget exceeded");
+    let m = c.metrics();
+    assert!(
+        metric(
+            &m,
+            "zramctl_writeback_skips_total{device=\"zram0\",reason=\"budget_spent\"}"
+        ) >= 1.0
+    );
+    // SIGTERM path: the limit goes back to how it was found (off).
+    c.shutdown();
+    let last = z.writes();
+    assert_eq!(
+        last[last.len() - 2..],
+        [
+            ("zram0".into(), "writeback_limit".into(), "0".into()),
+            ("zram0".into(), "writeback_limit_enable".into(), "0".into()),
+        ]
+    );
+}
+
+#[test]
+fn batch_size_follows_backing_latency_and_stays_in_bounds() {
+    let z = fake(true);
+    let p = probes();
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    // 50 ms p99 against a 5 ms target: halve, down to batch_min.
+    let mut seen = Vec::new();
+    for k in 0..8u64 {
+        let t = T0 + k * 10 * S;
+        at(&p, t);
+        p.complete("zram0-backing", op::WRITE, 100, 50_000_000);
+        c.step(t);
+        seen.push(z.with("zram0", |d| d.batch));
+    }
+    assert_eq!(seen, [16, 8, 4, 4, 4, 4, 4, 4]);
+    // Fast completions: grows again (after the cooldown), never above 64.
+    for k in 8..40u64 {
+        let t = T0 + k * 10 * S;
+        at(&p, t);
+        p.complete("zram0-backing", op::WRITE, 100, 100_000);
+        c.step(t);
+        let b = z.with("zram0", |d| d.batch);
+        assert!((4..=64).contains(&b), "{b}");
+    }
+    assert_eq!(z.with("zram0", |d| d.batch), 64);
+    let m = c.metrics();
+    assert!(m.contains("zramctl_io_latency_seconds_bucket{device=\"zram0-backing\",role=\"backing\",zram=\"zram0\",op=\"write\",le=\"0.000131072\"}"), "{m}");
+    assert_eq!(
+        metric(&m, "zramctl_writeback_batch_size{device=\"zram0\"}"),
+        64.0
+    );
+}
+
+#[test]
+fn eio_backs_off_and_is_counted() {
+    let z = fake(true);
+    let p = probes();
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    z.inject("writeback", libc::EIO);
+    let t = T0 + 60 * S;
+    at(&p, t);
+    c.step(t);
+    let m = c.metrics();
+    assert_eq!(
+        metric(
+            &m,
+            "zramctl_writeback_errors_total{device=\"zram0\",kind=\"io\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_backoff_seconds{device=\"zram0\"}"),
+        10.0
+    );
+    // During the backoff nothing is tried, even when due.
+    let n = z.writes().len();
+    at(&p, t + 5 * S);
+    c.step(t + 5 * S);
+    assert_eq!(z.writes().len(), n);
+    // Afterwards it works again, and the limit was closed after the failure.
+    at(&p, t + 130 * S);
+    c.step(t + 130 * S);
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 300);
+}
+
+#[test]
+fn without_probes_it_uses_kernel_idle_marking_and_learns_missing_actime() {
+    let z = fake(true);
+    z.with("zram0", |d| d.actime = false);
+    let mut c = core(&z, Err("no BTF".into()));
+    c.step(T0 + 60 * S);
+    // `idle 540` is refused (no CONFIG_ZRAM_TRACK_ENTRY_ACTIME) ...
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 0);
+    // ... so the next rounds mark all, then write back what stayed idle.
+    c.step(T0 + 120 * S);
+    c.step(T0 + 1000 * S);
+    let w = wb_writes(&z);
+    // Stopped by the limit (EIO from the kernel, which is the budget working).
+    let marks = w
+        .iter()
+        .filter(|x| *x == &("idle".to_owned(), "all".to_owned()))
+        .count();
+    assert_eq!(marks, 2, "{w:?}");
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 300);
+    let m = c.metrics();
+    assert_eq!(metric(&m, "zramctl_probe_up"), 0.0);
+    assert_eq!(
+        metric(
+            &m,
+            "zramctl_writeback_errors_total{device=\"zram0\",kind=\"io\"}"
+        ),
+        0.0
+    );
+    assert!(
+        m.contains("zramctl_probe_info{flavour=\"none\",reason=\"no BTF\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_device_without_backing_is_only_watched() {
+    let z = fake(false);
+    let mut c = core(&z, Err("off".into()));
+    for k in 0..5 {
+        c.step(T0 + k * 100 * S);
+    }
+    assert!(z.writes().is_empty(), "{:?}", z.writes());
+    let m = c.metrics();
+    assert_eq!(
+        metric(&m, "zramctl_writeback_active{device=\"zram0\"}"),
+        0.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_orig_data_bytes{device=\"zram0\"}"),
+        1000.0 * 4096.0
+    );
+    assert!(
+        c.status_line().contains("no backing device"),
+        "{}",
+        c.status_line()
+    );
+}
+
+#[test]
+fn reload_keeps_state_and_a_bad_device_keeps_the_old_config() {
+    let z = fake(true);
+    let mut c = core(&z, Err("off".into()));
+    c.step(T0 + 60 * S);
+    let bad = CONFIG.replace(
+        "name = \"zram0\"",
+        "name = \"zram0\"\n[[device]]\nname = \"zram5\"",
+    );
+    let e = c.reload(config(&bad), T0 + 70 * S).unwrap_err();
+    assert!(e.to_string().contains("zram5"), "{e}");
+    assert_eq!(c.config().devices.len(), 1);
+    assert_eq!(c.reloads_failed, 1);
+    let good = CONFIG.replace("batch_max = 64", "batch_max = 8");
+    assert!(
+        !c.reload(config(&good), T0 + 80 * S).unwrap(),
+        "same devices"
+    );
+    c.step(T0 + 90 * S);
+    assert_eq!(z.with("zram0", |d| d.batch), 8);
+    let m = c.metrics();
+    assert_eq!(
+        metric(&m, "zramctl_config_reloads_total{result=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_config_reloads_total{result=\"error\"}"),
+        1.0
+    );
+    // The budget spent before the reload is still spent.
+    assert_eq!(
+        metric(&m, "zramctl_budget_spent_bytes_total{device=\"zram0\"}"),
+        300.0 * 4096.0
+    );
+}
+
+#[test]
+fn metrics_are_well_formed_and_complete() {
+    let z = fake(true);
+    let p = probes();
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    p.complete("zram0", op::READ, 10, 3000);
+    at(&p, T0);
+    c.step(T0);
+    let m = c.metrics();
+    for name in [
+        "zramctl_orig_data_bytes",
+        "zramctl_compr_data_bytes",
+        "zramctl_mem_used_bytes",
+        "zramctl_mem_limit_bytes",
+        "zramctl_mem_used_max_bytes",
+        "zramctl_same_pages",
+        "zramctl_pages_compacted_total",
+        "zramctl_huge_pages",
+        "zramctl_huge_pages_stored_total",
+        "zramctl_failed_reads_total",
+        "zramctl_failed_writes_total",
+        "zramctl_invalid_io_total",
+        "zramctl_notify_free_total",
+        "zramctl_backing_bytes",
+        "zramctl_backing_read_bytes_total",
+        "zramctl_backing_written_bytes_total",
+        "zramctl_writeback_batch_size",
+        "zramctl_budget_remaining_bytes",
+        "zramctl_idle_age_threshold_seconds",
+        "zramctl_refaults_total",
+        "zramctl_slot_age_slots",
+        "zramctl_io_latency_seconds",
+        "zramctl_probe_up",
+        "zramctl_writeback_errors_total",
+    ] {
+        assert!(m.contains(&format!("# TYPE {name} ")), "{name} missing");
+    }
+    // Every sample line: name{labels} value, and each family's TYPE once.
+    let mut types = std::collections::HashSet::new();
+    for l in m.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            assert!(
+                types.insert(rest.split(' ').next().unwrap().to_owned()),
+                "{l}"
+            );
+            continue;
+        }
+        if l.starts_with('#') {
+            continue;
+        }
+        let (_, v) = l.rsplit_once(' ').unwrap();
+        assert!(v.parse::<f64>().is_ok() || v == "+Inf", "{l}");
+    }
+    // 1024 slots, all touched an hour ago (3600 s is in the 2048-4096 bucket).
+    assert!(
+        m.contains("zramctl_slot_age_slots{device=\"zram0\",le=\"4096\"} 1024"),
+        "{m}"
+    );
+    assert!(
+        m.contains("zramctl_slot_age_slots{device=\"zram0\",le=\"2048\"} 0"),
+        "{m}"
+    );
+}
+
+#[test]
+fn psi_lines() {
+    let s = "some avg10=12.50 avg60=3.00 avg300=1.00 total=123\nfull avg10=1.00 avg60=0 avg300=0 total=1\n";
+    assert_eq!(parse_psi_some_avg10(s), Ok(12.5));
+    assert!(parse_psi_some_avg10("full avg10=1").is_err());
+    assert!(parse_psi_some_avg10("some avg10=x").is_err());
+}
