@@ -103,7 +103,7 @@ install() {
 
 # --- userspace build: eBPF needs LLVM 22 (bpf-linker) and rust-src (build-std)
 install - build-essential pkg-config "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER-dev" \
-  "libclang-$LLVM_VER-dev" libzstd-dev zlib1g-dev xz-utils
+  "libclang-$LLVM_VER-dev" libzstd-dev zlib1g-dev xz-utils prometheus
 install trixie-backports "rust-src=$RUST_SRC_VERSION"
 
 # rustup cannot download components here: point the toolchain at Debian's rust-src.

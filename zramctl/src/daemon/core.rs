@@ -498,8 +498,8 @@ impl DaemonCore {
                         };
                         e.gauge(
                             "zramctl_slot_age_slots",
-                            "Slots last accessed less than `le` seconds ago (cumulative, touched slots only).",
-                            &[("device", &pd.name), ("le", &le)],
+                            "Slots last accessed less than age_lt_seconds ago (cumulative, touched slots only).",
+                            &[("device", &pd.name), ("age_lt_seconds", &le)],
                             cum as f64,
                         );
                     }

@@ -389,11 +389,11 @@ fn metrics_are_well_formed_and_complete() {
     }
     // 1024 slots, all touched an hour ago (3600 s is in the 2048-4096 bucket).
     assert!(
-        m.contains("zramctl_slot_age_slots{device=\"zram0\",le=\"4096\"} 1024"),
+        m.contains("zramctl_slot_age_slots{device=\"zram0\",age_lt_seconds=\"4096\"} 1024"),
         "{m}"
     );
     assert!(
-        m.contains("zramctl_slot_age_slots{device=\"zram0\",le=\"2048\"} 0"),
+        m.contains("zramctl_slot_age_slots{device=\"zram0\",age_lt_seconds=\"2048\"} 0"),
         "{m}"
     );
 }
