@@ -99,7 +99,7 @@ pub struct SimulateArgs {
     /// Seconds between policy steps.
     #[arg(long, default_value = "10", value_name = "SECS")]
     pub step: f64,
-    /// Override the budget, bytes per day (e.g. 256M).
+    /// Override the budget, bytes per day (e.g. 256M); the burst is capped to it.
     #[arg(long, value_name = "SIZE")]
     pub budget: Option<ByteSize>,
     /// Backing-device write latency model: base latency, microseconds.

@@ -336,7 +336,9 @@ pub fn run(a: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
         None => PolicyConfig::default(),
     };
     if let Some(b) = a.budget {
+        // A day's budget never allows more than a day's worth at once.
         cfg.budget_bytes_per_day = b.0;
+        cfg.budget_burst_bytes = cfg.budget_burst_bytes.min(b.0);
     }
     if !(a.step.is_finite() && a.step > 0.0) {
         bail!("--step must be a positive number of seconds");

@@ -1,0 +1,117 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_zramctl_global_optspecs
+    string join \n sysfs-root= h/help V/version
+end
+
+function __fish_zramctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_zramctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_zramctl_using_subcommand
+    set -l cmd (__fish_zramctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c zramctl -n "__fish_zramctl_needs_command" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zramctl -n "__fish_zramctl_needs_command" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "status" -d 'Show devices: size, algorithm, memory use, ratio, backing device, writeback state'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "writeback" -d 'Write pages from RAM to the backing device, and report how many went'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "idle" -d 'Mark pages idle, to be picked by `writeback --idle`'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "limit" -d 'Limit how much writeback may write (flash wear budget), or lift the limit'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "batch" -d 'Set how many writeback requests may be in flight at once'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "setup" -d 'Configure an unused device: backing device, algorithm, then size'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "reset" -d 'Reset a device: free its memory and detach its backing device'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "top" -d 'Live view from eBPF probes: access rates, slot ages, latency histograms'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "daemon" -d 'Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466)'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "simulate" -d 'Replay an access trace through the policy and report what it would do'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand status" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand status" -l json -d 'Print JSON (sizes always in bytes)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand status" -s b -l bytes -d 'Print sizes in bytes instead of K/M/G'
+complete -c zramctl -n "__fish_zramctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand status" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -l pages -d 'Page index ranges, inclusive: `A-B[,C-D...]`, or single indexes `N`' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -l idle -d 'Pages marked idle (see `zramctl idle`)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -l huge -d 'Incompressible pages stored whole'
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -l huge-idle -d 'Pages that are both huge and idle'
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -l incompressible -d 'Pages that recompression could not shrink'
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand writeback" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand idle" -l age -d 'Mark pages not accessed for at least SECS seconds (kernel needs CONFIG_ZRAM_TRACK_ENTRY_ACTIME)' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand idle" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand idle" -l all -d 'Mark every stored page idle'
+complete -c zramctl -n "__fish_zramctl_using_subcommand idle" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand idle" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand limit" -l pages -d 'Allow this many more pages to be written back, then stop' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand limit" -l bytes -d 'Allow this many more bytes (rounded down to whole pages), e.g. 256M' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand limit" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand limit" -l off -d 'Turn the limit off'
+complete -c zramctl -n "__fish_zramctl_using_subcommand limit" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand limit" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand batch" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand batch" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand batch" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l size -d 'Disk size, e.g. 4G' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l algorithm -d 'Compression algorithm, e.g. lz4 or zstd (default: the kernel\'s)' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l backing-dev -d 'Block device that writeback writes to (a partition or a loop device)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l mem-limit -d 'Cap on the memory the device may use, e.g. 1G' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l interval -d 'Seconds between refreshes; with --once, how long to measure' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l record -d 'Also append every report as one JSON line to FILE (for replay)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l latency-dev -d 'Also show the latency of this block device (repeatable)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l probes -d 'eBPF program type' -r -f -a "auto\t'tp_btf, falling back to raw tracepoints'
+tp-btf\t'BTF-enabled tracepoints (cheapest)'
+raw-tp\t'Raw tracepoints'"
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l once -d 'Print one report after one interval (or at Ctrl-C/SIGTERM) and exit'
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l json -d 'With --once: print the report as JSON'
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zramctl -n "__fish_zramctl_using_subcommand top" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l config -d 'Configuration file (TOML)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l check -d 'Only validate the configuration and exit'
+complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l fake -d 'Run on simulated zram devices with synthetic probes (demos and tests)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l trace -d 'Access trace file (`-` for stdin)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l config -d 'Take the policy from this daemon configuration (its first device)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l slots -d 'Slots of the simulated device (default: highest slot in the trace + 1)' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l step -d 'Seconds between policy steps' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l budget -d 'Override the budget, bytes per day (e.g. 256M); the burst is capped to it' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l latency-base-us -d 'Backing-device write latency model: base latency, microseconds' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l latency-per-request-us -d '... plus this much per request in flight (the batch size)' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -s v -l verbose -d 'Print every round'
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l json -d 'Print the summary as JSON'
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "status" -d 'Show devices: size, algorithm, memory use, ratio, backing device, writeback state'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "writeback" -d 'Write pages from RAM to the backing device, and report how many went'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "idle" -d 'Mark pages idle, to be picked by `writeback --idle`'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "limit" -d 'Limit how much writeback may write (flash wear budget), or lift the limit'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "batch" -d 'Set how many writeback requests may be in flight at once'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "setup" -d 'Configure an unused device: backing device, algorithm, then size'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "reset" -d 'Reset a device: free its memory and detach its backing device'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "top" -d 'Live view from eBPF probes: access rates, slot ages, latency histograms'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "daemon" -d 'Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "simulate" -d 'Replay an access trace through the policy and report what it would do'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
