@@ -129,7 +129,7 @@ fi
 
 # --- kernel build ------------------------------------------------------------
 install - bc flex bison libelf-dev libssl-dev cpio dwarves busybox-static make patch iproute2 \
-  e2fsprogs kmod util-linux
+  e2fsprogs kmod util-linux fio
 install trixie-backports linux-source-7.3
 install bookworm-backports qemu-system-x86
 

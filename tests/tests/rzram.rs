@@ -68,7 +68,7 @@ fn abi_matches_upstream_zram_formats() {
     let _ = sysfs_write("rzram0", "reset", "1");
     assert_eq!(sysfs_read("rzram0", "initstate"), "0\n");
     assert_eq!(sysfs_read("rzram0", "disksize"), "0\n");
-    assert_eq!(sysfs_read("rzram0", "comp_algorithm"), "[lz4] \n");
+    assert_eq!(sysfs_read("rzram0", "comp_algorithm"), "[lz4] zstd \n");
     // Same layout as zram_drv.c's mm_stat_show: nine right-aligned fields.
     assert_eq!(
         sysfs_read("rzram0", "mm_stat"),
@@ -325,4 +325,86 @@ fn kunit_suites_pass_at_module_load() {
         total += passed;
     }
     println!("KUnit: {total} rzram tests passed");
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn hot_add_and_hot_remove_like_zram_control() {
+    load_rzram();
+    let control = Path::new("/sys/class/rzram-control");
+    let id: usize = std::fs::read_to_string(control.join("hot_add"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let name = format!("rzram{id}");
+    assert!(
+        Path::new("/sys/block").join(&name).exists(),
+        "{name} created"
+    );
+    let dev = fresh(&name, "16M");
+    write_pages(&dev, 31, 1024).unwrap();
+    drop_caches();
+    assert!(verify_pages(&dev, 31, 1024).unwrap().is_empty());
+
+    let hot_remove = |v: &str| {
+        std::fs::write(control.join("hot_remove"), v).map_err(|e| e.raw_os_error().unwrap())
+    };
+    {
+        // An open device cannot go.
+        let _open = std::fs::File::open(&dev).unwrap();
+        assert_eq!(hot_remove(&id.to_string()), Err(libc::EBUSY));
+    }
+    assert_eq!(hot_remove("abc"), Err(libc::EINVAL));
+    assert_eq!(hot_remove("-1"), Err(libc::EINVAL));
+    assert_eq!(hot_remove("999"), Err(libc::ENODEV));
+    hot_remove(&id.to_string()).unwrap();
+    assert!(
+        !Path::new("/sys/block").join(&name).exists(),
+        "{name} removed"
+    );
+    assert_eq!(hot_remove(&id.to_string()), Err(libc::ENODEV));
+    // The freed index is reused.
+    let again: usize = std::fs::read_to_string(control.join("hot_add"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(again, id);
+    hot_remove(&again.to_string()).unwrap();
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn zstd_round_trips_and_compresses_harder_than_lz4() {
+    let mut compr = Vec::new();
+    for algo in ["lz4", "zstd"] {
+        load_rzram();
+        let _ = sysfs_write("rzram0", "reset", "1");
+        zramctl(&["setup", "rzram0", "--size", "64M", "--algorithm", algo]).ok();
+        assert!(sysfs_read("rzram0", "comp_algorithm").contains(&format!("[{algo}]")));
+        let dev = PathBuf::from("/dev/rzram0");
+        write_pages(&dev, 41, 4096).unwrap();
+        drop_caches();
+        assert!(
+            verify_pages(&dev, 41, 4096).unwrap().is_empty(),
+            "{algo} round trip"
+        );
+        compr.push(
+            status("rzram0")["mm_stat"]["compr_data_size"]
+                .as_u64()
+                .unwrap(),
+        );
+        sysfs_write("rzram0", "reset", "1").unwrap();
+    }
+    println!(
+        "16 MiB of test data: lz4 {} bytes, zstd {} bytes",
+        compr[0], compr[1]
+    );
+    assert!(
+        compr[1] < compr[0],
+        "zstd is the stronger algorithm: {compr:?}"
+    );
+    // Reset puts the default algorithm back, as zram does.
+    assert_eq!(sysfs_read("rzram0", "comp_algorithm"), "[lz4] zstd \n");
 }

@@ -254,6 +254,25 @@ fn apply_patches(src: &Path) -> Result<()> {
         }
         Ok(())
     };
+    // Reverting and re-applying touches every patched file; files that end
+    // up as they were get their old mtime back, so make rebuilds only what
+    // really changed (objtool, for one, would otherwise rebuild everything).
+    let touched: std::collections::BTreeSet<PathBuf> = applied
+        .iter()
+        .chain(&wanted)
+        .flat_map(|(_, data)| patched_files(data))
+        .collect();
+    let before: Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> = touched
+        .iter()
+        .filter_map(|rel| {
+            let p = src.join(rel);
+            Some((
+                p.clone(),
+                fs::read(&p).ok()?,
+                fs::metadata(&p).ok()?.modified().ok()?,
+            ))
+        })
+        .collect();
     for (name, data) in applied.iter().rev() {
         patch(data, true, name)?;
     }
@@ -265,7 +284,25 @@ fn apply_patches(src: &Path) -> Result<()> {
             .with_context(|| format!("kernel/patches/{name} does not apply to Linux 7.3"))?;
         fs::write(record.join(name), data)?;
     }
+    for (path, content, mtime) in before {
+        if fs::read(&path).ok().as_deref() == Some(&content[..]) {
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(mtime))
+                .with_context(|| format!("restoring the mtime of {}", path.display()))?;
+        }
+    }
     Ok(())
+}
+
+/// Files a unified diff changes (its `+++ b/PATH` lines).
+fn patched_files(patch: &[u8]) -> Vec<PathBuf> {
+    String::from_utf8_lossy(patch)
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ b/"))
+        .map(|p| PathBuf::from(p.split('\t').next().unwrap_or(p).trim()))
+        .collect()
 }
 
 /// `CONFIG_X=v` lines of a fragment (`=n` for "is not set").

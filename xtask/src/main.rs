@@ -7,6 +7,7 @@
 //! - `vm -- CMD`: run CMD in that kernel under QEMU;
 //! - `vm-test`: run the VM integration tests.
 
+mod bench;
 mod kernel;
 mod util;
 mod vm;
@@ -47,6 +48,8 @@ enum Cmd {
     Vm(vm::VmArgs),
     /// Build the VM integration tests on the host and run them in the VM.
     VmTest(VmTestArgs),
+    /// Benchmarks measured side by side in one VM run (prints ratios).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -87,6 +90,7 @@ fn real_main() -> Result<ExitCode> {
             let code = vm::run(&k, &args)?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
+        Cmd::Bench(args) => bench::bench(&args).map(|_| ExitCode::SUCCESS),
         Cmd::VmTest(args) => vm_test_tallied(&args, Tally::default()).map(|t| {
             println!(
                 "vm: {} passed, {} failed, {} skipped",

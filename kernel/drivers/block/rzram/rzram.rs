@@ -18,6 +18,7 @@ use kernel::{
         bio_disk::{BioDisk, BioDiskBuilder, BioOperations, DiskRef},
         SECTOR_SHIFT,
     },
+    device::class,
     fmt::Write,
     new_mutex, new_spinlock,
     prelude::*,
@@ -250,7 +251,10 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     if z.store().is_some() {
         return Err(EBUSY);
     }
-    let store = Arc::new(Store::new(size, config.mem_limit)?, GFP_KERNEL)?;
+    let store = Arc::new(
+        Store::new(size, config.mem_limit, config.algorithm)?,
+        GFP_KERNEL,
+    )?;
     *z.store.lock() = Some(store);
     disk.set_capacity_sectors(size >> SECTOR_SHIFT);
     Ok(())
@@ -451,30 +455,114 @@ const ATTRIBUTES: &[Attribute<Arc<Zram>>] = &[
     },
 ];
 
+/// All rzram disks, by index; `None` where one was hot-removed.
+#[pin_data]
+struct Devices {
+    module: &'static ThisModule,
+    // Declared before `attrs`: disks are removed before the attributes go.
+    #[pin]
+    disks: Mutex<KVec<Option<BioDisk<Rzram>>>>,
+    attrs: AttributeGroup<Arc<Zram>>,
+}
+
+impl Devices {
+    fn new(module: &'static ThisModule) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Self {
+                module,
+                disks <- new_mutex!(KVec::new()),
+                attrs: AttributeGroup::new(ATTRIBUTES)?,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Creates a disk at the lowest free index and returns the index.
+    fn add(&self) -> Result<usize> {
+        let mut disks = self.disks.lock();
+        let id = disks
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(disks.len());
+        let disk = BioDiskBuilder::new()
+            .discard(true)
+            .write_zeroes(true)
+            .synchronous(true)
+            .stable_writes(true)
+            .build::<Rzram>(
+                fmt!("rzram{id}"),
+                self.module,
+                Zram::new()?,
+                Some(&self.attrs),
+            )?;
+        if id == disks.len() {
+            disks.push(Some(disk), GFP_KERNEL)?;
+        } else {
+            disks[id] = Some(disk);
+        }
+        Ok(id)
+    }
+
+    /// Removes disk `id`, which must exist and not be open (mounted, swap).
+    fn remove(&self, id: usize) -> Result {
+        let mut disks = self.disks.lock();
+        let slot = disks.get_mut(id).ok_or(ENODEV)?;
+        let disk = slot.as_ref().ok_or(ENODEV)?;
+        if disk.disk().openers() > 0 {
+            return Err(EBUSY);
+        }
+        // del_gendisk() in the drop waits for sysfs users and bios in flight.
+        drop(slot.take());
+        Ok(())
+    }
+}
+
+/// `/sys/class/rzram-control/hot_add`: reading it creates a disk and
+/// returns its index, like zram-control's.
+fn hot_add_show(d: &Devices, out: &mut SysfsBuf<'_>) -> Result {
+    let id = d.add()?;
+    writeln!(out, "{id}").map_err(|_| EINVAL)
+}
+
+/// `/sys/class/rzram-control/hot_remove`: writing an index removes that disk.
+fn hot_remove_store(d: &Devices, input: &[u8]) -> Result {
+    let id: i32 = parse_str(input)?.parse().map_err(|_| EINVAL)?;
+    d.remove(usize::try_from(id).map_err(|_| EINVAL)?)
+}
+
+const CONTROL: &[class::Attribute<Devices>] = &[
+    class::Attribute {
+        name: c"hot_add",
+        show: Some(hot_add_show),
+        store: None,
+        mode: 0o400,
+    },
+    class::Attribute {
+        name: c"hot_remove",
+        show: None,
+        store: Some(hot_remove_store),
+        mode: 0o200,
+    },
+];
+
 struct RzramModule {
-    // Dropped first: disks go before the attribute group they use.
-    _disks: KVec<BioDisk<Rzram>>,
-    _attrs: KBox<AttributeGroup<Arc<Zram>>>,
+    // Unregistered first, so no hot_add runs while the disks go away.
+    _control: class::Registration<Devices>,
+    _devices: Arc<Devices>,
 }
 
 impl kernel::Module for RzramModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let attrs = KBox::new(AttributeGroup::new(ATTRIBUTES)?, GFP_KERNEL)?;
+        let devices = Devices::new(module)?;
         let n = module_parameters::num_devices.value();
-        let mut disks = KVec::with_capacity(n as usize, GFP_KERNEL)?;
-        for i in 0..n {
-            let disk = BioDiskBuilder::new()
-                .discard(true)
-                .write_zeroes(true)
-                .synchronous(true)
-                .stable_writes(true)
-                .build::<Rzram>(fmt!("rzram{i}"), module, Zram::new()?, Some(&attrs))?;
-            disks.push(disk, GFP_KERNEL)?;
+        for _ in 0..n {
+            devices.add()?;
         }
+        let control = class::Registration::new(c"rzram-control", devices.clone(), CONTROL)?;
         pr_info!("{n} device(s) created\n");
         Ok(Self {
-            _disks: disks,
-            _attrs: attrs,
+            _control: control,
+            _devices: devices,
         })
     }
 }
@@ -512,7 +600,7 @@ mod tests {
 
     #[test]
     fn discard_frees_only_whole_pages() {
-        let store = Store::new(8 * PAGE as u64, 0).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, 0).unwrap();
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         page.resize(PAGE, 7, GFP_KERNEL).unwrap();
         for i in 0..4 {

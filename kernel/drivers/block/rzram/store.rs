@@ -14,12 +14,14 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Mutex,
     },
+    zstd,
 };
 
 pub(crate) const PAGE: usize = bindings::PAGE_SIZE;
 
-/// Compression algorithms rzram offers, as `comp_algorithm` lists them.
-pub(crate) const ALGORITHMS: &[&str] = &["lz4"];
+/// Compression algorithms rzram offers, as `comp_algorithm` lists them; the
+/// first is the default.
+pub(crate) const ALGORITHMS: &[&str] = &["lz4", "zstd"];
 
 /// Seconds since boot, for slot access times.
 pub(crate) fn now_secs() -> u32 {
@@ -68,9 +70,46 @@ fn inc(a: &Atomic<u64>, by: u64) {
     a.fetch_add(by, Relaxed);
 }
 
+/// The state of one compression algorithm.
+enum Codec {
+    Lz4(Lz4),
+    Zstd {
+        c: zstd::Compressor,
+        d: zstd::Decompressor,
+    },
+}
+
+impl Codec {
+    /// The codec of `ALGORITHMS[algorithm]`.
+    fn new(algorithm: usize) -> Result<Self> {
+        match ALGORITHMS.get(algorithm) {
+            Some(&"lz4") => Ok(Self::Lz4(Lz4::new()?)),
+            Some(&"zstd") => Ok(Self::Zstd {
+                c: zstd::Compressor::new(zstd::default_level(), PAGE)?,
+                d: zstd::Decompressor::new()?,
+            }),
+            _ => Err(EINVAL),
+        }
+    }
+
+    fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+        match self {
+            Self::Lz4(l) => l.compress(src, dst),
+            Self::Zstd { c, .. } => c.compress(src, dst),
+        }
+    }
+
+    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result {
+        match self {
+            Self::Lz4(_) => lz4::decompress(src, dst),
+            Self::Zstd { d, .. } => d.decompress(src, dst),
+        }
+    }
+}
+
 /// A compression workspace: the algorithm state and a bounce buffer.
 struct Workspace {
-    lz4: Lz4,
+    codec: Codec,
     buf: KVec<u8>,
 }
 
@@ -100,7 +139,8 @@ fn same_filled(page: &[u8]) -> Option<u64> {
 }
 
 impl Store {
-    pub(crate) fn new(disksize: u64, mem_limit: u64) -> Result<Self> {
+    /// A store of `disksize` bytes compressed with `ALGORITHMS[algorithm]`.
+    pub(crate) fn new(disksize: u64, mem_limit: u64, algorithm: usize) -> Result<Self> {
         let pages = (disksize / PAGE as u64) as usize;
         let pool = ZsPool::new(c"rzram")?;
         let huge_class_size = pool.huge_class_size();
@@ -111,7 +151,7 @@ impl Store {
             let mut buf = KVec::with_capacity(2 * PAGE, GFP_KERNEL)?;
             buf.resize(2 * PAGE, 0, GFP_KERNEL)?;
             let ws = Workspace {
-                lz4: Lz4::new()?,
+                codec: Codec::new(algorithm)?,
                 buf,
             };
             workspaces.push(KBox::pin_init(new_mutex!(ws), GFP_KERNEL)?, GFP_KERNEL)?;
@@ -167,7 +207,7 @@ impl Store {
         }
         let mut ws = self.workspace().lock();
         let ws = &mut *ws;
-        let (data, huge): (&[u8], bool) = match ws.lz4.compress(page, &mut ws.buf[..PAGE]) {
+        let (data, huge): (&[u8], bool) = match ws.codec.compress(page, &mut ws.buf[..PAGE]) {
             Some(n) if n < self.huge_class_size => (&ws.buf[..n], false),
             _ => (page, true),
         };
@@ -221,8 +261,8 @@ impl Store {
         // SAFETY: the handle is live while we hold the slot lock.
         let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
         let mut ws = self.workspace().lock();
-        let ws = &mut *ws;
-        let (local, _) = ws.buf.split_at_mut(PAGE);
+        let Workspace { codec, buf } = &mut *ws;
+        let (local, _) = buf.split_at_mut(PAGE);
         // SAFETY: `h` is a live object of `size` bytes, not written while we
         // hold the slot lock; `local` is a page, enough for any object.
         unsafe {
@@ -231,7 +271,7 @@ impl Store {
                     out.copy_from_slice(obj);
                     Ok(())
                 } else {
-                    lz4::decompress(obj, out)
+                    codec.decompress(obj, out)
                 }
             })
         }
@@ -344,7 +384,7 @@ mod tests {
 
     #[test]
     fn store_round_trip_and_stats() {
-        let store = Store::new(64 * PAGE as u64, 0).unwrap();
+        let store = Store::new(64 * PAGE as u64, 0, 0).unwrap();
         let text = text_page(3);
         let noise = noise_page(77);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -376,8 +416,26 @@ mod tests {
     }
 
     #[test]
+    fn zstd_store_round_trip() {
+        let store = Store::new(8 * PAGE as u64, 0, 1).unwrap();
+        let text = text_page(5);
+        let noise = noise_page(3);
+        assert!(store.write_page(0, &text).is_ok());
+        assert!(store.write_page(1, &noise).is_ok());
+        // zstd shrinks text pages further than a quarter of a page.
+        assert!(store.stats.compr_data_size.load(Relaxed) < (PAGE + PAGE / 4) as u64);
+        let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        out.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        assert!(store.read_page(0, &mut out).is_ok());
+        assert!(out[..] == text[..]);
+        assert!(store.read_page(1, &mut out).is_ok());
+        assert!(out[..] == noise[..]);
+        assert!(Codec::new(ALGORITHMS.len()).is_err());
+    }
+
+    #[test]
     fn idle_marking_skips_empty_and_same_slots() {
-        let store = Store::new(8 * PAGE as u64, 0).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, 0).unwrap();
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
         assert!(store.write_page(0, &text_page(1)).is_ok());

@@ -17,7 +17,9 @@ use crate::{
     prelude::*,
     types::ForeignOwnable,
 };
-use core::{fmt, marker::PhantomData, ptr::NonNull};
+use core::{marker::PhantomData, ptr::NonNull};
+
+pub use crate::sysfs::{parse_str, parse_u64, SysfsBuf};
 
 type Borrowed<'a, D> = <D as ForeignOwnable>::Borrowed<'a>;
 
@@ -34,24 +36,6 @@ pub struct Attribute<D: ForeignOwnable> {
     pub show: Option<ShowFn<D>>,
     /// Write callback; `None` for read-only attributes.
     pub store: Option<StoreFn<D>>,
-}
-
-/// The text of a sysfs read: at most one page.
-pub struct SysfsBuf<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl fmt::Write for SysfsBuf<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        if end > self.buf.len() {
-            return Err(fmt::Error);
-        }
-        self.buf[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 /// The C signature of `device_attribute::show`.
@@ -202,11 +186,11 @@ unsafe extern "C" fn show_callback<D: ForeignOwnable>(
     let (disk, data, entry) = unsafe { context::<D>(dev, attr) };
     // SAFETY: sysfs hands a zeroed buffer of PAGE_SIZE bytes.
     let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), bindings::PAGE_SIZE) };
-    let mut out = SysfsBuf { buf, len: 0 };
+    let mut out = SysfsBuf::new(buf);
     from_result(|| {
         let show = entry.show.ok_or(EIO)?;
         show(&disk, data, &mut out)?;
-        Ok(out.len as isize)
+        Ok(out.len() as isize)
     })
 }
 
@@ -230,27 +214,4 @@ unsafe extern "C" fn store_callback<D: ForeignOwnable>(
         store(&disk, data, input)?;
         Ok(count as isize)
     })
-}
-
-/// Parses a sysfs input as an unsigned number: trims whitespace (and the
-/// trailing newline `echo` adds), accepts decimal, `0x` hex and `0` octal like
-/// the kernel's `kstrtoull(s, 0)`.
-pub fn parse_u64(input: &[u8]) -> Result<u64> {
-    let s = core::str::from_utf8(input).map_err(|_| EINVAL)?.trim();
-    let (digits, radix) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
-    } else {
-        (s, 10)
-    };
-    if digits.is_empty() {
-        return Err(EINVAL);
-    }
-    u64::from_str_radix(digits, radix).map_err(|_| EINVAL)
-}
-
-/// Returns the input as trimmed UTF-8 text.
-pub fn parse_str(input: &[u8]) -> Result<&str> {
-    Ok(core::str::from_utf8(input).map_err(|_| EINVAL)?.trim())
 }

@@ -1,0 +1,164 @@
+//! `cargo xtask bench`: benchmarks measured side by side in one VM run.
+//!
+//! Benchmarks print absolute figures and ratios; they never fail on a
+//! number (the guest runs under TCG on these machines, so only ratios
+//! measured in the same run mean much).
+
+use std::{fmt::Write as _, fs, path::Path};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    kernel::{self, KernelArgs},
+    util::{progress, repo_root, run},
+    vm,
+};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Which benchmark: `ram` (4K random I/O on rzram vs upstream zram).
+    #[arg(default_value = "ram")]
+    pub what: String,
+    /// Seconds per fio run.
+    #[arg(long, default_value_t = 10)]
+    pub runtime: u32,
+    /// Interleaved rounds per device (zram, rzram, zram, rzram, ...).
+    #[arg(long, default_value_t = 2)]
+    pub rounds: u32,
+}
+
+const DEVICES: [(&str, &str); 2] = [("zram0", "zram (C, upstream)"), ("rzram0", "rzram (Rust)")];
+const OPS: [&str; 2] = ["randwrite", "randread"];
+
+/// The guest script: for each round and device, a fresh 512 MiB lz4 device
+/// filled with 256 MiB of ~2x compressible data, then 4K random writes and
+/// reads with O_DIRECT, 2 jobs, fio's JSON into the results dir.
+fn ram_script(args: &BenchArgs) -> String {
+    let mut s = String::from(
+        "set -e\n\
+         insmod \"$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko\"\n\
+         Z=\"$ZRAMCTL_BIN\"\n\
+         COMMON='--bs=4k --size=256M --direct=1 --numjobs=2 --group_reporting --buffer_compress_percentage=50 --refill_buffers --output-format=json'\n",
+    );
+    for round in 0..args.rounds {
+        for (dev, _) in DEVICES {
+            let _ = write!(
+                s,
+                "$Z reset {dev} >/dev/null 2>&1 || true\n\
+                 $Z setup {dev} --size 512M --algorithm lz4 >/dev/null\n\
+                 fio --name=fill --filename=/dev/{dev} --rw=write --bs=1M --size=256M --direct=1 \
+                 --buffer_compress_percentage=50 --refill_buffers --output-format=json > /dev/null\n"
+            );
+            for op in OPS {
+                let _ = write!(
+                    s,
+                    "echo \"round {round}: {op} on {dev}\"\n\
+                     fio --name={op} --filename=/dev/{dev} --rw={op} $COMMON --runtime={rt} --time_based \
+                     > \"$ZRAMCTL_RESULTS/{dev}-{op}-{round}.json\"\n",
+                    rt = args.runtime
+                );
+            }
+            let _ = writeln!(s, "$Z status {dev}\n$Z reset {dev}");
+        }
+    }
+    s
+}
+
+/// IOPS of the (single, group-reported) job in a fio JSON report.
+fn fio_iops(path: &Path, op: &str) -> Result<f64> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // fio may print warnings before the JSON.
+    let json = &text[text
+        .find('{')
+        .with_context(|| format!("no JSON in {}", path.display()))?..];
+    let v: serde_json::Value =
+        serde_json::from_str(json).with_context(|| format!("parsing {}", path.display()))?;
+    let dir = if op.ends_with("write") {
+        "write"
+    } else {
+        "read"
+    };
+    v["jobs"][0][dir]["iops"]
+        .as_f64()
+        .with_context(|| format!("no jobs[0].{dir}.iops in {}", path.display()))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    if args.what != "ram" {
+        bail!("unknown benchmark {:?}: available: ram", args.what);
+    }
+    let kernel = kernel::build(&KernelArgs::default())?;
+    run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(repo_root())
+            .args(["build", "--locked", "-q", "-p", "zramctl"]),
+    )?;
+    let results = repo_root().join("target/bench/ram");
+    let script = format!(
+        "export ZRAMCTL_BIN={}\n{}",
+        repo_root().join("target/debug/zramctl").display(),
+        ram_script(args)
+    );
+    fs::create_dir_all(repo_root().join("target/bench"))?;
+    let script_path = repo_root().join("target/bench/ram.sh");
+    fs::write(&script_path, script)?;
+    progress(&format!(
+        "bench ram: {} rounds x {} devices x {} ops x {}s of fio in the VM",
+        args.rounds,
+        DEVICES.len(),
+        OPS.len(),
+        args.runtime
+    ));
+    let code = vm::run(
+        &kernel,
+        &vm::VmArgs {
+            results: Some(results.clone()),
+            ..vm::VmArgs::with_command(format!("sh {}", script_path.display()))
+        },
+    )?;
+    if code != 0 {
+        bail!("the benchmark script failed in the VM (exit code {code})");
+    }
+    let mut table =
+        String::from("| device | 4K randwrite IOPS | 4K randread IOPS |\n|---|---|---|\n");
+    let mut medians = Vec::new();
+    for (dev, label) in DEVICES {
+        let mut row = Vec::new();
+        for op in OPS {
+            let samples = (0..args.rounds)
+                .map(|r| fio_iops(&results.join(format!("{dev}-{op}-{r}.json")), op))
+                .collect::<Result<Vec<_>>>()?;
+            row.push(median(samples));
+        }
+        let _ = writeln!(table, "| {label} | {:.0} | {:.0} |", row[0], row[1]);
+        medians.push(row);
+    }
+    let _ = writeln!(
+        table,
+        "| **rzram / zram** | **{:.2}x** | **{:.2}x** |",
+        medians[1][0] / medians[0][0],
+        medians[1][1] / medians[0][1]
+    );
+    let report = format!(
+        "# bench ram\n\n4K random I/O, O_DIRECT, 2 jobs, fio psync; 512 MiB lz4 devices holding 256 MiB of \
+         ~2x compressible data; medians of {} interleaved rounds of {} s each, in one VM run. The guest runs \
+         under TCG (software emulation) here: absolute numbers are far below hardware, ratios are what \
+         this measures.\n\n{table}",
+        args.rounds, args.runtime
+    );
+    fs::write(repo_root().join("target/bench/ram.md"), &report)?;
+    println!("{report}");
+    Ok(())
+}
