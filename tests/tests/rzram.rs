@@ -408,3 +408,30 @@ fn zstd_round_trips_and_compresses_harder_than_lz4() {
     // Reset puts the default algorithm back, as zram does.
     assert_eq!(sysfs_read("rzram0", "comp_algorithm"), "[lz4] zstd \n");
 }
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn random_read_write_with_verification_over_the_whole_disk() {
+    let _ = fresh("rzram1", "64M");
+    // fio writes every 4K block of the disk once, in random order, with a
+    // crc32c header per block, then reads them all back and checks them.
+    let out = sh(
+        "fio --name=verify --thread --filename=/dev/rzram1 --rw=randwrite --bs=4k --size=64M \
+         --direct=1 --iodepth=1 --numjobs=1 --verify=crc32c --do_verify=1 --verify_fatal=1 \
+         --buffer_compress_percentage=50 --refill_buffers --output-format=terse 2>&1",
+    );
+    assert!(!out.contains("verify: bad"), "{out}");
+    // Every page is stored; a second, mixed random pass verifies as it goes.
+    assert_eq!(
+        status("rzram1")["mm_stat"]["orig_data_size"].as_u64(),
+        Some(64 << 20)
+    );
+    sh(
+        "fio --name=mixed --thread --filename=/dev/rzram1 --rw=randrw --bs=4k --size=64M --direct=1 \
+        --numjobs=1 --verify=crc32c --verify_fatal=1 --runtime=5 --output-format=terse",
+    );
+    let s = status("rzram1");
+    assert_eq!(s["io_stat"]["failed_reads"].as_u64(), Some(0));
+    assert_eq!(s["io_stat"]["failed_writes"].as_u64(), Some(0));
+    sysfs_write("rzram1", "reset", "1").unwrap();
+}

@@ -38,7 +38,7 @@ fn ram_script(args: &BenchArgs) -> String {
         "set -e\n\
          insmod \"$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko\"\n\
          Z=\"$ZRAMCTL_BIN\"\n\
-         COMMON='--bs=4k --size=256M --direct=1 --numjobs=2 --group_reporting --buffer_compress_percentage=50 --refill_buffers --output-format=json'\n",
+         COMMON='--thread --bs=4k --size=256M --direct=1 --numjobs=2 --group_reporting --buffer_compress_percentage=50 --refill_buffers --output-format=json'\n",
     );
     for round in 0..args.rounds {
         for (dev, _) in DEVICES {
@@ -46,7 +46,7 @@ fn ram_script(args: &BenchArgs) -> String {
                 s,
                 "$Z reset {dev} >/dev/null 2>&1 || true\n\
                  $Z setup {dev} --size 512M --algorithm lz4 >/dev/null\n\
-                 fio --name=fill --filename=/dev/{dev} --rw=write --bs=1M --size=256M --direct=1 \
+                 fio --name=fill --thread --filename=/dev/{dev} --rw=write --bs=1M --size=256M --direct=1 \
                  --buffer_compress_percentage=50 --refill_buffers --output-format=json > /dev/null\n"
             );
             for op in OPS {
