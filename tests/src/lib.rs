@@ -275,3 +275,29 @@ pub fn interrupt_and_collect(child: &mut std::process::Child) -> String {
     }
     out
 }
+
+/// Skips the calling test (returns) with the reason printed when this
+/// machine's zram0 cannot be used (see [`zram0_unusable`]).
+#[macro_export]
+macro_rules! require_zram0 {
+    () => {
+        if let Some(why) = $crate::zram0_unusable() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// Resets zram0 when dropped, even when a test fails half-way (swapoff
+/// first, in case a test used it as swap).
+pub struct Zram0Reset;
+
+impl Drop for Zram0Reset {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff")
+            .arg("/dev/zram0")
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::write("/sys/block/zram0/reset", "1");
+    }
+}

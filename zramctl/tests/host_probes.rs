@@ -19,32 +19,11 @@ use zramctl::{
 };
 use zramctl_common::op;
 use zramctl_tests::{
-    PAGE, discard_pages, interrupt_and_collect, is_root, read_pages_direct, vmstat,
-    write_pages_direct, zram0_unusable, zramctl_bin,
+    PAGE, Zram0Reset, discard_pages, interrupt_and_collect, is_root, read_pages_direct,
+    require_zram0, vmstat, write_pages_direct, zramctl_bin,
 };
 
 static ZRAM0: Mutex<()> = Mutex::new(());
-
-macro_rules! require_zram0 {
-    () => {
-        if let Some(why) = zram0_unusable() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-}
-
-/// Resets zram0 even when the test fails half-way (swapoff first, in case).
-struct ResetOnDrop;
-impl Drop for ResetOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("swapoff")
-            .arg("/dev/zram0")
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::write("/sys/block/zram0/reset", "1");
-    }
-}
 
 const ZRAM0_DEV: &str = "/dev/zram0";
 const DISK_PAGES: u64 = 4096; // 16 MiB
@@ -124,7 +103,7 @@ impl Model {
 fn zram_access_pattern_counts_exactly(flavour: Flavour) {
     let _guard = ZRAM0.lock().unwrap_or_else(|e| e.into_inner());
     require_zram0!();
-    let _reset = ResetOnDrop;
+    let _reset = Zram0Reset;
     let spec = setup_zram0(DISK_PAGES, true);
     let Some(probes) = attach(std::slice::from_ref(&spec), Some(flavour)) else {
         return;
@@ -349,7 +328,7 @@ fn loop_request_latency_sums_to_requests_issued() {
 fn probe_costs_per_event_on_zram0() {
     let _guard = ZRAM0.lock().unwrap_or_else(|e| e.into_inner());
     require_zram0!();
-    let _reset = ResetOnDrop;
+    let _reset = Zram0Reset;
     let spec = setup_zram0(DISK_PAGES, true);
     let dev = Path::new(ZRAM0_DEV);
     for p in 0..DISK_PAGES {
@@ -395,7 +374,7 @@ fn probe_costs_per_event_on_zram0() {
 fn top_once_json_reports_zram0_accesses() {
     let _guard = ZRAM0.lock().unwrap_or_else(|e| e.into_inner());
     require_zram0!();
-    let _reset = ResetOnDrop;
+    let _reset = Zram0Reset;
     setup_zram0(DISK_PAGES, false);
     let record = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(zramctl_bin())
@@ -574,7 +553,7 @@ fn zram0_swap_pages_match_vmstat() {
     if swaps.lines().count() > 1 {
         return eprintln!("skipped: other swap devices are active:\n{swaps}");
     }
-    let _reset = ResetOnDrop;
+    let _reset = Zram0Reset;
     let pages = 65536; // 256 MiB of slots
     let spec = setup_zram0(pages, true);
     let run = |cmd: &str, args: &[&str]| {

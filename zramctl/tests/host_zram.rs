@@ -5,32 +5,17 @@
 use std::{path::Path, sync::Mutex};
 
 use zramctl::{ebpf::BioCounter, sysfs::Sysfs};
-use zramctl_tests::{PAGE, drop_caches, verify_pages, write_pages, zram0_unusable, zramctl};
+use zramctl_tests::{
+    PAGE, Zram0Reset, drop_caches, require_zram0, verify_pages, write_pages, zramctl,
+};
 
 static ZRAM0: Mutex<()> = Mutex::new(());
-
-macro_rules! require_zram0 {
-    () => {
-        if let Some(why) = zram0_unusable() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-}
-
-/// Resets zram0 even when the test fails half-way.
-struct ResetOnDrop;
-impl Drop for ResetOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::write("/sys/block/zram0/reset", "1");
-    }
-}
 
 #[test]
 fn real_zram0_setup_status_idle_writeback_reset() {
     let _guard = ZRAM0.lock().unwrap_or_else(|e| e.into_inner());
     require_zram0!();
-    let _reset = ResetOnDrop;
+    let _reset = Zram0Reset;
     let algos =
         zramctl(&["status", "zram0", "--json"]).ok().json()[0]["algorithms_available"].clone();
     let algo = if algos.as_array().unwrap().iter().any(|a| a == "lz4") {
@@ -97,7 +82,7 @@ fn real_zram0_setup_status_idle_writeback_reset() {
 fn ebpf_counts_bios_queued_to_zram0() {
     let _guard = ZRAM0.lock().unwrap_or_else(|e| e.into_inner());
     require_zram0!();
-    let _reset = ResetOnDrop;
+    let _reset = Zram0Reset;
     let sys = Sysfs::system();
     let dev = sys.device("zram0").unwrap();
     dev.set_disksize(16 << 20).unwrap();

@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/sysfs.h`](srctree/include/linux/sysfs.h)
 
-use crate::prelude::*;
+use crate::{bindings, prelude::*};
 use core::fmt;
 
 /// The text of a sysfs read: at most one page, as `sysfs_emit()` allows.
@@ -63,4 +63,62 @@ pub fn parse_u64(input: &[u8]) -> Result<u64> {
 /// Returns the input as trimmed UTF-8 text.
 pub fn parse_str(input: &[u8]) -> Result<&str> {
     Ok(core::str::from_utf8(input).map_err(|_| EINVAL)?.trim())
+}
+
+/// A C `attribute_group` (and the NULL-terminated group list that
+/// `device_add_disk()` and `struct class` take) over attributes that live
+/// elsewhere.
+///
+/// # Invariants
+///
+/// `ptrs` is NULL-terminated and `group.attrs` points to it; `groups[0]`
+/// points to `group`; none of the three is reallocated.
+pub struct Group {
+    _ptrs: KVec<*mut bindings::attribute>,
+    _group: KBox<bindings::attribute_group>,
+    groups: KBox<[*const bindings::attribute_group; 2]>,
+}
+
+// SAFETY: immutable after construction; the kernel only reads it.
+unsafe impl Send for Group {}
+// SAFETY: as above.
+unsafe impl Sync for Group {}
+
+impl Group {
+    /// Builds the group, initialising each attribute for lockdep
+    /// (`sysfs_attr_init`).
+    ///
+    /// # Safety
+    ///
+    /// Every pointer must point to a valid `struct attribute` that stays at
+    /// its address, unchanged, for as long as the group is in use.
+    pub unsafe fn new(
+        attrs: impl ExactSizeIterator<Item = *mut bindings::attribute>,
+    ) -> Result<Self> {
+        let mut ptrs = KVec::with_capacity(attrs.len() + 1, GFP_KERNEL)?;
+        for p in attrs {
+            // SAFETY: the caller guarantees `p` is a valid attribute.
+            unsafe { bindings::sysfs_attr_init(p) };
+            ptrs.push(p, GFP_KERNEL)?;
+        }
+        ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
+        let mut group: bindings::attribute_group = pin_init::zeroed();
+        group.__bindgen_anon_2.attrs = ptrs.as_mut_ptr();
+        let group = KBox::new(group, GFP_KERNEL)?;
+        let groups = KBox::new(
+            [core::ptr::from_ref(&*group), core::ptr::null()],
+            GFP_KERNEL,
+        )?;
+        // INVARIANT: built above; the vectors and boxes are not touched again.
+        Ok(Self {
+            _ptrs: ptrs,
+            _group: group,
+            groups,
+        })
+    }
+
+    /// The NULL-terminated list holding this one group.
+    pub fn as_groups(&self) -> *const *const bindings::attribute_group {
+        self.groups.as_ptr()
+    }
 }

@@ -19,6 +19,7 @@ use crate::{
 };
 use core::{marker::PhantomData, ptr::NonNull};
 
+use crate::sysfs::Group;
 pub use crate::sysfs::{parse_str, parse_u64, SysfsBuf};
 
 type Borrowed<'a, D> = <D as ForeignOwnable>::Borrowed<'a>;
@@ -67,14 +68,11 @@ struct Entry<D: ForeignOwnable> {
 ///
 /// # Invariants
 ///
-/// `entries`, `ptrs` and `group` are heap allocations that are never
-/// reallocated, so the pointers between them stay valid; `ptrs` is
-/// NULL-terminated.
+/// `entries` is never reallocated, so the attribute pointers in `group`
+/// stay valid.
 pub struct AttributeGroup<D: ForeignOwnable> {
     entries: KVec<Entry<D>>,
-    _ptrs: KVec<*mut bindings::attribute>,
-    _group: KBox<bindings::attribute_group>,
-    groups: KBox<[*const bindings::attribute_group; 2]>,
+    group: Group,
     _p: PhantomData<D>,
 }
 
@@ -107,34 +105,20 @@ impl<D: ForeignOwnable> AttributeGroup<D> {
                 GFP_KERNEL,
             )?;
         }
-        let mut ptrs = KVec::with_capacity(entries.len() + 1, GFP_KERNEL)?;
-        for e in entries.iter_mut() {
-            let p: *mut bindings::attribute = &mut e.attr.attr;
-            // SAFETY: `p` points into `entries`, which is never reallocated.
-            unsafe { bindings::sysfs_attr_init(p) };
-            ptrs.push(p, GFP_KERNEL)?;
-        }
-        ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
-        let mut group: bindings::attribute_group = pin_init::zeroed();
-        group.__bindgen_anon_2.attrs = ptrs.as_mut_ptr();
-        let group = KBox::new(group, GFP_KERNEL)?;
-        let groups = KBox::new(
-            [core::ptr::from_ref(&*group), core::ptr::null()],
-            GFP_KERNEL,
-        )?;
-        // INVARIANT: every allocation above is final; `ptrs` ends with NULL.
+        // SAFETY: the attributes live in `entries`, which is never
+        // reallocated and lives as long as the group (both in `Self`).
+        let group = unsafe { Group::new(entries.iter_mut().map(|e| &raw mut e.attr.attr))? };
+        // INVARIANT: `entries` is final.
         Ok(Self {
             entries,
-            _ptrs: ptrs,
-            _group: group,
-            groups,
+            group,
             _p: PhantomData,
         })
     }
 
     /// The NULL-terminated array of groups `device_add_disk()` takes.
     pub fn as_groups(&self) -> *mut *const bindings::attribute_group {
-        self.groups.as_ptr().cast_mut()
+        self.group.as_groups().cast_mut()
     }
 
     /// Number of attributes.

@@ -11,7 +11,7 @@ use crate::{
     ffi::c_char,
     prelude::*,
     sync::Arc,
-    sysfs::SysfsBuf,
+    sysfs::{Group, SysfsBuf},
     types::Opaque,
 };
 
@@ -46,14 +46,12 @@ struct Entry<T> {
 /// # Invariants
 ///
 /// `class` was registered with `class_register`; its attribute group points
-/// into `entries`, `ptrs` and `group`, which are never reallocated; every
-/// entry's `data` points into `data`.
+/// into `entries`, which is never reallocated; every entry's `data` points
+/// into `data`.
 pub struct Registration<T: Send + Sync> {
     class: KBox<Opaque<bindings::class>>,
     _entries: KVec<Entry<T>>,
-    _ptrs: KVec<*mut bindings::attribute>,
-    _group: KBox<bindings::attribute_group>,
-    _groups: KBox<[*const bindings::attribute_group; 2]>,
+    _group: Group,
     _data: Arc<T>,
 }
 
@@ -83,24 +81,12 @@ impl<T: Send + Sync> Registration<T> {
                 GFP_KERNEL,
             )?;
         }
-        let mut ptrs = KVec::with_capacity(entries.len() + 1, GFP_KERNEL)?;
-        for e in entries.iter_mut() {
-            let p: *mut bindings::attribute = &mut e.attr.attr;
-            // SAFETY: `p` points into `entries`, which is never reallocated.
-            unsafe { bindings::sysfs_attr_init(p) };
-            ptrs.push(p, GFP_KERNEL)?;
-        }
-        ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
-        let mut group: bindings::attribute_group = pin_init::zeroed();
-        group.__bindgen_anon_2.attrs = ptrs.as_mut_ptr();
-        let group = KBox::new(group, GFP_KERNEL)?;
-        let groups = KBox::new(
-            [core::ptr::from_ref(&*group), core::ptr::null()],
-            GFP_KERNEL,
-        )?;
+        // SAFETY: the attributes live in `entries`, which is never
+        // reallocated and lives as long as the group (both in `Self`).
+        let group = unsafe { Group::new(entries.iter_mut().map(|e| &raw mut e.attr.attr))? };
         let mut class: bindings::class = pin_init::zeroed();
         class.name = name.as_char_ptr();
-        class.class_groups = groups.as_ptr();
+        class.class_groups = group.as_groups();
         let class = KBox::new(Opaque::new(class), GFP_KERNEL)?;
         // SAFETY: `class` is fully initialised and lives in a box that
         // `Registration` keeps until `drop` unregisters it.
@@ -109,9 +95,7 @@ impl<T: Send + Sync> Registration<T> {
         Ok(Self {
             class,
             _entries: entries,
-            _ptrs: ptrs,
             _group: group,
-            _groups: groups,
             _data: data,
         })
     }
