@@ -172,10 +172,30 @@ fn demo() -> Result<()> {
     setup(true)?;
     run(cargo().args(["build", "--quiet", "--locked", "-p", "zramctl"]))?;
     let bin = repo_root().join("target/debug/zramctl");
-    progress("zramctl status (every zram device on this machine)");
-    run(std::process::Command::new(&bin).arg("status"))?;
-    progress("zramctl status --json");
-    run(std::process::Command::new(&bin).args(["status", "--json"]))?;
+    let zramctl = |args: &[&str]| {
+        println!("$ zramctl {}", args.join(" "));
+        // The demo shows errors too (a kernel without writeback says so).
+        let _ = std::process::Command::new(&bin).args(args).status();
+    };
+    progress("zramctl status: every zram device on this machine");
+    zramctl(&["status"]);
+    let initstate = std::fs::read_to_string("/sys/block/zram0/initstate").unwrap_or_default();
+    if initstate.trim() != "0" {
+        progress("zram0 is missing or in use: the demo stops at status");
+        return Ok(());
+    }
+    progress("an unused zram0: set it up, store 24 MiB, look, mark idle, write back, reset");
+    zramctl(&["setup", "zram0", "--size", "256M"]);
+    // Text, zeros and random bytes: compressible, same-filled and huge pages.
+    run(std::process::Command::new("sh").arg("-c").arg(
+        "{ yes 'zram keeps swapped-out pages compressed in RAM' | head -c 8M; head -c 8M /dev/zero; \
+         head -c 8M /dev/urandom; } | dd of=/dev/zram0 bs=1M oflag=direct status=none",
+    ))?;
+    zramctl(&["status", "zram0"]);
+    zramctl(&["idle", "zram0", "--all"]);
+    zramctl(&["writeback", "zram0", "--idle"]);
+    zramctl(&["reset", "zram0"]);
+    zramctl(&["status", "zram0", "--json"]);
     Ok(())
 }
 

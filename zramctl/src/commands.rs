@@ -291,7 +291,7 @@ fn idle(sys: &Sysfs, a: &IdleArgs, out: &mut dyn Write) -> Result<()> {
         IdleMode::All => writeln!(out, "{}: marked all pages idle", dev.name())?,
         IdleMode::Age(s) => writeln!(
             out,
-            "{}: marked pages idle for {s}s or more as idle",
+            "{}: marked pages not accessed for {s}s or more as idle",
             dev.name()
         )?,
     }
