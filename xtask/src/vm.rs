@@ -371,6 +371,24 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
         show_console();
         bail!("VM timed out after {}s and was killed", args.timeout);
     }
+    // A kernel splat fails the run even when the command passed: KASAN,
+    // lockdep, sleeping in atomic context, WARN_ON, hung tasks, RCU stalls.
+    let text = fs::read_to_string(&console).unwrap_or_default();
+    let splats = find_splats(&text);
+    if !splats.is_empty() {
+        eprintln!(
+            "----- kernel splats in the guest console ({}) -----",
+            console.display()
+        );
+        for s in &splats {
+            eprintln!("{s}");
+        }
+        eprintln!("----- end of splats -----");
+        bail!(
+            "the kernel reported {} problem(s) during the run (see above)",
+            splats.len()
+        );
+    }
     match code {
         Some(c) => {
             if c != 0 {
@@ -420,5 +438,51 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Markers of kernel problem reports on the console.
+const SPLAT_MARKERS: [&str; 9] = [
+    "BUG: ",
+    "WARNING: ",
+    "kernel BUG at",
+    "Oops",
+    "general protection fault",
+    "UBSAN:",
+    "Kernel panic",
+    "blocked for more than",
+    "rcu_sched self-detected stall",
+];
+
+/// Each kernel problem report in `console`, with the 12 lines that follow it.
+fn find_splats(console: &str) -> Vec<String> {
+    let lines: Vec<&str> = console.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| SPLAT_MARKERS.iter().any(|m| l.contains(m)))
+        .map(|(i, _)| lines[i..(i + 12).min(lines.len())].join("\n"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_splats;
+
+    #[test]
+    fn finds_kasan_lockdep_and_warn_reports() {
+        let console = "[    1.0] rzram: 2 device(s) created\n\
+                       test swap ... ok\n\
+                       [    2.0] BUG: KASAN: slab-use-after-free in rzram_read+0x10\n\
+                       [    2.1] Read of size 8\n\
+                       [    3.0] WARNING: possible circular locking dependency detected\n\
+                       [    4.0] BUG: sleeping function called from invalid context\n";
+        let found = find_splats(console);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(
+            found[0].contains("Read of size 8"),
+            "context follows the marker"
+        );
+        assert!(find_splats("test result: ok. 5 passed\nok 1 rzram_slots\n").is_empty());
     }
 }
