@@ -205,22 +205,26 @@ impl Store {
             inc(&self.stats.pages_stored, 1);
             return Ok(());
         }
-        let mut ws = self.workspace().lock();
-        let ws = &mut *ws;
+        let mut guard = self.workspace().lock();
+        let ws = &mut *guard;
         let (data, huge): (&[u8], bool) = match ws.codec.compress(page, &mut ws.buf[..PAGE]) {
             Some(n) if n < self.huge_class_size => (&ws.buf[..n], false),
             _ => (page, true),
         };
+        let len = data.len();
         let limit = self.mem_limit.load(Relaxed);
         if limit != 0 && self.pool.total_pages() > limit {
             return Err(ENOMEM);
         }
         let h = self.pool.malloc(
-            data.len(),
+            len,
             flags::GFP_NOIO | flags::__GFP_NOWARN | flags::__GFP_HIGHMEM | flags::__GFP_MOVABLE,
         )?;
         // SAFETY: `h` was just allocated with room for `data` and is ours alone.
         unsafe { self.pool.write(h, data) };
+        // Lock order: a slot lock is never taken with a workspace held
+        // (`read_page` takes the slot first, then a workspace).
+        drop(guard);
         let used = self.pool.total_pages();
         if used > self.stats.max_used_pages.load(Relaxed) {
             self.stats.max_used_pages.store(used, Relaxed);
@@ -229,11 +233,11 @@ impl Store {
         self.free_slot(&s);
         s.store(
             h.to_raw() as u64,
-            data.len(),
+            len,
             if huge { flag::HUGE } else { 0 },
             now,
         );
-        inc(&self.stats.compr_data_size, data.len() as u64);
+        inc(&self.stats.compr_data_size, len as u64);
         inc(&self.stats.pages_stored, 1);
         if huge {
             inc(&self.stats.huge_pages, 1);
