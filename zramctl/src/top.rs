@@ -482,13 +482,7 @@ pub fn watch_list(
         if let BackingDev::Path(p) = dev.backing_dev()? {
             match BlockDevInfo::from_path(&p) {
                 Ok(b) => push(
-                    WatchSpec {
-                        name: b.name.clone(),
-                        major: b.major,
-                        minor: b.minor,
-                        slots: 0,
-                        latency: Some(b.latency_kind()),
-                    },
+                    latency_watch(&b),
                     Role::Backing {
                         of: dev.name().to_owned(),
                     },
@@ -505,17 +499,7 @@ pub fn watch_list(
     for p in latency_devs {
         let b =
             BlockDevInfo::from_path(p).with_context(|| format!("--latency-dev {}", p.display()))?;
-        push(
-            WatchSpec {
-                name: b.name.clone(),
-                major: b.major,
-                minor: b.minor,
-                slots: 0,
-                latency: Some(b.latency_kind()),
-            },
-            Role::Extra,
-            &mut specs,
-        );
+        push(latency_watch(&b), Role::Extra, &mut specs);
     }
     if specs.is_empty() {
         bail!(
@@ -632,6 +616,17 @@ fn open_record(path: &Path) -> Result<(std::fs::File, PathBuf)> {
         .open(path)
         .with_context(|| format!("opening --record file {}", path.display()))?;
     Ok((f, path.to_owned()))
+}
+
+/// A watch on a block device for its request latency only (no slots).
+fn latency_watch(b: &BlockDevInfo) -> WatchSpec {
+    WatchSpec {
+        name: b.name.clone(),
+        major: b.major,
+        minor: b.minor,
+        slots: 0,
+        latency: Some(b.latency_kind()),
+    }
 }
 
 #[cfg(test)]
