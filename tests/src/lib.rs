@@ -301,3 +301,68 @@ impl Drop for Zram0Reset {
         let _ = std::fs::write("/sys/block/zram0/reset", "1");
     }
 }
+
+/// Runs a shell command that must succeed; returns its stdout.
+#[track_caller]
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes `value` to `/sys/block/DEV/ATTR` with one write(2); the errno on failure.
+pub fn sysfs_write(dev: &str, attr: &str, value: &str) -> Result<(), i32> {
+    std::fs::write(format!("/sys/block/{dev}/{attr}"), value)
+        .map_err(|e| e.raw_os_error().unwrap_or(-1))
+}
+
+/// Reads `/sys/block/DEV/ATTR`; panics with the path when it cannot.
+#[track_caller]
+pub fn sysfs_read(dev: &str, attr: &str) -> String {
+    let path = format!("/sys/block/{dev}/{attr}");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// In the VM: loads the rzram module we built with two devices unless it is
+/// loaded.
+pub fn load_rzram() {
+    assert!(
+        std::env::var_os("ZRAMCTL_VM").is_some(),
+        "run with cargo xtask vm-test"
+    );
+    if Path::new("/sys/block/rzram0").exists() {
+        return;
+    }
+    let modroot = std::env::var("ZRAMCTL_MODROOT").expect("ZRAMCTL_MODROOT");
+    let release = std::env::var("ZRAMCTL_KERNEL_RELEASE").expect("ZRAMCTL_KERNEL_RELEASE");
+    let ko = format!("{modroot}/lib/modules/{release}/kernel/drivers/block/rzram/rzram.ko");
+    sh(&format!("insmod {ko} num_devices=2"));
+    assert!(
+        Path::new("/sys/block/rzram1").exists(),
+        "num_devices=2 makes rzram0 and rzram1"
+    );
+}
+
+/// Writes `data` (whole pages) at page `first` with one O_DIRECT `pwrite`.
+pub fn write_bytes_direct(dev: &Path, first: u64, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    assert!(data.len().is_multiple_of(PAGE), "whole pages only");
+    let f = open_direct(dev)?;
+    let mut buf = AlignedBuf::new(data.len());
+    buf.bytes_mut().copy_from_slice(data);
+    f.write_all_at(buf.bytes_mut(), first * PAGE as u64)
+}
+
+/// Reads `pages` pages from page `first` with one O_DIRECT `pread`.
+pub fn read_bytes_direct(dev: &Path, first: u64, pages: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt as _;
+    let f = open_direct(dev)?;
+    let mut buf = AlignedBuf::new(pages as usize * PAGE);
+    f.read_exact_at(buf.bytes_mut(), first * PAGE as u64)?;
+    Ok(buf.bytes_mut().to_vec())
+}
