@@ -19,3 +19,8 @@ __rust_helper void rust_helper_bio_advance_iter_single(const struct bio *bio,
 {
 	bio_advance_iter_single(bio, iter, bytes);
 }
+
+__rust_helper void rust_helper_bio_inc_remaining(struct bio *bio)
+{
+	bio_inc_remaining(bio);
+}

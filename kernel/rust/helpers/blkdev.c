@@ -16,3 +16,8 @@ __rust_helper sector_t rust_helper_get_capacity(struct gendisk *disk)
 {
 	return get_capacity(disk);
 }
+
+__rust_helper loff_t rust_helper_bdev_nr_bytes(struct block_device *bdev)
+{
+	return bdev_nr_bytes(bdev);
+}

@@ -23,8 +23,14 @@ pub(crate) mod flag {
     pub(crate) const HUGE: u32 = 1 << 17;
     /// Not accessed since the last idle marking.
     pub(crate) const IDLE: u32 = 1 << 18;
-    /// Stored on the backing device (writeback).
+    /// Stored on the backing device (writeback); the handle is the block.
     pub(crate) const WB: u32 = 1 << 19;
+    /// Selected for writeback, page in flight. Cleared when the slot is
+    /// freed or rewritten, which is how completion spots a changed slot.
+    pub(crate) const PP: u32 = 1 << 20;
+    /// Recompression could not shrink it (rzram has no recompression yet:
+    /// never set, as on upstream zram without `recompress`).
+    pub(crate) const INCOMPRESSIBLE: u32 = 1 << 21;
     /// Mask of the stored object's size.
     pub(crate) const SIZE_MASK: u32 = (1 << 16) - 1;
 }

@@ -2,17 +2,22 @@
 
 //! The RAM tier: pages compressed into zsmalloc, one slot per page.
 
-use crate::slots::{flag, SlotGuard, SlotTable};
+use crate::{
+    slots::{flag, SlotGuard, SlotTable},
+    trace::{self, Access},
+    writeback::Backing,
+};
 use kernel::{
     alloc::flags,
     bindings,
     lz4::{self, Lz4},
     mm::zsmalloc::{ZsHandle, ZsPool},
     new_mutex,
+    page::Page,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Mutex,
+        Arc, Mutex,
     },
     zstd,
 };
@@ -27,6 +32,12 @@ pub(crate) const ALGORITHMS: &[&str] = &["lz4", "zstd"];
 pub(crate) fn now_secs() -> u32 {
     // SAFETY: ktime_get_boot_fast_ns has no preconditions.
     (unsafe { bindings::ktime_get_boot_fast_ns() } / 1_000_000_000) as u32
+}
+
+/// Nanoseconds on a monotonic clock, for latencies; safe in any context.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: ktime_get_mono_fast_ns has no preconditions.
+    unsafe { bindings::ktime_get_mono_fast_ns() }
 }
 
 /// Counters behind `mm_stat`, `io_stat` and `debug_stat`.
@@ -124,6 +135,10 @@ pub(crate) struct Store {
     /// In pages; 0 for none.
     pub(crate) mem_limit: Atomic<u64>,
     pub(crate) disksize: u64,
+    /// Where pages are written back to, if anywhere.
+    pub(crate) backing: Option<Arc<Backing>>,
+    /// The disk's `dev_t`, for tracepoints.
+    pub(crate) dev: u32,
 }
 
 fn same_filled(page: &[u8]) -> Option<u64> {
@@ -140,7 +155,13 @@ fn same_filled(page: &[u8]) -> Option<u64> {
 
 impl Store {
     /// A store of `disksize` bytes compressed with `ALGORITHMS[algorithm]`.
-    pub(crate) fn new(disksize: u64, mem_limit: u64, algorithm: usize) -> Result<Self> {
+    pub(crate) fn new(
+        disksize: u64,
+        mem_limit: u64,
+        algorithm: usize,
+        backing: Option<Arc<Backing>>,
+        dev: u32,
+    ) -> Result<Self> {
         let pages = (disksize / PAGE as u64) as usize;
         let pool = ZsPool::new(c"rzram")?;
         let huge_class_size = pool.huge_class_size();
@@ -164,6 +185,8 @@ impl Store {
             huge_class_size,
             mem_limit: Atomic::new(mem_limit / PAGE as u64),
             disksize,
+            backing,
+            dev,
         })
     }
 
@@ -178,7 +201,12 @@ impl Store {
 
     /// Frees what the locked slot holds and empties it.
     pub(crate) fn free_slot(&self, s: &SlotGuard<'_>) {
-        if s.test(flag::SAME) {
+        if s.test(flag::WB) {
+            if let Some(b) = &self.backing {
+                b.release(s.handle());
+            }
+            dec(&self.stats.pages_stored, 1);
+        } else if s.test(flag::SAME) {
             dec(&self.stats.same_pages, 1);
             dec(&self.stats.pages_stored, 1);
         } else if s.handle() != 0 {
@@ -196,6 +224,7 @@ impl Store {
 
     /// Stores one whole page at `index`.
     pub(crate) fn write_page(&self, index: usize, page: &[u8]) -> Result {
+        trace::slot_access(self.dev, index, Access::Write);
         let now = now_secs();
         if let Some(word) = same_filled(page) {
             let s = self.slots.lock(index);
@@ -246,10 +275,59 @@ impl Store {
         Ok(())
     }
 
-    /// Reads one whole page at `index` into `out`.
-    pub(crate) fn read_page(&self, index: usize, out: &mut [u8]) -> Result {
+    /// Reads one whole page at `index` into `out`, or, for a page that was
+    /// written back, returns its block on the backing device, unread.
+    pub(crate) fn read_page(&self, index: usize, out: &mut [u8]) -> Result<Option<u64>> {
+        trace::slot_access(self.dev, index, Access::Read);
         let s = self.slots.lock(index);
         s.touch(now_secs());
+        if s.test(flag::WB) {
+            return Ok(Some(s.handle()));
+        }
+        self.read_locked(&s, out).map(|()| None)
+    }
+
+    /// Reads one whole page at `index` into `out`, from the backing device
+    /// if it was written back (waiting for it).
+    pub(crate) fn read_page_sync(&self, index: usize, out: &mut [u8]) -> Result {
+        match self.read_page(index, out)? {
+            None => Ok(()),
+            Some(block) => self
+                .backing
+                .as_ref()
+                .ok_or(EIO)?
+                .read_sync(self.dev, index, block, out),
+        }
+    }
+
+    /// Decompresses the page of a locked slot in RAM into `page`.
+    pub(crate) fn read_ram_page(&self, s: &SlotGuard<'_>, page: &Page) -> Result {
+        // SAFETY: `page` is ours; kmap_local_page maps it for this context.
+        let base = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u8>();
+        // SAFETY: a mapped page is PAGE bytes, and only we access it.
+        let out = unsafe { core::slice::from_raw_parts_mut(base, PAGE) };
+        let r = self.read_locked(s, out);
+        // SAFETY: `base` was returned by kmap_local_page above.
+        unsafe { bindings::kunmap_local(base.cast()) };
+        r
+    }
+
+    /// Records that the page of a locked slot is now at `block` on the
+    /// backing device, and frees its RAM.
+    pub(crate) fn move_to_backing(&self, s: &SlotGuard<'_>, block: u64) {
+        if s.test(flag::HUGE) {
+            dec(&self.stats.huge_pages, 1);
+        }
+        dec(&self.stats.compr_data_size, s.size() as u64);
+        // SAFETY: the slot owns this live handle of our pool (it holds no
+        // WB or SAME page: those are never selected); it is replaced below,
+        // under the slot lock.
+        unsafe { self.pool.free(ZsHandle::from_raw(s.handle() as usize)) };
+        s.store(block, 0, flag::WB, s.ac_time());
+    }
+
+    /// Reads the page of a locked slot held in RAM into `out`.
+    fn read_locked(&self, s: &SlotGuard<'_>, out: &mut [u8]) -> Result {
         if s.test(flag::SAME) {
             let word = s.handle().to_ne_bytes();
             for chunk in out.chunks_exact_mut(8) {
@@ -283,6 +361,7 @@ impl Store {
 
     /// Frees page `index` (discard, write-zeroes, swap slot free).
     pub(crate) fn discard_page(&self, index: usize) {
+        trace::slot_access(self.dev, index, Access::Free);
         let s = self.slots.lock(index);
         self.free_slot(&s);
     }
@@ -388,7 +467,7 @@ mod tests {
 
     #[test]
     fn store_round_trip_and_stats() {
-        let store = Store::new(64 * PAGE as u64, 0, 0).unwrap();
+        let store = Store::new(64 * PAGE as u64, 0, 0, None, 0).unwrap();
         let text = text_page(3);
         let noise = noise_page(77);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -403,11 +482,11 @@ mod tests {
         let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         out.resize(PAGE, 0xee, GFP_KERNEL).unwrap();
         for (i, want) in [(0usize, &text), (1, &noise), (2, &zero)] {
-            assert!(store.read_page(i, &mut out).is_ok());
+            assert!(store.read_page_sync(i, &mut out).is_ok());
             assert!(out[..] == want[..]);
         }
         // A never-written page reads as zeros.
-        assert!(store.read_page(5, &mut out).is_ok());
+        assert!(store.read_page_sync(5, &mut out).is_ok());
         assert!(out.iter().all(|b| *b == 0));
         // Overwrite and discard keep the counters exact.
         assert!(store.write_page(0, &noise).is_ok());
@@ -421,7 +500,7 @@ mod tests {
 
     #[test]
     fn zstd_store_round_trip() {
-        let store = Store::new(8 * PAGE as u64, 0, 1).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, 1, None, 0).unwrap();
         let text = text_page(5);
         let noise = noise_page(3);
         assert!(store.write_page(0, &text).is_ok());
@@ -430,16 +509,16 @@ mod tests {
         assert!(store.stats.compr_data_size.load(Relaxed) < (PAGE + PAGE / 4) as u64);
         let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         out.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        assert!(store.read_page(0, &mut out).is_ok());
+        assert!(store.read_page_sync(0, &mut out).is_ok());
         assert!(out[..] == text[..]);
-        assert!(store.read_page(1, &mut out).is_ok());
+        assert!(store.read_page_sync(1, &mut out).is_ok());
         assert!(out[..] == noise[..]);
         assert!(Codec::new(ALGORITHMS.len()).is_err());
     }
 
     #[test]
     fn idle_marking_skips_empty_and_same_slots() {
-        let store = Store::new(8 * PAGE as u64, 0, 0).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, 0, None, 0).unwrap();
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
         assert!(store.write_page(0, &text_page(1)).is_ok());
@@ -450,7 +529,7 @@ mod tests {
         assert!(!store.slots.lock(2).test(flag::IDLE));
         // A read is an access: the mark goes.
         let mut out = zero;
-        assert!(store.read_page(0, &mut out).is_ok());
+        assert!(store.read_page_sync(0, &mut out).is_ok());
         assert!(!store.slots.lock(0).test(flag::IDLE));
         // By age: a cutoff before every access marks nothing.
         store.mark_idle(Some(0));

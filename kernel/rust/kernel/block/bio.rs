@@ -109,28 +109,78 @@ impl Bio {
     }
 
     /// Ends the bio with `status` (an errno is translated to a `blk_status_t`).
+    ///
+    /// `Ok` keeps an error that a [`BioHold`] has already recorded; the bio
+    /// completes once every hold has ended too.
     pub fn end(self, status: Result) {
         let this = ManuallyDrop::new(self);
-        let sts = match status {
-            Ok(()) => bindings::BLK_STS_OK as bindings::blk_status_t,
-            Err(e) => e.to_blk_status(),
-        };
         // SAFETY: by the type invariant we own the bio until this call ends it;
         // `this` is not used afterwards and its destructor does not run.
-        unsafe {
-            (*this.ptr.as_ptr()).bi_status = sts;
-            bindings::bio_endio(this.ptr.as_ptr());
+        unsafe { end_raw(this.ptr.as_ptr(), status) };
+    }
+
+    /// Makes the bio wait for one more completion: the returned hold must be
+    /// ended (typically when I/O that serves part of this bio completes)
+    /// before the bio completes, whenever [`Bio::end`] is called.
+    pub fn hold(&self) -> BioHold {
+        // SAFETY: the bio is valid and ours (type invariant); raising its
+        // remaining count is what bio_chain does for a child.
+        unsafe { bindings::bio_inc_remaining(self.ptr.as_ptr()) };
+        BioHold { ptr: self.ptr }
+    }
+}
+
+/// Records `status` (errors only, so an earlier error is not cleared) and
+/// drops one completion reference of `bio`.
+///
+/// # Safety
+///
+/// `bio` must be valid and the caller must own one completion reference.
+unsafe fn end_raw(bio: *mut bindings::bio, status: Result) {
+    // SAFETY: per the caller.
+    unsafe {
+        if let Err(e) = status {
+            (*bio).bi_status = e.to_blk_status();
         }
+        bindings::bio_endio(bio);
+    }
+}
+
+/// One pending completion of a [`Bio`], from [`Bio::hold`].
+///
+/// Ending it may complete the bio; dropping it without [`BioHold::end`] ends
+/// it with an I/O error.
+///
+/// # Invariants
+///
+/// `ptr` is a valid bio whose remaining count includes one for this hold.
+pub struct BioHold {
+    ptr: NonNull<bindings::bio>,
+}
+
+// SAFETY: bio completion may happen in any context and thread.
+unsafe impl Send for BioHold {}
+
+impl BioHold {
+    /// Ends this hold with `status`; may be called from interrupt context.
+    pub fn end(self, status: Result) {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: by the type invariant we own one completion reference.
+        unsafe { end_raw(this.ptr.as_ptr(), status) };
+    }
+}
+
+impl Drop for BioHold {
+    fn drop(&mut self) {
+        // SAFETY: as in `end`.
+        unsafe { end_raw(self.ptr.as_ptr(), Err(EIO)) };
     }
 }
 
 impl Drop for Bio {
     fn drop(&mut self) {
         // SAFETY: by the type invariant we still own the bio; this ends it.
-        unsafe {
-            (*self.ptr.as_ptr()).bi_status = EIO.to_blk_status();
-            bindings::bio_endio(self.ptr.as_ptr());
-        }
+        unsafe { end_raw(self.ptr.as_ptr(), Err(EIO)) };
     }
 }
 
@@ -142,6 +192,12 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// The page holding the data: valid until the bio it came from ends,
+    /// so I/O that fills it must hold the bio ([`Bio::hold`]).
+    pub fn raw_page(&self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+
     /// Offset of the data within its page.
     pub fn offset(&self) -> usize {
         self.offset as usize

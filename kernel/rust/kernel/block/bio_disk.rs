@@ -78,6 +78,13 @@ impl DiskRef {
         unsafe { bindings::disk_openers(self.ptr.as_ptr()) }
     }
 
+    /// The device number of the whole disk (`dev_t`: major << 20 | minor).
+    pub fn devt(&self) -> u32 {
+        // SAFETY: by the type invariant the gendisk is valid; `part0` is set
+        // when it is allocated and lives as long as it.
+        unsafe { (*(*self.ptr.as_ptr()).part0).bd_dev }
+    }
+
     /// The disk's name, e.g. `rzram0`.
     pub fn name(&self) -> &CStr {
         // SAFETY: `disk_name` is a NUL-terminated array inside a valid gendisk.

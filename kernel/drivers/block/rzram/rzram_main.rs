@@ -9,6 +9,8 @@
 
 mod slots;
 mod store;
+mod trace;
+mod writeback;
 
 use kernel::{
     alloc::flags::GFP_NOIO,
@@ -22,9 +24,13 @@ use kernel::{
     fmt::Write,
     new_mutex, new_spinlock,
     prelude::*,
-    sync::{atomic::Relaxed, Arc, ArcBorrow, Mutex, SpinLock},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow, Mutex, SpinLock,
+    },
 };
 use store::{now_secs, Store, ALGORITHMS, PAGE};
+use writeback::{Backing, DEFAULT_BATCH, MAX_BIO_PAGES};
 
 module! {
     type: RzramModule,
@@ -46,11 +52,13 @@ struct Config {
     algorithm: usize,
     /// Bytes; 0 for no limit.
     mem_limit: u64,
+    /// Set by `backing_dev` before `disksize`; handed to the store.
+    backing: Option<Arc<Backing>>,
 }
 
 /// One rzram device.
 #[pin_data]
-struct Zram {
+pub(crate) struct Zram {
     /// Serialises configuration changes (disksize, reset, algorithm, limits).
     #[pin]
     config: Mutex<Config>,
@@ -58,14 +66,32 @@ struct Zram {
     /// lock and works without it; reset swaps it out.
     #[pin]
     store: SpinLock<Option<Arc<Store>>>,
+    /// `writeback_limit`, in 4K pages; charged at submit, refunded on failure.
+    pub(crate) wb_limit: Atomic<u64>,
+    pub(crate) wb_limit_enable: Atomic<bool>,
+    /// Writeback bios in flight at most.
+    pub(crate) wb_batch_size: Atomic<u32>,
+    /// Pages merged into one writeback bio at most (rzram only).
+    pub(crate) wb_bio_pages: Atomic<u32>,
+    /// The disk's `dev_t`, set once it exists.
+    dev: Atomic<u32>,
 }
 
 impl Zram {
     fn new() -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                config <- new_mutex!(Config { algorithm: 0, mem_limit: 0 }),
+                config <- new_mutex!(Config {
+                    algorithm: 0,
+                    mem_limit: 0,
+                    backing: None,
+                }),
                 store <- new_spinlock!(None),
+                wb_limit: Atomic::new(0),
+                wb_limit_enable: Atomic::new(false),
+                wb_batch_size: Atomic::new(DEFAULT_BATCH),
+                wb_bio_pages: Atomic::new(MAX_BIO_PAGES as u32),
+                dev: Atomic::new(0),
             }),
             GFP_KERNEL,
         )
@@ -112,6 +138,7 @@ impl BioOperations for Rzram {
             store.stats.miss_free.fetch_add(1, Relaxed);
             return;
         };
+        trace::slot_access(store.dev, offset as usize, trace::Access::Free);
         store.free_slot(&s);
         store.stats.notify_free.fetch_add(1, Relaxed);
     }
@@ -125,6 +152,8 @@ fn rw(store: &Store, bio: &Bio, write: bool) -> Result {
         let len = seg.len();
         let r = if write {
             seg.with_slice(|data| write_bytes(store, pos, data))
+        } else if pos % PAGE as u64 == 0 && len == PAGE {
+            read_whole_page(store, bio, pos, &mut seg)
         } else {
             seg_read(store, pos, &mut seg)
         };
@@ -140,6 +169,22 @@ fn rw(store: &Store, bio: &Bio, write: bool) -> Result {
         pos += len as u64;
     }
     Ok(())
+}
+
+/// Reads a whole-page segment; a written-back page is read from the backing
+/// device straight into the segment, and `bio` completes when that read has.
+fn read_whole_page(store: &Store, bio: &Bio, pos: u64, seg: &mut Segment) -> Result {
+    let (index, _, _) = page_range(store, pos, PAGE)?;
+    match seg.with_slice_mut(|out| store.read_page(index, out))? {
+        None => Ok(()),
+        Some(block) => store.backing.as_ref().ok_or(EIO)?.read_async(
+            store.dev,
+            index,
+            block,
+            seg.raw_page(),
+            bio.hold(),
+        ),
+    }
 }
 
 fn seg_read(store: &Store, pos: u64, seg: &mut Segment) -> Result {
@@ -163,7 +208,7 @@ fn write_bytes(store: &Store, mut pos: u64, mut data: &[u8]) -> Result {
         } else {
             let mut page = KVec::with_capacity(PAGE, GFP_NOIO)?;
             page.resize(PAGE, 0, GFP_NOIO)?;
-            store.read_page(index, &mut page)?;
+            store.read_page_sync(index, &mut page)?;
             page[off..off + n].copy_from_slice(&data[..n]);
             store.write_page(index, &page)?;
         }
@@ -178,11 +223,11 @@ fn read_bytes(store: &Store, mut pos: u64, mut out: &mut [u8]) -> Result {
         let (index, off, n) = page_range(store, pos, out.len())?;
         let (head, rest) = core::mem::take(&mut out).split_at_mut(n);
         if off == 0 && n == PAGE {
-            store.read_page(index, head)?;
+            store.read_page_sync(index, head)?;
         } else {
             let mut page = KVec::with_capacity(PAGE, GFP_NOIO)?;
             page.resize(PAGE, 0, GFP_NOIO)?;
-            store.read_page(index, &mut page)?;
+            store.read_page_sync(index, &mut page)?;
             head.copy_from_slice(&page[off..off + n]);
         }
         out = rest;
@@ -252,7 +297,13 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
         return Err(EBUSY);
     }
     let store = Arc::new(
-        Store::new(size, config.mem_limit, config.algorithm)?,
+        Store::new(
+            size,
+            config.mem_limit,
+            config.algorithm,
+            config.backing.clone(),
+            z.dev.load(Relaxed),
+        )?,
         GFP_KERNEL,
     )?;
     *z.store.lock() = Some(store);
@@ -277,9 +328,11 @@ fn reset_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     disk.set_capacity_sectors(0);
     // Freed here, or by the last bio still holding it.
     drop(old);
+    // Closes the backing device, once the store no longer holds it.
     *config = Config {
         algorithm: 0,
         mem_limit: 0,
+        backing: None,
     };
     Ok(())
 }
@@ -397,6 +450,92 @@ fn compact_store(_: &DiskRef, z: Z<'_>, _input: &[u8]) -> Result {
     Ok(())
 }
 
+fn backing_dev_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    match &z.config.lock().backing {
+        None => writeln!(out, "none"),
+        Some(b) => writeln!(out, "{}", core::str::from_utf8(&b.path).unwrap_or("?")),
+    }
+    .map_err(|_| EINVAL)
+}
+
+fn backing_dev_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let path = input.strip_suffix(b"\n").unwrap_or(input);
+    let mut config = z.config.lock();
+    if z.store().is_some() {
+        return Err(EBUSY);
+    }
+    config.backing = Some(Backing::open(path)?);
+    Ok(())
+}
+
+fn bd_stat_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let (c, r, w) = z.store().and_then(|s| s.backing.clone()).map_or((0, 0, 0), |b| {
+        (
+            b.stats.count.load(Relaxed),
+            b.stats.reads.load(Relaxed),
+            b.stats.writes.load(Relaxed),
+        )
+    });
+    writeln!(out, "{c:8} {r:8} {w:8}").map_err(|_| EINVAL)
+}
+
+fn writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    // Held throughout, as upstream holds its device lock: no reset, idle
+    // marking or reconfiguration while pages are in flight.
+    let _config = z.config.lock();
+    let store = z.store().ok_or(EINVAL)?;
+    writeback::writeback(z.into(), store, input)
+}
+
+/// A decimal number, as `kstrtoull(buf, 10, ...)` reads it.
+fn parse_decimal(input: &[u8]) -> Result<u64> {
+    parse_str(input)?.parse::<u64>().map_err(|_| EINVAL)
+}
+
+fn writeback_limit_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", z.wb_limit.load(Relaxed)).map_err(|_| EINVAL)
+}
+
+fn writeback_limit_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    z.wb_limit.store(parse_decimal(input)?, Relaxed);
+    Ok(())
+}
+
+fn writeback_limit_enable_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", u8::from(z.wb_limit_enable.load(Relaxed))).map_err(|_| EINVAL)
+}
+
+fn writeback_limit_enable_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    z.wb_limit_enable.store(parse_decimal(input)? != 0, Relaxed);
+    Ok(())
+}
+
+fn writeback_batch_size_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", z.wb_batch_size.load(Relaxed)).map_err(|_| EINVAL)
+}
+
+fn writeback_batch_size_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let v = u32::try_from(parse_decimal(input)?).map_err(|_| EINVAL)?;
+    if v == 0 {
+        return Err(EINVAL);
+    }
+    z.wb_batch_size.store(v, Relaxed);
+    Ok(())
+}
+
+fn writeback_bio_pages_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", z.wb_bio_pages.load(Relaxed)).map_err(|_| EINVAL)
+}
+
+fn writeback_bio_pages_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let v = parse_decimal(input)?;
+    if v == 0 || v > MAX_BIO_PAGES as u64 {
+        return Err(EINVAL);
+    }
+    z.wb_bio_pages.store(v as u32, Relaxed);
+    Ok(())
+}
+
 const ATTRIBUTES: &[Attribute<Arc<Zram>>] = &[
     Attribute {
         name: c"disksize",
@@ -453,6 +592,41 @@ const ATTRIBUTES: &[Attribute<Arc<Zram>>] = &[
         show: None,
         store: Some(compact_store),
     },
+    Attribute {
+        name: c"backing_dev",
+        show: Some(backing_dev_show),
+        store: Some(backing_dev_store),
+    },
+    Attribute {
+        name: c"bd_stat",
+        show: Some(bd_stat_show),
+        store: None,
+    },
+    Attribute {
+        name: c"writeback",
+        show: None,
+        store: Some(writeback_store),
+    },
+    Attribute {
+        name: c"writeback_limit",
+        show: Some(writeback_limit_show),
+        store: Some(writeback_limit_store),
+    },
+    Attribute {
+        name: c"writeback_limit_enable",
+        show: Some(writeback_limit_enable_show),
+        store: Some(writeback_limit_enable_store),
+    },
+    Attribute {
+        name: c"writeback_batch_size",
+        show: Some(writeback_batch_size_show),
+        store: Some(writeback_batch_size_store),
+    },
+    Attribute {
+        name: c"writeback_bio_pages",
+        show: Some(writeback_bio_pages_show),
+        store: Some(writeback_bio_pages_store),
+    },
 ];
 
 /// All rzram disks, by index; `None` where one was hot-removed.
@@ -484,6 +658,7 @@ impl Devices {
             .iter()
             .position(Option::is_none)
             .unwrap_or(disks.len());
+        let zram = Zram::new()?;
         let disk = BioDiskBuilder::new()
             .discard(true)
             .write_zeroes(true)
@@ -492,9 +667,10 @@ impl Devices {
             .build::<Rzram>(
                 fmt!("rzram{id}"),
                 self.module,
-                Zram::new()?,
+                zram.clone(),
                 Some(&self.attrs),
             )?;
+        zram.dev.store(disk.disk().devt(), Relaxed);
         if id == disks.len() {
             disks.push(Some(disk), GFP_KERNEL)?;
         } else {
@@ -600,7 +776,7 @@ mod tests {
 
     #[test]
     fn discard_frees_only_whole_pages() {
-        let store = Store::new(8 * PAGE as u64, 0, 0).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, 0, None, 0).unwrap();
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         page.resize(PAGE, 7, GFP_KERNEL).unwrap();
         for i in 0..4 {
