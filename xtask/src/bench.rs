@@ -8,6 +8,8 @@ use std::{fmt::Write as _, fs, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 
+mod writeback;
+
 use crate::{
     kernel::{self, KernelArgs},
     util::{progress, repo_root, run},
@@ -16,7 +18,9 @@ use crate::{
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `ram` (4K random I/O on rzram vs upstream zram).
+    /// Which benchmark: `ram` (4K random I/O on rzram vs upstream zram) or
+    /// `writeback` (idle writeback rate, rzram vs upstream zram vs the
+    /// backing device).
     #[arg(default_value = "ram")]
     pub what: String,
     /// Seconds per fio run.
@@ -25,6 +29,12 @@ pub struct BenchArgs {
     /// Interleaved rounds per device (zram, rzram, zram, rzram, ...).
     #[arg(long, default_value_t = 2)]
     pub rounds: u32,
+    /// `writeback`: MiB of data written into each device before writeback.
+    #[arg(long, default_value_t = 96)]
+    pub data_mib: u32,
+    /// Only print the report from the last run's results (no VM).
+    #[arg(long)]
+    pub report_only: bool,
 }
 
 const DEVICES: [(&str, &str); 2] = [("zram0", "zram (C, upstream)"), ("rzram0", "rzram (Rust)")];
@@ -65,7 +75,7 @@ fn ram_script(args: &BenchArgs) -> String {
 }
 
 /// IOPS of the (single, group-reported) job in a fio JSON report.
-fn fio_iops(path: &Path, op: &str) -> Result<f64> {
+pub(crate) fn fio_iops(path: &Path, op: &str) -> Result<f64> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     // fio may print warnings before the JSON.
     let json = &text[text
@@ -83,7 +93,7 @@ fn fio_iops(path: &Path, op: &str) -> Result<f64> {
         .with_context(|| format!("no jobs[0].{dir}.iops in {}", path.display()))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
@@ -96,31 +106,30 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    if args.what != "ram" {
-        bail!("unknown benchmark {:?}: available: ram", args.what);
+    match args.what.as_str() {
+        "ram" => bench_ram(args),
+        "writeback" => writeback::bench(args),
+        other => bail!("unknown benchmark {other:?}: available: ram, writeback"),
     }
+}
+
+/// Runs `script` in one VM with results in `target/bench/NAME`; returns
+/// the results dir. Fails only when the script fails.
+pub fn run_in_vm(name: &str, script: &str) -> Result<std::path::PathBuf> {
     let kernel = kernel::build(&KernelArgs::default())?;
     run(
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(repo_root())
             .args(["build", "--locked", "-q", "-p", "zramctl"]),
     )?;
-    let results = repo_root().join("target/bench/ram");
+    let results = repo_root().join("target/bench").join(name);
     let script = format!(
-        "export ZRAMCTL_BIN={}\n{}",
+        "export ZRAMCTL_BIN={}\n{script}",
         repo_root().join("target/debug/zramctl").display(),
-        ram_script(args)
     );
     fs::create_dir_all(repo_root().join("target/bench"))?;
-    let script_path = repo_root().join("target/bench/ram.sh");
+    let script_path = repo_root().join(format!("target/bench/{name}.sh"));
     fs::write(&script_path, script)?;
-    progress(&format!(
-        "bench ram: {} rounds x {} devices x {} ops x {}s of fio in the VM",
-        args.rounds,
-        DEVICES.len(),
-        OPS.len(),
-        args.runtime
-    ));
     let code = vm::run(
         &kernel,
         &vm::VmArgs {
@@ -130,6 +139,21 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     )?;
     if code != 0 {
         bail!("the benchmark script failed in the VM (exit code {code})");
+    }
+    Ok(results)
+}
+
+fn bench_ram(args: &BenchArgs) -> Result<()> {
+    let results = repo_root().join("target/bench/ram");
+    if !args.report_only {
+        progress(&format!(
+            "bench ram: {} rounds x {} devices x {} ops x {}s of fio in the VM",
+            args.rounds,
+            DEVICES.len(),
+            OPS.len(),
+            args.runtime
+        ));
+        run_in_vm("ram", &ram_script(args))?;
     }
     let mut table =
         String::from("| device | 4K randwrite IOPS | 4K randread IOPS |\n|---|---|---|\n");

@@ -1,0 +1,386 @@
+//! `cargo xtask bench writeback`: idle writeback rate of upstream zram and
+//! rzram on the same data and the same backing slice, against what the
+//! backing device itself does (fio), in one VM run.
+//!
+//! Each row: a fresh 256 MiB lz4 device with a dm-linear slice of the VM's
+//! scratch disk as backing device, the data set written with O_DIRECT,
+//! `idle` <- `all`, then `writeback` <- `idle` timed; pages from `bd_stat`.
+//! Rows are interleaved (upstream, rzram, upstream, ...) and repeated
+//! `--rounds` times; the report shows medians.
+
+use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
+
+use anyhow::{Context as _, Result, bail};
+
+use super::{BenchArgs, fio_iops, median, run_in_vm};
+use crate::util::{progress, repo_root};
+
+/// One writeback configuration.
+struct Row {
+    id: &'static str,
+    label: &'static str,
+    dev: &'static str,
+    batch: u32,
+    /// rzram's `writeback_bio_pages`; None on upstream zram.
+    bio_pages: Option<u32>,
+    /// The upstream row with the same batch size.
+    upstream: Option<&'static str>,
+}
+
+/// In the order they run within a round.
+const ROWS: [Row; 5] = [
+    Row {
+        id: "zram-b1",
+        label: "zram (C, upstream)",
+        dev: "zram0",
+        batch: 1,
+        bio_pages: None,
+        upstream: None,
+    },
+    Row {
+        id: "rzram-b1-bio1",
+        label: "rzram (Rust)",
+        dev: "rzram0",
+        batch: 1,
+        bio_pages: Some(1),
+        upstream: Some("zram-b1"),
+    },
+    Row {
+        id: "zram-b32",
+        label: "zram (C, upstream)",
+        dev: "zram0",
+        batch: 32,
+        bio_pages: None,
+        upstream: None,
+    },
+    Row {
+        id: "rzram-b32-bio1",
+        label: "rzram (Rust)",
+        dev: "rzram0",
+        batch: 32,
+        bio_pages: Some(1),
+        upstream: Some("zram-b32"),
+    },
+    Row {
+        id: "rzram-b32-bio32",
+        label: "rzram (Rust)",
+        dev: "rzram0",
+        batch: 32,
+        bio_pages: Some(32),
+        upstream: Some("zram-b32"),
+    },
+];
+
+/// fio jobs on the backing slice: (id, label, rw, iodepth).
+const DEVICE_JOBS: [(&str, &str, &str, u32); 3] = [
+    ("rand-qd1", "4K random write, QD1", "randwrite", 1),
+    ("rand-qd32", "4K random write, QD32", "randwrite", 32),
+    (
+        "seq-qd32",
+        "4K sequential write, QD32 (merging)",
+        "write",
+        32,
+    ),
+];
+
+/// MiB of the scratch disk the benchmark uses (one dm-linear slice).
+const SLICE_MIB: u32 = 512;
+
+fn script(args: &BenchArgs) -> String {
+    let rand_mib = (args.data_mib / 12).max(1);
+    let text_mib = args.data_mib.saturating_sub(rand_mib).max(1);
+    let mut s = format!(
+        r#"set -u
+R="$ZRAMCTL_RESULTS"
+: > "$R/writeback.txt"
+: > "$R/errors.txt"
+insmod "$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko" num_devices=2 \
+  || echo "insmod rzram failed" >> "$R/errors.txt"
+RZRAM=0
+if [ -e /sys/block/rzram0/backing_dev ] && [ -e /sys/block/rzram0/writeback_bio_pages ]; then RZRAM=1; fi
+{{
+  echo "rzram_writeback $RZRAM"
+  echo "kernel $(uname -r)"
+  echo "cpu $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "cpus $(nproc)"
+}} > "$R/env.txt"
+dmsetup remove wbbench 2>/dev/null
+dmsetup create wbbench --table "0 {sectors} linear $ZRAMCTL_BACKING_DISK 0" || exit 1
+BD=/dev/$(dmsetup info -c --noheadings -o blkdevname wbbench)
+echo "backing $BD" >> "$R/env.txt"
+# Write the whole slice once, so that no row pays for the host allocating
+# blocks of the sparse disk image.
+dd if=/dev/zero of="$BD" bs=1M count={SLICE_MIB} oflag=direct status=none || exit 1
+# The data set, the same for every row: text and binaries, some random.
+{{ find /usr/share/perl /usr/bin -type f | sort | xargs cat 2>/dev/null; }} | head -c {text_mib}M > /tmp/data.bin
+head -c {rand_mib}M /dev/urandom >> /tmp/data.bin
+echo "data_bytes $(stat -c %s /tmp/data.bin)" >> "$R/env.txt"
+
+row() {{ # ID DEV BATCH BIO_PAGES|- ROUND
+  S=/sys/block/$2
+  echo 1 > $S/reset
+  if ! echo "$BD" > $S/backing_dev; then echo "$1 round $5: backing_dev failed" >> "$R/errors.txt"; return; fi
+  echo 256M > $S/disksize
+  echo 0 > $S/writeback_limit_enable
+  echo "$3" > $S/writeback_batch_size || echo "$1 round $5: writeback_batch_size failed" >> "$R/errors.txt"
+  if [ "$4" != - ]; then
+    echo "$4" > $S/writeback_bio_pages || echo "$1 round $5: writeback_bio_pages failed" >> "$R/errors.txt"
+  fi
+  dd if=/tmp/data.bin of=/dev/$2 bs=1M oflag=direct status=none
+  echo all > $S/idle
+  t0=$(date +%s%N)
+  if echo idle > $S/writeback; then ok=1; else ok=0; echo "$1 round $5: writeback failed" >> "$R/errors.txt"; fi
+  t1=$(date +%s%N)
+  set -- "$1" "$2" "$3" "$4" "$5" $(cat $S/bd_stat)
+  echo "$1 $5 $8 $((t1 - t0)) $ok" >> "$R/writeback.txt"
+  echo "round $5: $1: $8 pages in $(( (t1 - t0) / 1000000 )) ms; mm_stat $(cat $S/mm_stat)"
+  echo 1 > $S/reset
+}}
+"#,
+        sectors = SLICE_MIB * 2048,
+    );
+    for round in 0..args.rounds {
+        for r in &ROWS {
+            let call = format!(
+                "row {} {} {} {} {round}",
+                r.id,
+                r.dev,
+                r.batch,
+                r.bio_pages.map_or("-".into(), |b| b.to_string())
+            );
+            if r.dev.starts_with("rzram") {
+                let _ = writeln!(s, "[ $RZRAM = 1 ] && {call}");
+            } else {
+                let _ = writeln!(s, "{call}");
+            }
+        }
+        for (id, _, rw, depth) in DEVICE_JOBS {
+            let _ = writeln!(
+                s,
+                "echo \"round {round}: fio {id} on $BD\"\n\
+                 fio --name={id} --filename=\"$BD\" --rw={rw} --bs=4k --size=256M --direct=1 \
+                 --ioengine=libaio --iodepth={depth} --runtime={rt} --time_based --output-format=json \
+                 > \"$R/dev-{id}-{round}.json\" || exit 1",
+                rt = args.runtime
+            );
+        }
+    }
+    s.push_str("dmsetup remove wbbench\n");
+    s
+}
+
+/// One timed writeback: pages written, nanoseconds, whether it succeeded.
+type Sample = (u64, u64, bool);
+
+/// Lines of `writeback.txt`: ID ROUND PAGES NS OK, by row id.
+fn parse_rows(text: &str) -> Result<BTreeMap<String, Vec<Sample>>> {
+    let mut out: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [id, _round, pages, ns, ok] = f[..] else {
+            bail!("bad line in writeback.txt: {line:?}");
+        };
+        out.entry(id.to_string()).or_default().push((
+            pages
+                .parse()
+                .with_context(|| format!("pages in {line:?}"))?,
+            ns.parse().with_context(|| format!("ns in {line:?}"))?,
+            ok == "1",
+        ));
+    }
+    Ok(out)
+}
+
+fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
+    env.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+}
+
+fn ratio(a: f64, b: Option<f64>) -> String {
+    match b {
+        Some(b) if b > 0.0 && a > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    }
+}
+
+fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
+    let env = fs::read_to_string(results.join("env.txt"))
+        .with_context(|| format!("no env.txt in {}", results.display()))?;
+    let rows = parse_rows(&fs::read_to_string(results.join("writeback.txt"))?)?;
+    let errors: Vec<String> = fs::read_to_string(results.join("errors.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let rzram = env_value(&env, "rzram_writeback") == Some("1");
+    let cpu = env_value(&env, "cpu").unwrap_or("?");
+    let accel = if cpu.contains("TCG") || !cpu.contains("KVM") {
+        "under TCG (software emulation)"
+    } else {
+        "under KVM"
+    };
+
+    let mut device = BTreeMap::new();
+    for (id, _, rw, _) in DEVICE_JOBS {
+        let samples = (0..args.rounds)
+            .map(|r| fio_iops(&results.join(format!("dev-{id}-{r}.json")), rw))
+            .collect::<Result<Vec<_>>>()?;
+        device.insert(id, median(samples));
+    }
+    let rate = |id: &str| -> Option<(f64, u64)> {
+        let samples = rows.get(id)?;
+        let ok: Vec<&Sample> = samples.iter().filter(|s| s.2 && s.1 > 0).collect();
+        if ok.is_empty() {
+            return None;
+        }
+        let pages = ok.iter().map(|s| s.0).max().unwrap_or(0);
+        Some((
+            median(ok.iter().map(|s| s.0 as f64 / (s.1 as f64 / 1e9)).collect()),
+            pages,
+        ))
+    };
+
+    let mut table = String::from(
+        "| row | batch | bio pages | pages written | pages/s | vs upstream, same batch | vs device 4K rand QD32 | vs device 4K seq QD32 |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &ROWS {
+        let bio = r.bio_pages.map_or("1 (upstream)".into(), |b| b.to_string());
+        match rate(r.id) {
+            Some((pps, pages)) => {
+                let _ = writeln!(
+                    table,
+                    "| {} | {} | {bio} | {pages} | {pps:.0} | {} | {} | {} |",
+                    r.label,
+                    r.batch,
+                    r.upstream
+                        .map_or("-".into(), |u| ratio(pps, rate(u).map(|x| x.0))),
+                    ratio(pps, device.get("rand-qd32").copied()),
+                    ratio(pps, device.get("seq-qd32").copied()),
+                );
+            }
+            None if r.dev.starts_with("rzram") && !rzram => {
+                let _ = writeln!(
+                    table,
+                    "| {} | {} | {bio} | - | unavailable | - | - | - |",
+                    r.label, r.batch
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    table,
+                    "| {} | {} | {bio} | - | failed | - | - | - |",
+                    r.label, r.batch
+                );
+            }
+        }
+    }
+    for (id, label, _, _) in DEVICE_JOBS {
+        let _ = writeln!(
+            table,
+            "| backing device: fio {label} | - | - | - | {:.0} IOPS | - | - | - |",
+            device[id]
+        );
+    }
+    let mut text = format!(
+        "# bench writeback\n\n\
+         Idle writeback (`echo idle > writeback`) of the same {} MiB data set (text, binaries, 1/12 random; \
+         same-filled pages are never written back) from fresh 256 MiB lz4 devices to the same {SLICE_MIB} MiB \
+         dm-linear slice of the VM's virtio disk; medians of {} interleaved rounds, in one VM run, kernel {}, \
+         {} CPUs. The guest runs {accel} (cpu: {cpu}): absolute numbers are far below hardware, ratios \
+         measured in the same run are what this shows. The device rows are fio (libaio, O_DIRECT, {} s) on \
+         that slice.\n\n{table}",
+        args.data_mib,
+        args.rounds,
+        env_value(&env, "kernel").unwrap_or("?"),
+        env_value(&env, "cpus").unwrap_or("?"),
+        args.runtime,
+    );
+    let fastest = ROWS
+        .iter()
+        .filter_map(|r| rate(r.id))
+        .map(|x| x.0)
+        .fold(0.0, f64::max);
+    if device.values().any(|&iops| fastest > iops) {
+        text.push_str(
+            "\nA writeback row faster than the device rows is not a measuring error: fio pays a system \
+             call and a completion reap per I/O, which under TCG costs more than the kernel issuing the \
+             same writes, so the fio rows understate what the disk takes.\n",
+        );
+    }
+    if !rzram {
+        text.push_str(
+            "\nrzram writeback is unavailable in this kernel (no /sys/block/rzram0/backing_dev or \
+             writeback_bio_pages): only the upstream rows were measured.\n",
+        );
+    }
+    if !errors.is_empty() {
+        let _ = write!(text, "\nErrors in the VM:\n\n");
+        for e in &errors {
+            let _ = writeln!(text, "- {e}");
+        }
+    }
+    Ok((text, errors))
+}
+
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let results = repo_root().join("target/bench/writeback");
+    if !args.report_only {
+        progress(&format!(
+            "bench writeback: {} rounds x {} writeback rows ({} MiB each) + {} fio jobs x {}s in one VM",
+            args.rounds,
+            ROWS.len(),
+            args.data_mib,
+            DEVICE_JOBS.len(),
+            args.runtime
+        ));
+        run_in_vm("writeback", &script(args))?;
+    }
+    let (text, errors) = report(args, &results)?;
+    fs::write(results.join("writeback.md"), &text)?;
+    fs::write(repo_root().join("target/bench/writeback.md"), &text)?;
+    println!("{text}");
+    progress(&format!(
+        "report written to {} and target/bench/writeback.md",
+        results.join("writeback.md").display()
+    ));
+    if !errors.is_empty() {
+        bail!("{} error(s) in the VM (listed above)", errors.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rows_and_rejects_junk() {
+        let rows = parse_rows("zram-b1 0 100 1000000000 1\nzram-b1 1 100 500000000 1\n").unwrap();
+        assert_eq!(
+            rows["zram-b1"],
+            [(100, 1_000_000_000, true), (100, 500_000_000, true)]
+        );
+        assert!(parse_rows("zram-b1 0 x 1 1\n").is_err());
+        assert!(parse_rows("zram-b1 0\n").is_err());
+    }
+
+    #[test]
+    fn script_skips_rzram_rows_without_its_writeback() {
+        let args = BenchArgs {
+            what: "writeback".into(),
+            runtime: 5,
+            rounds: 2,
+            data_mib: 96,
+            report_only: false,
+        };
+        let s = script(&args);
+        assert_eq!(s.matches("\nrow zram-b1 zram0 1 - ").count(), 2);
+        assert_eq!(
+            s.matches("[ $RZRAM = 1 ] && row rzram-b32-bio32 rzram0 32 32 ")
+                .count(),
+            2
+        );
+        assert!(s.contains("--iodepth=32") && s.contains("--iodepth=1 "));
+    }
+}
