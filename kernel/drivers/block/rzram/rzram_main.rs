@@ -469,13 +469,16 @@ fn backing_dev_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
 }
 
 fn bd_stat_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
-    let (c, r, w) = z.store().and_then(|s| s.backing.clone()).map_or((0, 0, 0), |b| {
-        (
-            b.stats.count.load(Relaxed),
-            b.stats.reads.load(Relaxed),
-            b.stats.writes.load(Relaxed),
-        )
-    });
+    let (c, r, w) = z
+        .store()
+        .and_then(|s| s.backing.clone())
+        .map_or((0, 0, 0), |b| {
+            (
+                b.stats.count.load(Relaxed),
+                b.stats.reads.load(Relaxed),
+                b.stats.writes.load(Relaxed),
+            )
+        });
     writeln!(out, "{c:8} {r:8} {w:8}").map_err(|_| EINVAL)
 }
 

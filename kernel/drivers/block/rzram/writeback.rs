@@ -26,20 +26,20 @@ use kernel::{
     alloc::{flags, VVec},
     bindings,
     bitmap::BitmapVec,
-    error::to_result,
     block::{
         bdev::BdevFile,
         bio::BioHold,
         bio_set::{BioSet, EndIo, OwnedBio},
         SECTOR_SHIFT,
     },
+    error::to_result,
     new_condvar, new_spinlock, new_spinlock_irq,
     page::Page,
     prelude::*,
     str::CStr,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, CondVar, Completion, SpinLock, SpinLockIrq,
+        Arc, Completion, CondVar, SpinLock, SpinLockIrq,
     },
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
@@ -74,7 +74,11 @@ impl Blocks {
             .map
             .next_zero_bit(self.next)
             .or_else(|| self.map.next_zero_bit(0))?;
-        let end = self.map.next_bit(start).unwrap_or(n).min(start + max.max(1));
+        let end = self
+            .map
+            .next_bit(start)
+            .unwrap_or(n)
+            .min(start + max.max(1));
         for b in start..end {
             self.map.set_bit(b);
         }
@@ -276,7 +280,8 @@ impl SyncRead {
             bio.submit_wait()
         })();
         trace::bd_read(self.dev, self.index, self.block, now_ns() - start, &result);
-        self.errno.store(result.err().map_or(0, |e| e.to_errno()), Relaxed);
+        self.errno
+            .store(result.err().map_or(0, |e| e.to_errno()), Relaxed);
         self.done.complete_all();
     }
 }
@@ -297,7 +302,13 @@ impl EndIo for RbReq {
     fn end_io(mut bio: OwnedBio<Self>) {
         let status = bio.status();
         let req = bio.data_mut();
-        trace::bd_read(req.dev, req.index, req.block, now_ns() - req.start_ns, &status);
+        trace::bd_read(
+            req.dev,
+            req.index,
+            req.block,
+            now_ns() - req.start_ns,
+            &status,
+        );
         let parent = req.parent.take();
         // The request goes first (it may hold the last reference to the
         // backing device only once the parent has completed, never here).
@@ -384,7 +395,12 @@ impl WorkItem for Batch {
 }
 
 impl Batch {
-    fn new(zram: Arc<Zram>, store: Arc<Store>, backing: Arc<Backing>, window: usize) -> Result<Arc<Self>> {
+    fn new(
+        zram: Arc<Zram>,
+        store: Arc<Store>,
+        backing: Arc<Backing>,
+        window: usize,
+    ) -> Result<Arc<Self>> {
         let done = KVec::with_capacity(window, GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
@@ -403,7 +419,11 @@ impl Batch {
 
     /// Completion work for one bio, in process context.
     fn complete(&self, mut bio: OwnedBio<WbReq>) {
-        let status = if bio.data().broken { Err(EIO) } else { bio.status() };
+        let status = if bio.data().broken {
+            Err(EIO)
+        } else {
+            bio.status()
+        };
         let req = bio.data_mut();
         let latency = req.end_ns.saturating_sub(req.start_ns);
         let dev = self.store.dev;
@@ -502,7 +522,10 @@ fn parse_index(s: &[u8]) -> Result<usize> {
 pub(crate) fn parse_writeback(input: &[u8], nr_pages: usize) -> Result<KVec<Scan>> {
     let mut scans = KVec::new();
     let (mut mode, mut lo, mut hi) = (Mode::ANY, 0, nr_pages);
-    for arg in input.split(|c| c.is_ascii_whitespace()).filter(|a| !a.is_empty()) {
+    for arg in input
+        .split(|c| c.is_ascii_whitespace())
+        .filter(|a| !a.is_empty())
+    {
         let (key, val) = match arg.iter().position(|c| *c == b'=') {
             Some(i) => (&arg[..i], &arg[i + 1..]),
             None => (arg, &b""[..]),
@@ -722,9 +745,19 @@ mod tests {
 
     #[test]
     fn writeback_requests_parse_like_upstream() {
-        let all = |m| Scan { mode: Mode(m), lo: 0, hi: 100 };
-        assert_eq!(parse_writeback(b"idle\n", 100).unwrap()[..], [all(Mode::IDLE)]);
-        assert_eq!(parse_writeback(b"type=huge", 100).unwrap()[..], [all(Mode::HUGE)]);
+        let all = |m| Scan {
+            mode: Mode(m),
+            lo: 0,
+            hi: 100,
+        };
+        assert_eq!(
+            parse_writeback(b"idle\n", 100).unwrap()[..],
+            [all(Mode::IDLE)]
+        );
+        assert_eq!(
+            parse_writeback(b"type=huge", 100).unwrap()[..],
+            [all(Mode::HUGE)]
+        );
         assert_eq!(
             parse_writeback(b"huge_idle", 100).unwrap()[..],
             [all(Mode::HUGE | Mode::IDLE)]
@@ -733,20 +766,40 @@ mod tests {
             parse_writeback(b"incompressible", 100).unwrap()[..],
             [all(Mode::INCOMPRESSIBLE)]
         );
-        let one = |lo, hi| Scan { mode: Mode::ANY, lo, hi };
+        let one = |lo, hi| Scan {
+            mode: Mode::ANY,
+            lo,
+            hi,
+        };
         assert_eq!(
             parse_writeback(b"page_index=1 page_index=5", 100).unwrap()[..],
             [one(1, 2), one(5, 6)]
         );
-        assert_eq!(parse_writeback(b"page_indexes=3-7", 100).unwrap()[..], [one(3, 8)]);
+        assert_eq!(
+            parse_writeback(b"page_indexes=3-7", 100).unwrap()[..],
+            [one(3, 8)]
+        );
         // A range then a mode: the mode scans that range once.
         assert_eq!(
             parse_writeback(b"page_indexes=3-7 type=idle", 100).unwrap()[..],
-            [one(3, 8), Scan { mode: Mode(Mode::IDLE), lo: 3, hi: 8 }]
+            [
+                one(3, 8),
+                Scan {
+                    mode: Mode(Mode::IDLE),
+                    lo: 3,
+                    hi: 8
+                }
+            ]
         );
         assert_eq!(parse_writeback(b"page_index=100", 100).err(), Some(ERANGE));
-        assert_eq!(parse_writeback(b"page_indexes=7-3", 100).err(), Some(ERANGE));
-        assert_eq!(parse_writeback(b"page_indexes=3-100", 100).err(), Some(ERANGE));
+        assert_eq!(
+            parse_writeback(b"page_indexes=7-3", 100).err(),
+            Some(ERANGE)
+        );
+        assert_eq!(
+            parse_writeback(b"page_indexes=3-100", 100).err(),
+            Some(ERANGE)
+        );
         assert_eq!(parse_writeback(b"page_indexes=37", 100).err(), Some(EINVAL));
         assert_eq!(parse_writeback(b"page_index=x", 100).err(), Some(EINVAL));
         assert_eq!(parse_writeback(b"sometimes", 100).err(), Some(EINVAL));

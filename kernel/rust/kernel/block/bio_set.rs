@@ -93,9 +93,8 @@ impl<T: EndIo> BioSet<T> {
     ) -> Result<OwnedBio<T>> {
         // SAFETY: `set` was initialised (type invariant); `bdev` is valid by
         // the caller's guarantee.
-        let bio = unsafe {
-            bindings::bio_alloc_bioset(bdev, nr_vecs, opf, gfp.as_raw(), self.set.get())
-        };
+        let bio =
+            unsafe { bindings::bio_alloc_bioset(bdev, nr_vecs, opf, gfp.as_raw(), self.set.get()) };
         let bio = NonNull::new(bio).ok_or(ENOMEM)?;
         // SAFETY: the bio was allocated from this set, so FRONT_PAD bytes
         // before it belong to it and are suitably aligned for `T`.
