@@ -33,7 +33,8 @@ impl BdevFile {
     pub fn open(path: &CStr) -> Result<Self> {
         let flags = bindings::O_RDWR | bindings::O_LARGEFILE | bindings::O_EXCL;
         // SAFETY: `path` is a valid NUL-terminated string.
-        let file = from_err_ptr(unsafe { bindings::filp_open(path.as_char_ptr(), flags as _, 0) })?;
+        let file =
+            from_err_ptr(unsafe { bindings::filp_open(path.as_char_ptr(), flags as i32, 0) })?;
         let file = NonNull::new(file).ok_or(EINVAL)?;
         // SAFETY: `file` was just opened, so its mapping and inode are valid.
         let mode = unsafe { (*(*(*file.as_ptr()).f_mapping).host).i_mode };

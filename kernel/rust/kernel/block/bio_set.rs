@@ -207,6 +207,12 @@ impl<T: EndIo> OwnedBio<T> {
         }
     }
 
+    /// The `bi_end_io` of submitted bios.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer only, once, with a bio submitted by
+    /// [`OwnedBio::submit`] from a `BioSet<T>`.
     unsafe extern "C" fn end_io_trampoline(bio: *mut bindings::bio) {
         // INVARIANT: the block layer hands back a bio we submitted from a
         // `BioSet<T>`; it no longer touches it.
