@@ -46,6 +46,16 @@ pub struct Kernel {
 pub fn build(args: &KernelArgs) -> Result<Kernel> {
     let cache = cache_dir();
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+    // One build at a time per cache: two `cargo xtask` runs (say, a VM test
+    // and a kernel edit) would otherwise run make in the same tree at once.
+    let lock_path = cache.join(".build-lock");
+    let lock = fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        progress("waiting for another kernel build in this cache to finish");
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+    }
     let src = ensure_source(&cache)?;
     apply_overlay(&src)?;
     apply_patches(&src)?;
