@@ -79,6 +79,31 @@ pub mod prog {
     /// every program pays (dispatch, the BPF stats' own clock reads).
     pub const COST_FLOOR: &str = "cost_floor";
     pub const COST_FLOOR_RAW: &str = "cost_floor_raw";
+    /// rzram's module tracepoints, raw tracepoints only (their arguments
+    /// are plain integers; `tp_btf` would need the module's BTF). Attached
+    /// only while `rzram.ko` is loaded and an rzram device is watched.
+    /// `rzram_slot_access`: per-slot access tracking of rzram devices.
+    pub const RZ_SLOT_ACCESS: &str = "rz_slot_access";
+    /// `rzram_wb_submit`: pages submitted for writeback.
+    pub const RZ_WB_SUBMIT: &str = "rz_wb_submit";
+    /// `rzram_wb_complete`: writeback latency, errors, per-slot writeback time.
+    pub const RZ_WB_COMPLETE: &str = "rz_wb_complete";
+    /// `rzram_bd_read`: refaults (reads of written-back pages) with the
+    /// time since their writeback, and backing-read latency.
+    pub const RZ_BD_READ: &str = "rz_bd_read";
+}
+
+/// rzram's tracepoints (`include/trace/events/rzram.h`, TRACE_SYSTEM rzram).
+pub mod rzram_tp {
+    pub const SLOT_ACCESS: &str = "rzram_slot_access";
+    pub const WB_SUBMIT: &str = "rzram_wb_submit";
+    pub const WB_COMPLETE: &str = "rzram_wb_complete";
+    pub const BD_READ: &str = "rzram_bd_read";
+    /// `rzram_slot_access` `op` values (`RZRAM_ACCESS_*`). They equal the
+    /// [`op`](super::op) classes they are counted as (free as discard).
+    pub const ACCESS_READ: u32 = 0;
+    pub const ACCESS_WRITE: u32 = 1;
+    pub const ACCESS_FREE: u32 = 2;
 }
 
 /// Maps of the access and latency probes.
@@ -96,6 +121,15 @@ pub mod map {
     pub const LAT_START: &str = "LAT_START";
     /// Per-CPU array of [`ProbeStats`](super::ProbeStats) (one entry).
     pub const PROBE_STATS: &str = "PROBE_STATS";
+    /// Per-CPU array of [`RzramCounters`](super::RzramCounters), indexed by watch index.
+    pub const RZ_COUNTERS: &str = "RZ_COUNTERS";
+    /// Per-CPU array of [`LatHist`](super::LatHist), indexed by
+    /// [`rz_hist_index`](super::rz_hist_index).
+    pub const RZ_HIST: &str = "RZ_HIST";
+    /// Array of u64, one per slot (indexed like [`SLOTS`]): CLOCK_MONOTONIC
+    /// ns of the slot's last successful writeback, 0 if none seen. Sized to
+    /// the slots when an rzram device is watched, else 1 entry.
+    pub const RZ_WB_TIME: &str = "RZ_WB_TIME";
 }
 
 /// `flags` of `BPF_MAP_TYPE_ARRAY` maps that userspace may `mmap` (`BPF_F_MMAPABLE`).
@@ -122,6 +156,12 @@ pub mod watch {
     /// Request latency: `block_rq_issue` to `block_rq_complete` (blk-mq
     /// devices such as loop, virtio-blk, nvme).
     pub const RQ_LATENCY: u32 = 4;
+    /// An rzram device whose tracepoints are attached: its slot states are
+    /// kept by `rzram_slot_access` (which also sees swap slot frees and the
+    /// reads of partial-page writes), so `block_bio_queue` only counts its
+    /// bios and pages and leaves the slots alone (no double counting). Also
+    /// enables the writeback and refault programs for it.
+    pub const RZRAM: u32 = 8;
 }
 
 /// One watched device.
@@ -277,6 +317,67 @@ impl LatHist {
     }
 }
 
+/// Histograms the rzram programs keep per watched device ([`map::RZ_HIST`]).
+pub mod rz_hist {
+    /// `rzram_wb_complete` latency (bio submit to end_io), ns, every status.
+    pub const WB_LATENCY: usize = 0;
+    /// `rzram_bd_read` latency, ns.
+    pub const BD_READ_LATENCY: usize = 1;
+    /// Time from a slot's writeback completion to its refault, in
+    /// **microseconds** (so the log2 buckets reach 2^39 us, about 6 days).
+    pub const REFAULT_AGE_US: usize = 2;
+    /// Histograms per device.
+    pub const COUNT: usize = 3;
+}
+
+/// Index in [`map::RZ_HIST`] of histogram `kind` ([`rz_hist`]) of watch index `dev`.
+#[inline(always)]
+pub const fn rz_hist_index(dev: usize, kind: usize) -> u32 {
+    (dev * rz_hist::COUNT + kind) as u32
+}
+
+/// Entries of [`map::RZ_HIST`].
+pub const RZ_HIST_ENTRIES: u32 = (MAX_DEVS * rz_hist::COUNT) as u32;
+
+/// What the rzram programs count per device (per CPU in the map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RzramCounters {
+    /// `rzram_slot_access` events by op: read, write, free (indexed by
+    /// [`rzram_tp`]`::ACCESS_*`; the fourth is unused).
+    pub slot_events: [u64; 4],
+    /// Slot events whose index is beyond the slots sized at load.
+    pub untracked: u64,
+    /// `rzram_wb_submit` events: pages submitted for writeback.
+    pub wb_submitted: u64,
+    /// `rzram_wb_complete` events, every status.
+    pub wb_completed: u64,
+    /// `rzram_wb_complete` events with a negative status.
+    pub wb_errors: u64,
+    /// `rzram_bd_read` events: written-back pages read back (refaults).
+    pub refaults: u64,
+    /// `rzram_bd_read` events with a negative status.
+    pub refault_errors: u64,
+    /// Refaults of slots with no writeback seen since attach (no age).
+    pub refaults_no_wb_time: u64,
+}
+
+impl RzramCounters {
+    /// Adds `other` into `self` (used to fold per-CPU values).
+    pub fn accumulate(&mut self, other: &Self) {
+        for (a, b) in self.slot_events.iter_mut().zip(other.slot_events.iter()) {
+            *a += *b;
+        }
+        self.untracked += other.untracked;
+        self.wb_submitted += other.wb_submitted;
+        self.wb_completed += other.wb_completed;
+        self.wb_errors += other.wb_errors;
+        self.refaults += other.refaults;
+        self.refault_errors += other.refault_errors;
+        self.refaults_no_wb_time += other.refaults_no_wb_time;
+    }
+}
+
 /// Start of an in-flight bio or request ([`map::LAT_START`] value).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -363,6 +464,8 @@ mod pod {
     unsafe impl aya::Pod for super::LatStart {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ProbeStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RzramCounters {}
 }
 
 #[cfg(test)]
@@ -398,6 +501,29 @@ mod tests {
         assert_eq!(size_of::<LatHist>(), (LAT_BUCKETS + 2) * 8);
         assert_eq!(size_of::<LatStart>(), 16);
         assert_eq!(size_of::<ProbeStats>(), 16);
+        assert_eq!(size_of::<RzramCounters>(), 11 * 8);
+    }
+
+    #[test]
+    fn rzram_ops_are_op_classes() {
+        assert_eq!(rzram_tp::ACCESS_READ as usize, op::READ);
+        assert_eq!(rzram_tp::ACCESS_WRITE as usize, op::WRITE);
+        assert_eq!(rzram_tp::ACCESS_FREE as usize, op::DISCARD);
+        assert_eq!(rz_hist_index(0, rz_hist::WB_LATENCY), 0);
+        assert_eq!(rz_hist_index(2, rz_hist::REFAULT_AGE_US), 8);
+        assert_eq!(
+            rz_hist_index(MAX_DEVS - 1, rz_hist::COUNT - 1) + 1,
+            RZ_HIST_ENTRIES
+        );
+        let mut a = RzramCounters {
+            slot_events: [1, 2, 3, 0],
+            wb_completed: 5,
+            refaults: 1,
+            ..Default::default()
+        };
+        a.accumulate(&a.clone());
+        assert_eq!(a.slot_events, [2, 4, 6, 0]);
+        assert_eq!((a.wb_completed, a.refaults), (10, 2));
     }
 
     #[test]

@@ -9,7 +9,12 @@
 //! - [`BioCounter`]: bios queued to one device, by operation.
 //! - [`Probes`]: per-slot access tracking of zram devices and issue to
 //!   completion latency histograms of zram and backing devices, read into
-//!   typed [`Snapshot`]s; per-program cost from the kernel's BPF stats.
+//!   typed [`Snapshot`]s; per-program cost from the kernel's BPF stats. On
+//!   rzram devices ([`WatchSpec::rzram`]) also rzram's own tracepoints:
+//!   slot accesses (swap slot frees included), writeback latency and errors,
+//!   refaults with the time since their writeback ([`RzramStats`]). Those
+//!   attach only while `rzram.ko` is loaded; otherwise they are skipped and
+//!   [`Probes::rzram_status`] says why.
 
 use std::{
     os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
@@ -24,13 +29,16 @@ use aya::{
 use serde::Serialize;
 use zramctl_common::{
     BioCounts, DevCounters, GLOBAL_OFFSETS, GLOBAL_TARGET_DEV, GLOBAL_WATCH, KernelOffsets,
-    LatHist, MAP_BIO_COUNTS, MAX_DEVS, PROG_BIO_QUEUE, ProbeStats, SlotState, WatchTable,
-    WatchedDev, hist_index, kernel_dev, map, op, prog, watch,
+    LatHist, MAP_BIO_COUNTS, MAX_DEVS, PROG_BIO_QUEUE, ProbeStats, RzramCounters, SlotState,
+    WatchTable, WatchedDev, hist_index, kernel_dev, map, op, prog, rz_hist, rz_hist_index,
+    rzram_tp, watch,
 };
 
 use crate::{
     btf::{Btf, BtfError},
-    hist::{AccessCounts, LatencyHistogram, SlotAgeHistogram, fold_per_cpu},
+    hist::{
+        AccessCounts, LatencyHistogram, RzramCounts, RzramStats, SlotAgeHistogram, fold_per_cpu,
+    },
 };
 
 /// The eBPF object (an ELF file for bpfel-unknown-none).
@@ -196,6 +204,9 @@ pub struct WatchSpec {
     pub slots: u32,
     /// Latency to measure, if any.
     pub latency: Option<LatencyKind>,
+    /// An rzram device: use rzram's tracepoints for it (slot accesses,
+    /// writeback, refaults) when they can be attached.
+    pub rzram: bool,
 }
 
 /// A block device as sysfs describes it.
@@ -286,6 +297,21 @@ const COST_FLOOR_PROG: ProgSpec = ProgSpec {
     raw: prog::COST_FLOOR_RAW,
     tracepoint: "block_bio_queue",
 };
+/// rzram's programs: raw tracepoints only, one name for both flavours.
+const fn rz_prog(name: &'static str, tracepoint: &'static str) -> ProgSpec {
+    ProgSpec {
+        tp_btf: name,
+        raw: name,
+        tracepoint,
+    }
+}
+// Completion before submission (a page submitted unseen is only a count).
+const RZRAM_PROGS: [ProgSpec; 4] = [
+    rz_prog(prog::RZ_SLOT_ACCESS, rzram_tp::SLOT_ACCESS),
+    rz_prog(prog::RZ_WB_COMPLETE, rzram_tp::WB_COMPLETE),
+    rz_prog(prog::RZ_WB_SUBMIT, rzram_tp::WB_SUBMIT),
+    rz_prog(prog::RZ_BD_READ, rzram_tp::BD_READ),
+];
 const ACCESS_PROGS: [ProgSpec; 1] = [ProgSpec {
     tp_btf: prog::SLOT_ACCESS,
     raw: prog::SLOT_ACCESS_RAW,
@@ -361,6 +387,9 @@ pub fn watch_table(devices: &[WatchSpec]) -> Result<(WatchTable, u32), ProbeErro
         if d.slots > 0 {
             flags |= watch::ACCESS;
         }
+        if d.rzram {
+            flags |= watch::RZRAM;
+        }
         match d.latency {
             Some(LatencyKind::Bio) => flags |= watch::BIO_LATENCY,
             Some(LatencyKind::Request) => flags |= watch::RQ_LATENCY,
@@ -368,7 +397,7 @@ pub fn watch_table(devices: &[WatchSpec]) -> Result<(WatchTable, u32), ProbeErro
         }
         if flags == 0 {
             return Err(ProbeError::Invalid(format!(
-                "{}: neither access tracking (no slots) nor latency asked for",
+                "{}: neither access tracking (no slots), latency nor rzram events asked for",
                 d.name
             )));
         }
@@ -492,6 +521,9 @@ pub struct DeviceSnapshot {
     pub slot_ages: Option<SlotAgeHistogram>,
     /// Latency histograms by operation class (`zramctl_common::op`), with latency.
     pub latency: Option<Vec<LatencyHistogram>>,
+    /// rzram's writeback and refault events: an rzram device with its
+    /// tracepoints attached; `None` on stock zram and other devices.
+    pub rzram: Option<RzramStats>,
 }
 
 /// Everything the probes had collected at one moment.
@@ -526,6 +558,8 @@ pub struct Probes {
     attached: Vec<ProgSpec>,
     /// Keeps the kernel's BPF run-time stats on, or why they are not.
     stats: Result<OwnedFd, String>,
+    /// Whether rzram's programs are attached, or why not.
+    rzram: Result<(), String>,
 }
 
 impl Probes {
@@ -533,6 +567,12 @@ impl Probes {
     /// with slots, bio or request latency for the others' kinds.
     pub fn attach(devices: &[WatchSpec], opts: ProbeOptions) -> Result<Self, ProbeError> {
         let (table, total_slots) = watch_table(devices)?;
+        let rz_wanted = devices.iter().any(|d| d.rzram);
+        // The same table without rzram: used when its programs cannot attach.
+        let mut plain_table = table;
+        for d in &mut plain_table.devs {
+            d.flags &= !watch::RZRAM;
+        }
         let offsets = kernel_offsets(&Btf::from_sys_fs()?)?;
         let mut wanted: Vec<ProgSpec> = Vec::new();
         if total_slots > 0 {
@@ -561,11 +601,16 @@ impl Probes {
         } else {
             Err("not asked for".into())
         };
-        let load = |flavour| -> Result<Ebpf, ProbeError> {
+        // Loads the object and attaches `wanted`, then (with `rz`) rzram's
+        // programs; an rzram failure comes back apart from the rest.
+        type Loaded = (Ebpf, Result<(), ProbeError>);
+        let load_with = |flavour, table: &WatchTable, rz: bool| -> Result<Loaded, ProbeError> {
+            let wb_time_entries = if rz { total_slots.max(1) } else { 1 };
             let mut ebpf = EbpfLoader::new()
                 .override_global(GLOBAL_OFFSETS, &offsets, true)
-                .override_global(GLOBAL_WATCH, &table, true)
+                .override_global(GLOBAL_WATCH, table, true)
                 .map_max_entries(map::SLOTS, total_slots.max(1))
+                .map_max_entries(map::RZ_WB_TIME, wb_time_entries)
                 .load(PROBES_OBJECT)
                 .map_err(|e| classify("loading the object", e))?;
             let btf = match flavour {
@@ -578,9 +623,36 @@ impl Probes {
             for spec in &wanted {
                 attach_one(&mut ebpf, spec, flavour, btf.as_ref())?;
             }
-            Ok(ebpf)
+            let rz_result = if rz {
+                RZRAM_PROGS
+                    .iter()
+                    .try_for_each(|spec| attach_one(&mut ebpf, spec, Flavour::RawTp, None))
+            } else {
+                Ok(())
+            };
+            Ok((ebpf, rz_result))
         };
-        let (ebpf, flavour) = match opts.flavour {
+        let load = |flavour| -> Result<(Ebpf, Result<(), String>), ProbeError> {
+            if !rz_wanted {
+                let (ebpf, _) = load_with(flavour, &plain_table, false)?;
+                return Ok((ebpf, Err("no rzram device watched".into())));
+            }
+            if !rzram_loaded() {
+                let (ebpf, _) = load_with(flavour, &plain_table, false)?;
+                return Ok((ebpf, Err("the rzram module is not loaded".into())));
+            }
+            match load_with(flavour, &table, true)? {
+                (ebpf, Ok(())) => Ok((ebpf, Ok(()))),
+                (ebpf, Err(e)) => {
+                    // Detach everything and start over without rzram, so
+                    // block_bio_queue keeps the rzram devices' slots.
+                    drop(ebpf);
+                    let (ebpf, _) = load_with(flavour, &plain_table, false)?;
+                    Ok((ebpf, Err(e.to_string())))
+                }
+            }
+        };
+        let ((ebpf, rzram), flavour) = match opts.flavour {
             Some(f) => (load(f)?, f),
             None => match load(Flavour::TpBtf) {
                 Ok(e) => (e, Flavour::TpBtf),
@@ -612,6 +684,12 @@ impl Probes {
         } else {
             None
         };
+        let table = if rzram.is_ok() {
+            wanted.extend(RZRAM_PROGS);
+            table
+        } else {
+            plain_table
+        };
         Ok(Probes {
             slots,
             ebpf,
@@ -620,12 +698,53 @@ impl Probes {
             flavour,
             attached: wanted,
             stats,
+            rzram,
         })
     }
 
     /// The program type in use.
     pub fn flavour(&self) -> Flavour {
         self.flavour
+    }
+
+    /// `Ok` if rzram's programs are attached (rzram devices get
+    /// [`DeviceSnapshot::rzram`]), else why not: no rzram device watched,
+    /// the module not loaded, or the kernel's error. Not attaching them is
+    /// not an error of [`Self::attach`].
+    pub fn rzram_status(&self) -> Result<(), &str> {
+        self.rzram.as_ref().map(|_| ()).map_err(String::as_str)
+    }
+
+    /// Per-slot CLOCK_MONOTONIC ns of the last successful writeback of
+    /// watched rzram device `dev` (0: none since attach); empty unless
+    /// rzram's programs are attached for it.
+    pub fn wb_times(&self, dev: usize) -> Result<Vec<u64>, ProbeError> {
+        let Some(w) = self
+            .table
+            .devs
+            .get(dev)
+            .filter(|_| dev < self.devices.len())
+        else {
+            return Ok(Vec::new());
+        };
+        if w.flags & watch::RZRAM == 0 || w.slot_count == 0 {
+            return Ok(Vec::new());
+        }
+        let m = self.ebpf.map(map::RZ_WB_TIME).ok_or_else(|| {
+            failed(
+                "finding the map",
+                format!("{} is not in the object", map::RZ_WB_TIME),
+            )
+        })?;
+        let array: aya::maps::Array<_, u64> = aya::maps::Array::try_from(m)
+            .map_err(|e| classify(&format!("map {}", map::RZ_WB_TIME), e))?;
+        (w.slot_base..w.slot_base + w.slot_count)
+            .map(|i| {
+                array
+                    .get(&i, 0)
+                    .map_err(|e| classify(&format!("reading {}[{i}]", map::RZ_WB_TIME), e))
+            })
+            .collect()
     }
 
     /// The watched devices, in watch-index order.
@@ -687,11 +806,27 @@ impl Probes {
             } else {
                 None
             };
+            let rzram = if w.flags & watch::RZRAM != 0 {
+                let counters: Vec<RzramCounters> = self.per_cpu(map::RZ_COUNTERS, i as u32)?;
+                let hist = |kind| -> Result<LatencyHistogram, ProbeError> {
+                    let v: Vec<LatHist> = self.per_cpu(map::RZ_HIST, rz_hist_index(i, kind))?;
+                    Ok(LatencyHistogram::from_per_cpu(&v))
+                };
+                Some(RzramStats {
+                    counts: RzramCounts::from_per_cpu(&counters),
+                    wb_latency: hist(rz_hist::WB_LATENCY)?,
+                    bd_read_latency: hist(rz_hist::BD_READ_LATENCY)?,
+                    refault_age_us: hist(rz_hist::REFAULT_AGE_US)?,
+                })
+            } else {
+                None
+            };
             devices.push(DeviceSnapshot {
                 spec: spec.clone(),
                 access,
                 slot_ages,
                 latency,
+                rzram,
             });
         }
         let h = fold_per_cpu(
@@ -733,6 +868,11 @@ impl Probes {
             })
             .collect()
     }
+}
+
+/// Whether rzram.ko is loaded (its tracepoints exist).
+fn rzram_loaded() -> bool {
+    Path::new("/sys/module/rzram").exists()
 }
 
 fn attach_one(
@@ -892,6 +1032,7 @@ mod tests {
             minor,
             slots,
             latency,
+            rzram: false,
         };
         let (t, total) = watch_table(&[
             d("zram0", 0, 100, Some(LatencyKind::Bio)),
@@ -915,6 +1056,24 @@ mod tests {
             (t.devs[2].flags, t.devs[2].slot_count),
             (watch::RQ_LATENCY, 0)
         );
+        // An rzram device: its slots come from rzram's tracepoint.
+        let rz = WatchSpec {
+            rzram: true,
+            ..d("rzram1", 7, 64, Some(LatencyKind::Bio))
+        };
+        let (t, _) = watch_table(std::slice::from_ref(&rz)).unwrap();
+        assert_eq!(
+            t.devs[0].flags,
+            watch::ACCESS | watch::BIO_LATENCY | watch::RZRAM
+        );
+        // rzram events alone are something to watch.
+        let (t, _) = watch_table(&[WatchSpec {
+            slots: 0,
+            latency: None,
+            ..rz
+        }])
+        .unwrap();
+        assert_eq!(t.devs[0].flags, watch::RZRAM);
         let err = |devs: &[WatchSpec]| watch_table(devs).unwrap_err().to_string();
         assert!(err(&[]).contains("no devices"));
         assert!(err(&[d("zram0", 0, 0, None)]).contains("neither"));
@@ -987,6 +1146,17 @@ mod tests {
             "maps: {:?}",
             obj.maps.keys().collect::<Vec<_>>()
         );
+        for spec in &RZRAM_PROGS {
+            let p = &obj.programs[spec.raw];
+            assert!(
+                matches!(p.section, aya_obj::ProgramSection::RawTracePoint),
+                "{} is raw_tp: {:?}",
+                spec.raw,
+                p.section
+            );
+            assert_eq!(spec.tp_btf, spec.raw, "rzram programs are raw_tp only");
+            assert!(spec.raw.len() < 16, "{}: BPF names are 15 bytes", spec.raw);
+        }
         let specs = ACCESS_PROGS
             .iter()
             .chain(&BIO_LATENCY_PROGS)
@@ -1014,6 +1184,9 @@ mod tests {
             map::LAT_HIST,
             map::LAT_START,
             map::PROBE_STATS,
+            map::RZ_COUNTERS,
+            map::RZ_HIST,
+            map::RZ_WB_TIME,
         ] {
             assert!(obj.maps.contains_key(m), "map {m} missing");
         }

@@ -4,7 +4,9 @@
 //! rates from two counter snapshots. Pure code: unit-tested without BPF.
 
 use serde::Serialize;
-use zramctl_common::{DevCounters, LAT_BUCKETS, LatHist, SLOT_TIME_SHIFT, SlotState, op};
+use zramctl_common::{
+    DevCounters, LAT_BUCKETS, LatHist, RzramCounters, SLOT_TIME_SHIFT, SlotState, op, rzram_tp,
+};
 
 /// Folds per-CPU values of a map entry into one.
 pub fn fold_per_cpu<T: Default>(values: &[T], add: impl Fn(&mut T, &T)) -> T {
@@ -309,6 +311,146 @@ impl AccessRates {
     }
 }
 
+/// What rzram's tracepoints counted for one device (sums over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RzramCounts {
+    /// `rzram_slot_access` events: slot reads, writes (a partial-page write
+    /// is a read and a write) and frees (discards, swap slot frees).
+    pub slot_reads: u64,
+    pub slot_writes: u64,
+    pub slot_frees: u64,
+    /// Slot events beyond the slots sized at attach (not in the slot states).
+    pub untracked: u64,
+    /// Pages submitted for writeback.
+    pub wb_submitted: u64,
+    /// Pages whose writeback completed, with or without error.
+    pub wb_completed: u64,
+    /// Of those, the failed ones (the page stays in RAM).
+    pub wb_errors: u64,
+    /// Written-back pages read from the backing device ("refaults"), every
+    /// status: equal to `bd_stat`'s bd_reads over the same time.
+    pub refaults: u64,
+    /// Of those, the failed reads.
+    pub refault_errors: u64,
+    /// Refaults of pages whose writeback happened before attach (no age).
+    pub refaults_no_wb_time: u64,
+}
+
+impl RzramCounts {
+    pub fn from_per_cpu(values: &[RzramCounters]) -> Self {
+        let c = fold_per_cpu(values, RzramCounters::accumulate);
+        RzramCounts {
+            slot_reads: c.slot_events[rzram_tp::ACCESS_READ as usize],
+            slot_writes: c.slot_events[rzram_tp::ACCESS_WRITE as usize],
+            slot_frees: c.slot_events[rzram_tp::ACCESS_FREE as usize],
+            untracked: c.untracked,
+            wb_submitted: c.wb_submitted,
+            wb_completed: c.wb_completed,
+            wb_errors: c.wb_errors,
+            refaults: c.refaults,
+            refault_errors: c.refault_errors,
+            refaults_no_wb_time: c.refaults_no_wb_time,
+        }
+    }
+
+    /// What was counted since `earlier`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        RzramCounts {
+            slot_reads: d(self.slot_reads, earlier.slot_reads),
+            slot_writes: d(self.slot_writes, earlier.slot_writes),
+            slot_frees: d(self.slot_frees, earlier.slot_frees),
+            untracked: d(self.untracked, earlier.untracked),
+            wb_submitted: d(self.wb_submitted, earlier.wb_submitted),
+            wb_completed: d(self.wb_completed, earlier.wb_completed),
+            wb_errors: d(self.wb_errors, earlier.wb_errors),
+            refaults: d(self.refaults, earlier.refaults),
+            refault_errors: d(self.refault_errors, earlier.refault_errors),
+            refaults_no_wb_time: d(self.refaults_no_wb_time, earlier.refaults_no_wb_time),
+        }
+    }
+
+    /// Pages written back successfully.
+    pub fn wb_written(&self) -> u64 {
+        self.wb_completed.saturating_sub(self.wb_errors)
+    }
+}
+
+/// Everything rzram's tracepoints collected for one device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RzramStats {
+    pub counts: RzramCounts,
+    /// Writeback latency per page (bio submit to end_io), ns, every status.
+    pub wb_latency: LatencyHistogram,
+    /// Latency of reads from the backing device, ns.
+    pub bd_read_latency: LatencyHistogram,
+    /// Time from a page's writeback to its refault, in **microseconds**
+    /// (log2 buckets like the latency histograms'; see [`RefaultAgeSummary`]).
+    pub refault_age_us: LatencyHistogram,
+}
+
+impl RzramStats {
+    /// What was collected since `earlier`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        RzramStats {
+            counts: self.counts.since(&earlier.counts),
+            wb_latency: self.wb_latency.since(&earlier.wb_latency),
+            bd_read_latency: self.bd_read_latency.since(&earlier.bd_read_latency),
+            refault_age_us: self.refault_age_us.since(&earlier.refault_age_us),
+        }
+    }
+}
+
+/// One non-empty bucket of a [`RefaultAgeSummary`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RefaultAgeBucket {
+    pub min_secs: f64,
+    /// Exclusive; absent for the open last bucket.
+    pub max_secs: Option<f64>,
+    pub count: u64,
+}
+
+/// Time from writeback to refault, as reported: a short one means
+/// writeback picked the page too early.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RefaultAgeSummary {
+    /// Refaults with a known writeback time.
+    pub count: u64,
+    pub mean_secs: Option<f64>,
+    pub p50_secs: Option<f64>,
+    pub p90_secs: Option<f64>,
+    pub p99_secs: Option<f64>,
+    pub buckets: Vec<RefaultAgeBucket>,
+}
+
+impl RefaultAgeSummary {
+    /// From a histogram in microseconds ([`RzramStats::refault_age_us`]).
+    pub fn from_us(h: &LatencyHistogram) -> Self {
+        let secs = |us: f64| us / 1e6;
+        RefaultAgeSummary {
+            count: h.count,
+            mean_secs: h.mean_ns().map(secs),
+            p50_secs: h.percentile(0.50).map(secs),
+            p90_secs: h.percentile(0.90).map(secs),
+            p99_secs: h.percentile(0.99).map(secs),
+            buckets: h
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|&(_, &n)| n > 0)
+                .map(|(i, &n)| {
+                    let (lo, hi) = lat_bucket_bounds(i);
+                    RefaultAgeBucket {
+                        min_secs: secs(lo as f64),
+                        max_secs: hi.map(|h| secs(h as f64)),
+                        count: n,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Formats a duration in ns as a short human string ("850ns", "12.5us", "3.20ms", "1.50s").
 pub fn human_ns(ns: f64) -> String {
     if ns < 1e3 {
@@ -508,5 +650,52 @@ mod tests {
         assert_eq!(human_secs(512), "512s");
         assert_eq!(human_secs(8192), "2h16m");
         assert_eq!(human_secs(1 << 20), "12d");
+    }
+
+    #[test]
+    fn rzram_counts_decode_and_subtract() {
+        let cpu = |r, w, f, wb, err, rf| RzramCounters {
+            slot_events: [r, w, f, 0],
+            wb_submitted: wb,
+            wb_completed: wb,
+            wb_errors: err,
+            refaults: rf,
+            ..Default::default()
+        };
+        let a = RzramCounts::from_per_cpu(&[cpu(1, 2, 3, 10, 1, 4), cpu(10, 20, 30, 5, 0, 1)]);
+        assert_eq!(
+            (a.slot_reads, a.slot_writes, a.slot_frees),
+            (11, 22, 33),
+            "op 0 read, 1 write, 2 free, summed over CPUs"
+        );
+        assert_eq!((a.wb_completed, a.wb_errors, a.wb_written()), (15, 1, 14));
+        assert_eq!(a.refaults, 5);
+        let b = RzramCounts::from_per_cpu(&[cpu(12, 22, 33, 20, 1, 9)]);
+        let d = b.since(&a);
+        assert_eq!((d.slot_reads, d.slot_writes, d.slot_frees), (1, 0, 0));
+        assert_eq!((d.wb_completed, d.wb_errors, d.refaults), (5, 0, 4));
+        // A counter that went backwards (a restart) gives 0, not a wrap.
+        assert_eq!(a.since(&b).wb_completed, 0);
+    }
+
+    #[test]
+    fn refault_ages_are_reported_in_seconds() {
+        // 3 refaults 1.5 ms after writeback, 1 after about 70 s (in us).
+        let h = hist(&[1500, 1500, 1500, 70_000_000]);
+        let s = RefaultAgeSummary::from_us(&h);
+        assert_eq!(s.count, 4);
+        assert_eq!(s.buckets.len(), 2);
+        assert_eq!(s.buckets[0].min_secs, 1024.0 / 1e6);
+        assert_eq!(s.buckets[0].max_secs, Some(2048.0 / 1e6));
+        assert_eq!(s.buckets[0].count, 3);
+        assert_eq!(s.buckets[1].min_secs, (1u64 << 26) as f64 / 1e6);
+        let p50 = s.p50_secs.unwrap();
+        assert!((0.001..0.002).contains(&p50), "{p50}");
+        let p99 = s.p99_secs.unwrap();
+        assert!((67.0..135.0).contains(&p99), "{p99}");
+        let mean = s.mean_secs.unwrap();
+        assert!((mean - (70.0045 / 4.0)).abs() < 1e-6, "{mean}");
+        let empty = RefaultAgeSummary::from_us(&LatencyHistogram::default());
+        assert_eq!((empty.count, empty.p50_secs), (0, None));
     }
 }

@@ -1,6 +1,8 @@
 //! `zramctl top`: a live terminal view of what the eBPF probes see: access
 //! rates, slot-age histograms and latency histograms (bcc biolatency's
-//! bars), per-program cost. Plain ANSI escapes, no terminal library.
+//! bars), per-program cost; on rzram devices also writeback rate, latency
+//! and errors, and refaults with the time since their writeback ("n/a" on
+//! stock zram). Plain ANSI escapes, no terminal library.
 //!
 //! [`TopReport::between`] and [`render_text`] are pure (unit-tested);
 //! [`run`] attaches the probes and drives the loop.
@@ -24,8 +26,9 @@ use crate::{
         BlockDevInfo, Flavour, ProbeHealth, ProbeOptions, Probes, ProgramCost, Snapshot, WatchSpec,
     },
     hist::{
-        AccessCounts, AccessRates, LatencyHistogram, LatencySummary, SlotAgeHistogram,
-        age_bucket_bounds, human_ns, human_secs, lat_bucket_bounds,
+        AccessCounts, AccessRates, LatencyHistogram, LatencySummary, RefaultAgeSummary,
+        RzramCounts, RzramStats, SlotAgeHistogram, age_bucket_bounds, human_ns, human_secs,
+        lat_bucket_bounds,
     },
     sysfs::{BackingDev, Sysfs},
 };
@@ -84,6 +87,45 @@ impl From<&SlotAgeHistogram> for SlotAges {
     }
 }
 
+/// rzram's writeback and refault events of one device in a report.
+#[derive(Clone, Debug, Serialize)]
+pub struct RzramReport {
+    /// Totals since the probes were attached.
+    pub total: RzramCounts,
+    /// Over the interval.
+    pub interval: RzramCounts,
+    /// Pages written back successfully per second, over the interval.
+    pub wb_pages_per_sec: f64,
+    /// Refaults (reads of written-back pages) per second, over the interval.
+    pub refaults_per_sec: f64,
+    /// Writeback latency per page over the interval (every status).
+    pub wb_latency: LatencySummary,
+    /// Backing-device read latency over the interval.
+    pub bd_read_latency: LatencySummary,
+    /// Time from writeback to refault, over the interval.
+    pub refault_age: RefaultAgeSummary,
+    /// The interval's histograms for rendering.
+    #[serde(skip)]
+    pub stats: RzramStats,
+}
+
+impl RzramReport {
+    fn between(earlier: &RzramStats, later: &RzramStats, secs: f64) -> Self {
+        let d = later.since(earlier);
+        let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        RzramReport {
+            total: later.counts,
+            interval: d.counts,
+            wb_pages_per_sec: per_sec(d.counts.wb_written()),
+            refaults_per_sec: per_sec(d.counts.refaults),
+            wb_latency: d.wb_latency.summary(),
+            bd_read_latency: d.bd_read_latency.summary(),
+            refault_age: RefaultAgeSummary::from_us(&d.refault_age_us),
+            stats: d,
+        }
+    }
+}
+
 /// One device in a report.
 #[derive(Clone, Debug, Serialize)]
 pub struct TopDevice {
@@ -108,6 +150,11 @@ pub struct TopDevice {
     pub latency_hists: Vec<(&'static str, LatencyHistogram)>,
     #[serde(skip)]
     pub age_hist: Option<SlotAgeHistogram>,
+    /// rzram's writeback and refault events, on zram devices only: `null`
+    /// ("n/a") on stock zram, or on rzram when its programs are not
+    /// attached (see [`TopReport::rzram_probes`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rzram: Option<Option<RzramReport>>,
 }
 
 /// Cost of one program over the interval.
@@ -129,6 +176,8 @@ pub struct TopReport {
     pub programs: Vec<TopProgram>,
     /// Totals since attach.
     pub health: ProbeHealth,
+    /// "attached", or why rzram's programs are not ("not attached: ...").
+    pub rzram_probes: String,
 }
 
 impl TopReport {
@@ -141,6 +190,7 @@ impl TopReport {
         later_costs: &[ProgramCost],
         roles: &[Role],
         flavour: Flavour,
+        rzram_status: Result<(), &str>,
     ) -> Self {
         let secs = later.monotonic_ns.saturating_sub(earlier.monotonic_ns) as f64 / 1e9;
         let devices = later
@@ -175,6 +225,10 @@ impl TopReport {
                     }),
                     latency_hists,
                     age_hist: d.slot_ages.clone(),
+                    rzram: (*role == Role::Zram).then(|| match (&e.rzram, &d.rzram) {
+                        (Some(a), Some(b)) => Some(RzramReport::between(a, b, secs)),
+                        _ => None,
+                    }),
                 }
             })
             .collect();
@@ -198,6 +252,10 @@ impl TopReport {
             devices,
             programs,
             health: later.health,
+            rzram_probes: match rzram_status {
+                Ok(()) => "attached".into(),
+                Err(why) => format!("not attached: {why}"),
+            },
         }
     }
 }
@@ -283,6 +341,48 @@ pub fn render_text(r: &TopReport, out: &mut dyn Write) -> std::io::Result<()> {
             )?;
         }
     }
+    let rz: Vec<&TopDevice> = r.devices.iter().filter(|d| d.rzram.is_some()).collect();
+    if !rz.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
+            "DEVICE",
+            "WB-PG/s",
+            "WB-TOTAL",
+            "WB-ERRORS",
+            "WB-P50",
+            "WB-P99",
+            "REFAULT/s",
+            "REFAULTS",
+            "AGE-P50"
+        )?;
+        for d in &rz {
+            match d.rzram.as_ref().and_then(Option::as_ref) {
+                Some(x) => writeln!(
+                    out,
+                    "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
+                    d.name,
+                    rate(x.wb_pages_per_sec),
+                    x.total.wb_written(),
+                    x.total.wb_errors,
+                    x.wb_latency.p50_ns.map(human_ns).unwrap_or("-".into()),
+                    x.wb_latency.p99_ns.map(human_ns).unwrap_or("-".into()),
+                    rate(x.refaults_per_sec),
+                    x.total.refaults,
+                    x.refault_age
+                        .p50_secs
+                        .map(|s| human_ns(s * 1e9))
+                        .unwrap_or("-".into()),
+                )?,
+                None => writeln!(
+                    out,
+                    "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11}",
+                    d.name, "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"
+                )?,
+            }
+        }
+    }
     for d in &r.devices {
         if let Some(h) = &d.age_hist {
             writeln!(out)?;
@@ -307,36 +407,55 @@ pub fn render_text(r: &TopReport, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
         for (name, h) in &d.latency_hists {
-            if h.count == 0 {
-                continue;
-            }
             let role = match &d.role {
                 Role::Zram => String::new(),
                 Role::Backing { of } => format!(" (backing {of})"),
                 Role::Extra => String::new(),
             };
-            writeln!(out)?;
-            writeln!(
+            render_latency(out, &format!("{}{role} {name} latency", d.name), h)?;
+        }
+        if let Some(Some(x)) = &d.rzram {
+            render_latency(
                 out,
-                "{}{role} {name} latency: {} completions, mean {}, p50 {}, p90 {}, p99 {}",
-                d.name,
-                h.count,
-                h.mean_ns().map(human_ns).unwrap_or_default(),
-                h.percentile(0.5).map(human_ns).unwrap_or_default(),
-                h.percentile(0.9).map(human_ns).unwrap_or_default(),
-                h.percentile(0.99).map(human_ns).unwrap_or_default(),
+                &format!("{} writeback latency", d.name),
+                &x.stats.wb_latency,
             )?;
-            let rows = bucket_rows(&h.buckets, lat_bucket_bounds);
-            let max = rows.iter().map(|r| r.2).max().unwrap_or(0);
-            writeln!(out, "{:>24} : {:<8} distribution", "nsecs", "count")?;
-            for (lo, hi, n) in rows {
-                let range = match hi {
-                    Some(hi) => format!("{lo} -> {}", hi - 1),
-                    None => format!("{lo} ->"),
-                };
-                writeln!(out, "{range:>24} : {n:<8} {}", bar(n, max))?;
+            render_latency(
+                out,
+                &format!("{} backing read latency", d.name),
+                &x.stats.bd_read_latency,
+            )?;
+            let h = &x.stats.refault_age_us;
+            if h.count > 0 {
+                let a = &x.refault_age;
+                let t = |s: Option<f64>| s.map(|s| human_ns(s * 1e9)).unwrap_or_default();
+                writeln!(out)?;
+                writeln!(
+                    out,
+                    "{}: time from writeback to refault: {} refaults, mean {}, p50 {}, p90 {}, p99 {}",
+                    d.name,
+                    h.count,
+                    t(a.mean_secs),
+                    t(a.p50_secs),
+                    t(a.p90_secs),
+                    t(a.p99_secs)
+                )?;
+                let rows = bucket_rows(&h.buckets, lat_bucket_bounds);
+                let max = rows.iter().map(|r| r.2).max().unwrap_or(0);
+                writeln!(out, "{:>24} : {:<8} distribution", "age", "refaults")?;
+                for (lo, hi, n) in rows {
+                    let us = |v: u64| human_ns(v as f64 * 1e3);
+                    let range = match hi {
+                        Some(hi) => format!("{} -> {}", us(lo), us(hi)),
+                        None => format!("{} ->", us(lo)),
+                    };
+                    writeln!(out, "{range:>24} : {n:<8} {}", bar(n, max))?;
+                }
             }
         }
+    }
+    if r.devices.iter().any(|d| d.rzram.is_some()) {
+        writeln!(out, "\nrzram tracepoint programs: {}", r.rzram_probes)?;
     }
     if !r.programs.is_empty() {
         writeln!(out)?;
@@ -364,6 +483,34 @@ pub fn render_text(r: &TopReport, out: &mut dyn Write) -> std::io::Result<()> {
             "\nlatency starts dropped (in-flight map full): {}, completions without a start: {}",
             r.health.lat_start_dropped, r.health.lat_unmatched
         )?;
+    }
+    Ok(())
+}
+
+/// One latency histogram in bcc biolatency's shape; nothing if empty.
+fn render_latency(out: &mut dyn Write, title: &str, h: &LatencyHistogram) -> std::io::Result<()> {
+    if h.count == 0 {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{title}: {} completions, mean {}, p50 {}, p90 {}, p99 {}",
+        h.count,
+        h.mean_ns().map(human_ns).unwrap_or_default(),
+        h.percentile(0.5).map(human_ns).unwrap_or_default(),
+        h.percentile(0.9).map(human_ns).unwrap_or_default(),
+        h.percentile(0.99).map(human_ns).unwrap_or_default(),
+    )?;
+    let rows = bucket_rows(&h.buckets, lat_bucket_bounds);
+    let max = rows.iter().map(|r| r.2).max().unwrap_or(0);
+    writeln!(out, "{:>24} : {:<8} distribution", "nsecs", "count")?;
+    for (lo, hi, n) in rows {
+        let range = match hi {
+            Some(hi) => format!("{lo} -> {}", hi - 1),
+            None => format!("{lo} ->"),
+        };
+        writeln!(out, "{range:>24} : {n:<8} {}", bar(n, max))?;
     }
     Ok(())
 }
@@ -475,6 +622,7 @@ pub fn watch_list(
                 minor,
                 slots,
                 latency: Some(crate::ebpf::LatencyKind::Bio),
+                rzram: dev.name().starts_with("rzram"),
             },
             Role::Zram,
             &mut specs,
@@ -535,6 +683,11 @@ pub fn run(sys: &Sysfs, a: &TopArgs, out: &mut dyn Write) -> Result<()> {
     if let Err(why) = probes.stats_enabled() {
         eprintln!("zramctl top: no per-program costs: {why}");
     }
+    if specs.iter().any(|s| s.rzram)
+        && let Err(why) = probes.rzram_status()
+    {
+        eprintln!("zramctl top: no rzram writeback events: {why}");
+    }
     let mut record = match &a.record {
         Some(path) => Some(open_record(path)?),
         None => None,
@@ -566,8 +719,15 @@ pub fn run(sys: &Sysfs, a: &TopArgs, out: &mut dyn Write) -> Result<()> {
             let stopped = sleep_until(next);
             next += interval;
             let cur = (probes.snapshot()?, probes.costs()?);
-            let report =
-                TopReport::between(&prev.0, &cur.0, &prev.1, &cur.1, &roles, probes.flavour());
+            let report = TopReport::between(
+                &prev.0,
+                &cur.0,
+                &prev.1,
+                &cur.1,
+                &roles,
+                probes.flavour(),
+                probes.rzram_status(),
+            );
             if let Some((file, path)) = &mut record {
                 serde_json::to_writer(&mut *file, &report)
                     .and_then(|()| writeln!(file).map_err(serde_json::Error::io))
@@ -626,6 +786,7 @@ fn latency_watch(b: &BlockDevInfo) -> WatchSpec {
         minor: b.minor,
         slots: 0,
         latency: Some(b.latency_kind()),
+        rzram: false,
     }
 }
 
@@ -642,6 +803,7 @@ mod tests {
             minor: 0,
             slots,
             latency: Some(LatencyKind::Bio),
+            rzram: false,
         }
     }
 
@@ -682,6 +844,7 @@ mod tests {
                     LatencyHistogram::default(),
                     LatencyHistogram::default(),
                 ]),
+                rzram: None,
             }],
             health: ProbeHealth::default(),
         }
@@ -708,6 +871,7 @@ mod tests {
             &[cost(3000, 400_000)],
             &[Role::Zram],
             Flavour::TpBtf,
+            Err("no rzram device watched"),
         );
         assert_eq!(r.interval_secs, 2.0);
         let d = &r.devices[0];
@@ -778,5 +942,109 @@ mod tests {
         let rows = bucket_rows(&[0, 0, 3, 0, 1, 0], lat_bucket_bounds);
         assert_eq!(rows, [(4, Some(8), 3), (8, Some(16), 0), (16, Some(32), 1)]);
         assert!(bucket_rows(&[0, 0], lat_bucket_bounds).is_empty());
+    }
+
+    /// rzram stats with `wb` pages written back (`errors` of them failed)
+    /// at 1 ms each and `refaults` refaults 3 s after their writeback.
+    fn rz_stats(wb: u64, errors: u64, refaults: u64) -> RzramStats {
+        let mut wb_latency = LatHist::default();
+        wb_latency.buckets[lat_bucket(1_000_000)] = wb;
+        wb_latency.count = wb;
+        wb_latency.sum_ns = wb * 1_000_000;
+        let mut age = LatHist::default();
+        age.buckets[lat_bucket(3_000_000)] = refaults;
+        age.count = refaults;
+        age.sum_ns = refaults * 3_000_000;
+        RzramStats {
+            counts: RzramCounts {
+                wb_submitted: wb,
+                wb_completed: wb,
+                wb_errors: errors,
+                refaults,
+                ..Default::default()
+            },
+            wb_latency: (&wb_latency).into(),
+            bd_read_latency: LatencyHistogram::default(),
+            refault_age_us: (&age).into(),
+        }
+    }
+
+    #[test]
+    fn rzram_writeback_and_refaults_or_na() {
+        let mut a = snapshot(10, 0, &[], 0);
+        let mut b = snapshot(12, 0, &[], 0);
+        // zram0 (stock) and rzram1 with rzram's programs attached.
+        let mut rz_a = a.devices[0].clone();
+        rz_a.spec.name = "rzram1".into();
+        rz_a.spec.rzram = true;
+        rz_a.rzram = Some(rz_stats(100, 0, 0));
+        let mut rz_b = rz_a.clone();
+        rz_b.rzram = Some(rz_stats(300, 4, 10));
+        a.devices.push(rz_a);
+        b.devices.push(rz_b);
+        let r = TopReport::between(
+            &a,
+            &b,
+            &[],
+            &[],
+            &[Role::Zram, Role::Zram],
+            Flavour::TpBtf,
+            Ok(()),
+        );
+        assert_eq!(r.rzram_probes, "attached");
+        assert!(matches!(r.devices[0].rzram, Some(None)), "stock zram: n/a");
+        let x = r.devices[1].rzram.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(x.total.wb_completed, 300);
+        assert_eq!(x.interval.wb_completed, 200);
+        assert_eq!(x.wb_pages_per_sec, 98.0, "(200 - 4 errors) / 2 s");
+        assert_eq!(x.refaults_per_sec, 5.0);
+        assert_eq!(x.wb_latency.count, 200);
+        assert_eq!(x.refault_age.count, 10);
+        let p50 = x.refault_age.p50_secs.unwrap();
+        assert!((2.0..4.2).contains(&p50), "{p50}");
+
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["devices"][0]["rzram"].is_null(), "{json:#}");
+        assert!(json["devices"][0].get("rzram").is_some(), "{json:#}");
+        let j = &json["devices"][1]["rzram"];
+        assert_eq!(j["total"]["wb_errors"], 4);
+        assert_eq!(j["total"]["refaults"], 10);
+        assert_eq!(j["wb_latency"]["count"], 200);
+        assert!(j["wb_latency"]["p99_ns"].as_f64().unwrap() >= 1e6);
+        assert_eq!(j["refault_age"]["count"], 10);
+        assert!(j.get("stats").is_none());
+
+        let mut text = Vec::new();
+        render_text(&r, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let row = |name: &str| {
+            text.lines()
+                .skip_while(|l| !l.contains("WB-PG/s"))
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name}: {text}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(row("zram0 ")[1..], ["n/a"; 8], "{text}");
+        let rz = row("rzram1 ");
+        assert_eq!(rz[1..4], ["98", "296", "4"], "{text}");
+        assert_eq!(rz[6..8], ["5", "10"], "{text}");
+        assert!(
+            text.contains("rzram1 writeback latency: 200 completions"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rzram1: time from writeback to refault: 10 refaults"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rzram tracepoint programs: attached"),
+            "{text}"
+        );
+        // The slot-access table still has one row per device.
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("rzram1 ") && l.ends_with(" 8"))
+        );
     }
 }

@@ -39,6 +39,7 @@ fn setup_zram0(pages: u64, latency: bool) -> WatchSpec {
         minor,
         slots: pages as u32,
         latency: latency.then_some(LatencyKind::Bio),
+        rzram: false,
     }
 }
 
@@ -143,6 +144,9 @@ fn zram_access_pattern_counts_exactly(flavour: Flavour) {
 
     let snap = probes.snapshot().unwrap();
     let d = &snap.devices[0];
+    // Stock zram: rzram's programs are skipped, which is not an error.
+    assert_eq!(probes.rzram_status(), Err("no rzram device watched"));
+    assert!(d.rzram.is_none());
     let access = d.access.expect("access counters");
     assert_eq!(access.pages.write, 64 + 16 + 300 + 1 + 1, "{access:?}");
     assert_eq!(access.pages.read, 32 + 8 + 2, "{access:?}");
@@ -268,6 +272,7 @@ fn loop_request_latency_sums_to_requests_issued() {
         minor: info.minor,
         slots: 0,
         latency: Some(LatencyKind::Request),
+        rzram: false,
     };
     let Some(probes) = attach(std::slice::from_ref(&spec), None) else {
         return;
@@ -422,6 +427,9 @@ fn top_once_json_reports_zram0_accesses() {
     assert_eq!(d["slot_ages"]["untouched"], DISK_PAGES - 10, "{v:#}");
     assert_eq!(d["latency"]["read"]["count"], 10, "{v:#}");
     assert!(d["rates"]["pages_per_sec"]["read"].as_f64().unwrap() > 0.0);
+    // Stock zram: the rzram fields are there and "n/a" (null).
+    assert!(d.get("rzram").is_some_and(|r| r.is_null()), "{v:#}");
+    assert_eq!(v["rzram_probes"], "not attached: no rzram device watched");
     let progs = v["programs"].as_array().unwrap();
     assert!(
         progs
