@@ -1129,6 +1129,166 @@ mod tests {
         assert!(e.contains("8:0"), "{e}");
     }
 
+    /// `BPF_PROG_TEST_RUN` of a raw tracepoint program with `args` as its
+    /// tracepoint arguments; the program's return value.
+    fn test_run(ebpf: &Ebpf, name: &str, args: &[u64]) -> u32 {
+        #[repr(C)]
+        #[derive(Default)]
+        struct TestRun {
+            prog_fd: u32,
+            retval: u32,
+            data_size_in: u32,
+            data_size_out: u32,
+            data_in: u64,
+            data_out: u64,
+            repeat: u32,
+            duration: u32,
+            ctx_size_in: u32,
+            ctx_size_out: u32,
+            ctx_in: u64,
+            ctx_out: u64,
+            flags: u32,
+            cpu: u32,
+            batch_size: u32,
+            _pad: u32,
+        }
+        let p: &RawTracePoint = ebpf.program(name).unwrap().try_into().unwrap();
+        let mut attr = TestRun {
+            prog_fd: p.fd().unwrap().as_fd().as_raw_fd() as u32,
+            ctx_size_in: (args.len() * 8) as u32,
+            ctx_in: args.as_ptr() as u64,
+            ..Default::default()
+        };
+        const BPF_PROG_TEST_RUN: libc::c_long = 10;
+        // SAFETY: bpf(BPF_PROG_TEST_RUN) reads `attr` (its size given) and
+        // `args` (ctx_size_in bytes), both alive for the call, and writes
+        // only `attr.retval`/`duration`.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_TEST_RUN,
+                &raw mut attr,
+                size_of::<TestRun>(),
+            )
+        };
+        assert_eq!(
+            r,
+            0,
+            "test run of {name}: {}",
+            std::io::Error::last_os_error()
+        );
+        attr.retval
+    }
+
+    /// rzram's programs on any kernel, without rzram: loaded (the verifier
+    /// accepts them) and run by `BPF_PROG_TEST_RUN` with tracepoint
+    /// arguments; what they count is checked and their cost per event
+    /// printed (kernel BPF stats; `--nocapture` shows it). As root only.
+    #[test]
+    fn rzram_programs_count_and_cost() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return eprintln!("skipped: not root");
+        }
+        let offsets = match Btf::from_sys_fs().map(|b| kernel_offsets(&b)) {
+            Ok(Ok(o)) => o,
+            e => return eprintln!("skipped: no kernel BTF: {e:?}"),
+        };
+        const SLOTS: u32 = 4096;
+        let spec = WatchSpec {
+            name: "rzram9".into(),
+            major: 251,
+            minor: 9,
+            slots: SLOTS,
+            latency: None,
+            rzram: true,
+        };
+        let (table, total) = watch_table(&[spec]).unwrap();
+        let mut ebpf = EbpfLoader::new()
+            .override_global(GLOBAL_OFFSETS, &offsets, true)
+            .override_global(GLOBAL_WATCH, &table, true)
+            .map_max_entries(map::SLOTS, total)
+            .map_max_entries(map::RZ_WB_TIME, total)
+            .load(PROBES_OBJECT)
+            .unwrap();
+        let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).unwrap();
+        for name in RZRAM_PROGS
+            .iter()
+            .map(|s| s.raw)
+            .chain([prog::COST_FLOOR_RAW])
+        {
+            let p: &mut RawTracePoint = ebpf.program_mut(name).unwrap().try_into().unwrap();
+            p.load()
+                .unwrap_or_else(|e| panic!("{name}: {}", classify("load", e)));
+        }
+        let dev = u64::from(kernel_dev(251, 9));
+        let other = u64::from(kernel_dev(251, 10));
+        const N: u64 = 20_000;
+        let eio = (-i64::from(libc::EIO)) as u64;
+        for i in 0..N {
+            // Random-ish slots, like a swap workload.
+            let slot = i.wrapping_mul(2_654_435_761) % u64::from(SLOTS);
+            test_run(&ebpf, prog::RZ_SLOT_ACCESS, &[dev, slot, i % 3]);
+            test_run(&ebpf, prog::RZ_WB_SUBMIT, &[dev, slot, i]);
+            let status = if i % 10 == 0 { eio } else { 0 };
+            test_run(&ebpf, prog::RZ_WB_COMPLETE, &[dev, slot, i, 5000, status]);
+            test_run(&ebpf, prog::RZ_BD_READ, &[dev, slot, i, 100_000, 0]);
+            test_run(&ebpf, prog::COST_FLOOR_RAW, &[0]);
+        }
+        // Another device and a slot beyond the disk.
+        test_run(&ebpf, prog::RZ_SLOT_ACCESS, &[other, 0, 0]);
+        test_run(&ebpf, prog::RZ_SLOT_ACCESS, &[dev, u64::from(SLOTS), 1]);
+        for name in RZRAM_PROGS
+            .iter()
+            .map(|s| s.raw)
+            .chain([prog::COST_FLOOR_RAW])
+        {
+            let info = ebpf.program(name).unwrap().info().unwrap();
+            let ns = info.run_time().as_nanos() as f64 / info.run_count().max(1) as f64;
+            eprintln!(
+                "cost [test run] {name}: {} runs, {ns:.0} ns/event",
+                info.run_count()
+            );
+        }
+
+        let m = ebpf.map(map::RZ_COUNTERS).unwrap();
+        let a: PerCpuArray<_, RzramCounters> = PerCpuArray::try_from(m).unwrap();
+        let c = RzramCounts::from_per_cpu(&a.get(&0, 0).unwrap());
+        // The slot beyond the disk is an event, untracked.
+        assert_eq!(c.slot_reads + c.slot_writes + c.slot_frees, N + 1, "{c:?}");
+        // i % 3 == 1 in 0..N, and the one beyond the disk.
+        assert_eq!(c.slot_writes, (N + 1) / 3 + 1, "ops 0 1 2 in turn: {c:?}");
+        assert_eq!(c.untracked, 1, "{c:?}");
+        assert_eq!((c.wb_submitted, c.wb_completed), (N, N), "{c:?}");
+        assert_eq!(c.wb_errors, N / 10, "{c:?}");
+        assert_eq!(c.refaults, N, "{c:?}");
+        // A slot's first refault can come before its first good writeback.
+        assert_eq!(c.refault_errors, 0);
+        let m = ebpf.map(map::RZ_HIST).unwrap();
+        let h: PerCpuArray<_, LatHist> = PerCpuArray::try_from(m).unwrap();
+        let hist =
+            |kind| LatencyHistogram::from_per_cpu(&h.get(&rz_hist_index(0, kind), 0).unwrap());
+        let wb = hist(rz_hist::WB_LATENCY);
+        assert_eq!((wb.count, wb.sum_ns), (N, N * 5000));
+        assert_eq!(wb.buckets[zramctl_common::lat_bucket(5000)], N);
+        assert_eq!(hist(rz_hist::BD_READ_LATENCY).count, N);
+        let age = hist(rz_hist::REFAULT_AGE_US);
+        assert_eq!(age.count + c.refaults_no_wb_time, N, "{c:?}");
+        assert!(age.count > N / 2, "{age:?}");
+        let m = ebpf.map(map::SLOTS).unwrap();
+        let slots: aya::maps::Array<_, SlotState> = aya::maps::Array::try_from(m).unwrap();
+        let touched = (0..SLOTS)
+            .map(|i| slots.get(&i, 0).unwrap())
+            .filter(|s| s.last_time != 0)
+            .count();
+        assert!(touched > SLOTS as usize / 2, "{touched} slots touched");
+        let events: u64 = (0..SLOTS)
+            .map(|i| slots.get(&i, 0).unwrap())
+            .map(|s| u64::from(s.reads + s.writes + s.discards))
+            .sum();
+        assert_eq!(events, N, "per-slot counts sum to the events");
+    }
+
     #[test]
     fn embedded_object_has_program_map_and_globals() {
         let obj = aya_obj::Object::parse(PROBES_OBJECT).expect("embedded object parses");
