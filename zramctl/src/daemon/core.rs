@@ -106,7 +106,12 @@ struct Stats {
     limit: Option<WritebackLimit>,
     batch: Option<u64>,
     backing: bool,
+    backing_path: Option<std::path::PathBuf>,
 }
+
+/// What identifies one life of a device: a reset and a new setup change it
+/// (and the eBPF slot array and backing-device watch must follow).
+type Identity = (bool, u64, Option<std::path::PathBuf>);
 
 /// Per-device state.
 struct DevState {
@@ -133,6 +138,7 @@ struct DevState {
     last_utilisation: Option<f64>,
     last_now_ns: u64,
     note: Option<String>,
+    identity: Option<Identity>,
 }
 
 const SKIPS: [(Skip, &str); 5] = [
@@ -174,11 +180,16 @@ impl DevState {
             last_utilisation: None,
             last_now_ns: now_ns,
             note: None,
+            identity: None,
         })
     }
 
     fn read_stats(&self) -> Result<Stats, crate::sysfs::Error> {
         let d = &self.dev;
+        let backing_path = match d.backing_dev()? {
+            BackingDev::Path(p) => Some(p),
+            _ => None,
+        };
         Ok(Stats {
             initialized: d.initstate()?,
             disksize: d.disksize()?,
@@ -187,7 +198,8 @@ impl DevState {
             bd: d.bd_stat()?,
             limit: Some(d.writeback_limit()?),
             batch: d.writeback_batch_size()?,
-            backing: matches!(d.backing_dev()?, BackingDev::Path(_)),
+            backing: backing_path.is_some(),
+            backing_path,
         })
     }
 
@@ -223,6 +235,8 @@ pub struct DaemonCore {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     steps: u64,
+    /// A device was reset or set up anew since the probes were attached.
+    reattach: bool,
 }
 
 fn unix_now() -> f64 {
@@ -263,6 +277,7 @@ impl DaemonCore {
             reloads_ok: 0,
             reloads_failed: 0,
             steps: 0,
+            reattach: false,
         })
     }
 
@@ -396,8 +411,17 @@ impl DaemonCore {
         };
         let view = self.probe_view.clone();
         for d in &mut self.devices {
-            step_device(d, now_ns, psi, view.as_ref());
+            if step_device(d, now_ns, psi, view.as_ref()) {
+                self.reattach = true;
+            }
         }
+    }
+
+    /// Whether a device changed identity (reset, set up again with another
+    /// size or backing device) since the last call: the probes watch it by
+    /// its old size and backing device and should be attached again.
+    pub fn take_reattach(&mut self) -> bool {
+        std::mem::take(&mut self.reattach)
     }
 
     /// The `/metrics` text.
@@ -550,7 +574,9 @@ fn classify(e: &crate::sysfs::Error) -> RoundError {
     }
 }
 
-fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&ProbeView>) {
+/// One step of one device; true when its identity changed (see
+/// [`DaemonCore::take_reattach`]).
+fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&ProbeView>) -> bool {
     d.last_now_ns = now_ns;
     let stats = match d.read_stats() {
         Ok(s) => s,
@@ -558,10 +584,41 @@ fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&Pr
             d.read_errors_total += 1;
             warn!(device = %d.cfg.name, "reading the device failed: {e}");
             d.stats = None;
-            return;
+            return false;
         }
     };
     d.stats = Some(stats.clone());
+    let identity: Identity = (
+        stats.initialized,
+        stats.disksize,
+        stats.backing_path.clone(),
+    );
+    let changed = d.identity.as_ref().is_some_and(|old| *old != identity);
+    if changed {
+        info!(
+            device = %d.cfg.name,
+            initialized = stats.initialized,
+            disksize = stats.disksize,
+            "device reset or set up again"
+        );
+        // Slot ages, written-back slots and counters were the old device's.
+        d.written_back.clear();
+        d.last_backing_write_hist = None;
+        d.last_bd_reads = None;
+    }
+    d.identity = Some(identity);
+    step_device_inner(d, now_ns, psi, view, stats, changed);
+    changed
+}
+
+fn step_device_inner(
+    d: &mut DevState,
+    now_ns: u64,
+    psi: Option<f64>,
+    view: Option<&ProbeView>,
+    stats: Stats,
+    changed: bool,
+) {
     let can_writeback = stats.initialized
         && stats.backing
         && !matches!(stats.limit, Some(WritebackLimit::Unsupported) | None);
@@ -576,6 +633,11 @@ fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&Pr
         return;
     }
     d.set_note(None);
+    if changed {
+        // No round on the old device's slot ages: the next step has probes
+        // attached to the new one.
+        return;
+    }
     if d.saved_limit.is_none() {
         d.saved_limit = Some(match stats.limit {
             Some(WritebackLimit::On { pages_left }) => SavedLimit {
@@ -637,6 +699,8 @@ fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&Pr
             let attach_age = v.now_ns.saturating_sub(v.attached_ns) / 1_000_000_000;
             let wb = &mut d.written_back;
             let mut cands = Vec::with_capacity(slots.len());
+            let mut untouched = Vec::new();
+            let mut touched_with_data = 0u64;
             for (i, s) in slots.iter().enumerate() {
                 let i = i as u64;
                 if let Some(&t) = wb.get(&i) {
@@ -651,7 +715,25 @@ fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&Pr
                     (now_t.saturating_sub(u64::from(s.last_time)) << SLOT_TIME_SHIFT)
                         / 1_000_000_000
                 };
+                if s.reads == 0 && s.writes == 0 && s.discards == 0 {
+                    untouched.push((i, age));
+                    continue;
+                }
+                if s.writes > s.discards || s.reads > 0 {
+                    touched_with_data += 1;
+                }
                 cands.push((i, age));
+            }
+            // Slots untouched since the probes attached are the oldest, but
+            // on a device set up after that (or reset since) they are empty,
+            // and writing back empty slots wastes whole rounds. They are
+            // candidates only while the device holds more pages in RAM than
+            // the touched slots account for (data from before the attach).
+            // orig_data_size counts written-back pages too (as upstream zram).
+            let stored = (stats.mm.orig_data_size / policy::PAGE_SIZE)
+                .saturating_sub(stats.bd.map_or(0, |b| b.bd_count));
+            if stored > touched_with_data {
+                cands.extend(untouched);
             }
             cold_input = Some(ColdInput::Slots(cands));
         }

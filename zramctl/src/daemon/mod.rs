@@ -373,6 +373,16 @@ async fn main_loop(sys: Sysfs, a: &DaemonArgs, config: Config) -> Result<()> {
         tokio::select! {
             _ = tick.tick() => {
                 core.step(monotonic_ns());
+                if core.take_reattach() && core.config().probes != ProbeMode::Off {
+                    // A device was reset or set up again: watch it as it is now.
+                    let c = core.config().clone();
+                    let p = probe_factory(&sys, &c);
+                    match &p {
+                        Ok(p) => info!(flavour = p.flavour(), "eBPF probes attached again"),
+                        Err(why) => warn!("eBPF probes not used until the devices change again: {why}"),
+                    }
+                    core.set_probes(p);
+                }
                 let _ = notify.status(&core.status_line());
             }
             _ = wd.tick(), if wd_every.is_some() => {

@@ -175,6 +175,78 @@ fn writes_back_the_oldest_slots_within_the_budget_through_writeback_limit() {
     );
 }
 
+/// Found on rzram in the VM: on a device set up after the probes attached,
+/// the never-touched slots (the "oldest") are empty, and rounds of them
+/// wrote nothing for half a minute while real cold pages waited.
+#[test]
+fn untouched_slots_are_left_out_when_touched_ones_hold_all_the_data() {
+    let z = fake(true);
+    // 100 pages stored, all touched after the attach (reads count too).
+    z.with("zram0", |d| {
+        d.pages.iter_mut().skip(100).for_each(|p| p.stored = false)
+    });
+    let p = probes();
+    p.touch("zram0", 0..100, T0 - 1000 * S);
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    for k in 0..=1u64 {
+        let t = T0 + k * 60 * S;
+        at(&p, t);
+        c.step(t);
+    }
+    assert_eq!(
+        wb_writes(&z)[2],
+        ("writeback".into(), "page_indexes=0-99".into()),
+        "only the slots that hold data"
+    );
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 100);
+}
+
+#[test]
+fn a_reset_and_new_setup_ask_for_probes_again_and_resume() {
+    let z = fake(true);
+    let p = probes();
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    at(&p, T0);
+    c.step(T0);
+    assert!(!c.take_reattach());
+    let dev = Sysfs::new(FAKE_ROOT, z.clone()).device("zram0").unwrap();
+    dev.reset().unwrap();
+    let t = T0 + 60 * S;
+    at(&p, t);
+    c.step(t);
+    assert!(c.take_reattach(), "reset seen");
+    assert!(!c.take_reattach(), "once");
+    let m = c.metrics();
+    assert_eq!(metric(&m, "zramctl_initialized{device=\"zram0\"}"), 0.0);
+    assert_eq!(
+        metric(&m, "zramctl_writeback_active{device=\"zram0\"}"),
+        0.0
+    );
+    // Set up again, larger, with data: one step notices, the next writes back.
+    dev.set_backing_dev(Path::new("/dev/loop6")).unwrap();
+    dev.set_disksize(2048 * 4096).unwrap();
+    z.store_pages("zram0", 200, 0);
+    let t = T0 + 120 * S;
+    at(&p, t);
+    c.step(t);
+    assert!(c.take_reattach(), "new setup seen");
+    c.set_probes(Err("not attached in this test".into()));
+    for k in 3..6u64 {
+        let t = T0 + k * 60 * S;
+        c.step(t);
+    }
+    assert!(z.with("zram0", |d| d.bd_writes) > 0, "{:?}", wb_writes(&z));
+    let m = c.metrics();
+    assert_eq!(
+        metric(&m, "zramctl_writeback_active{device=\"zram0\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "zramctl_disksize_bytes{device=\"zram0\"}"),
+        2048.0 * 4096.0
+    );
+}
+
 #[test]
 fn batch_size_follows_backing_latency_and_stays_in_bounds() {
     let z = fake(true);
