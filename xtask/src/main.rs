@@ -232,7 +232,7 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
 }
 
 /// Integration test targets of `tests/` that run inside the VM.
-const VM_TEST_TARGETS: [&str; 4] = ["vm", "rzram", "writeback", "ebpf_rzram"];
+const VM_TEST_TARGETS: [&str; 5] = ["vm", "rzram", "writeback", "ebpf_rzram", "daemon_vm"];
 
 /// Runs the VM suite; adds its results to `tally` (the VM tests were counted
 /// as ignored by the host run, so they move from ignored to passed).
