@@ -30,6 +30,7 @@ use kernel::{
         bdev::BdevFile,
         bio::BioHold,
         bio_set::{BioSet, EndIo, OwnedBio},
+        plug::{with_plug, Plug},
         SECTOR_SHIFT,
     },
     error::to_result,
@@ -141,8 +142,10 @@ impl Backing {
                     reads: Atomic::new(0),
                     writes: Atomic::new(0),
                 },
-                wb_bios <- BioSet::new(DEFAULT_BATCH),
-                rb_bios <- BioSet::new(DEFAULT_BATCH),
+                // Writeback allocates in process context; reads allocate in
+                // rzram's submit_bio, so they need the rescuer.
+                wb_bios <- BioSet::new(DEFAULT_BATCH, false),
+                rb_bios <- BioSet::new(DEFAULT_BATCH, true),
             }? Error),
             GFP_KERNEL,
         )
@@ -338,23 +341,37 @@ impl EndIo for WbReq {
         let req = bio.data_mut();
         req.end_ns = now_ns();
         let batch = req.batch.clone();
-        {
-            let mut done = batch.done.lock();
-            // Room for every bio in flight was reserved: this cannot fail.
-            if let Err(e) = done.push_within_capacity(bio) {
-                // Never drop (free) a bio here: keep it, leaked, and say so.
-                core::mem::forget(e);
-                pr_err!("writeback completion list overflow\n");
-            }
+        let mut f = batch.flight.lock();
+        // Room for every bio in flight was reserved: this cannot fail.
+        if let Err(e) = f.done.push_within_capacity(bio) {
+            // Never free a bio here: keep it, leaked, and say so.
+            core::mem::forget(e);
+            pr_err!("writeback completion list overflow\n");
         }
-        // Already queued is fine: the running or pending work sees the bio.
+        if f.waiting.is_some() {
+            // The writer is idle, waiting for room: it does the completion
+            // work itself once enough has arrived (one wake-up per refill).
+            batch.wake_writer(&f);
+            return;
+        }
+        drop(f);
+        // The writer is busy submitting: completion work runs on the
+        // workqueue, in parallel. Already queued is fine: the pending or
+        // running work sees the bio.
         let _ = workqueue::system_highpri().enqueue(batch);
     }
 }
 
-/// Bios in flight and the first error seen.
+/// Bios in flight and what became of them. Taken in end_io: an IRQ lock.
 struct Flight {
+    /// Submitted and not yet through completion work.
     bios: usize,
+    /// Completed by the device, waiting for completion work.
+    done: KVec<OwnedBio<WbReq>>,
+    /// While the writer sleeps: it wants waking once at most this many bios
+    /// are still at the device.
+    waiting: Option<usize>,
+    /// The first error seen.
     err: Option<Error>,
 }
 
@@ -366,11 +383,8 @@ pub(crate) struct Batch {
     backing: Arc<Backing>,
     /// Bios in flight at most.
     window: usize,
-    /// Completed bios, waiting for the work item; pushed from end_io.
     #[pin]
-    done: SpinLockIrq<KVec<OwnedBio<WbReq>>>,
-    #[pin]
-    flight: SpinLock<Flight>,
+    flight: SpinLockIrq<Flight>,
     #[pin]
     drained: CondVar,
     #[pin]
@@ -386,7 +400,7 @@ impl WorkItem for Batch {
 
     fn run(this: Arc<Batch>) {
         loop {
-            let Some(bio) = this.done.lock().pop() else {
+            let Some(bio) = this.flight.lock().done.pop() else {
                 break;
             };
             this.complete(bio);
@@ -408,13 +422,27 @@ impl Batch {
                 store,
                 backing,
                 window,
-                done <- new_spinlock_irq!(done),
-                flight <- new_spinlock!(Flight { bios: 0, err: None }),
+                flight <- new_spinlock_irq!(Flight {
+                    bios: 0,
+                    done,
+                    waiting: None,
+                    err: None,
+                }),
                 drained <- new_condvar!(),
                 work <- new_work!("rzram::writeback"),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Wakes the writer if it waits and few enough bios are still at the
+    /// device. Called with the flight lock held.
+    fn wake_writer(&self, f: &Flight) {
+        if let Some(low) = f.waiting {
+            if f.bios - f.done.len() <= low {
+                self.drained.notify_all();
+            }
+        }
     }
 
     /// Completion work for one bio, in process context.
@@ -457,16 +485,38 @@ impl Batch {
         if let Err(e) = status {
             f.err.get_or_insert(e);
         }
-        if f.bios <= self.window / 2 {
-            self.drained.notify_all();
+        self.wake_writer(&f);
+    }
+
+    /// Makes room for one more bio: when the window is full, issues what
+    /// `plug` holds and waits until a quarter of the window has completed
+    /// (so the writer sleeps once per quarter window, refills it in one
+    /// plugged burst, and the device queue never runs below three quarters).
+    fn make_room(&self, plug: &Plug) {
+        if self.flight.lock().bios >= self.window {
+            plug.flush();
+            self.wait_until(self.window - self.window.div_ceil(4));
         }
     }
 
-    /// Sleeps until fewer than `max` bios are in flight.
-    fn wait_below(&self, max: usize) {
-        let mut f = self.flight.lock();
-        while f.bios >= max.max(1) {
-            self.drained.wait(&mut f);
+    /// Returns once at most `low` bios are in flight, doing the completion
+    /// work of arrived bios itself rather than waiting for the workqueue.
+    fn wait_until(&self, low: usize) {
+        loop {
+            let bio = {
+                let mut f = self.flight.lock();
+                match f.done.pop() {
+                    Some(bio) => bio,
+                    None if f.bios <= low => return,
+                    None => {
+                        f.waiting = Some(low);
+                        self.drained.wait(&mut f);
+                        f.waiting = None;
+                        continue;
+                    }
+                }
+            };
+            self.complete(bio);
         }
     }
 }
@@ -615,104 +665,112 @@ pub(crate) fn writeback(zram: Arc<Zram>, store: Arc<Store>, input: &[u8]) -> Res
         }
     };
     let mut next = 0;
-    let mut ret = Ok(());
-    while next < picked.len() {
-        let mut want = bio_pages.min(picked.len() - next);
-        if zram.wb_limit_enable.load(Relaxed) {
-            let left = zram.wb_limit.load(Relaxed);
-            if left == 0 {
-                ret = Err(EIO);
-                break;
-            }
-            want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
-        }
-        batch.wait_below(window);
-        let Some(run) = backing.alloc_run(want) else {
-            ret = Err(ENOSPC);
-            break;
-        };
-        let mut req = WbReq {
-            batch: batch.clone(),
-            first_block: run.start as u64,
-            n: 0,
-            indices: [0; MAX_BIO_PAGES],
-            pages: [const { None }; MAX_BIO_PAGES],
-            start_ns: 0,
-            end_ns: 0,
-            broken: false,
-        };
-        while req.n < run.len() && next < picked.len() {
-            let index = picked[next] as usize;
-            let page = match Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN) {
-                Ok(p) => p,
-                Err(e) => {
-                    ret = Err(e.into());
+    // Plugged: the bios of a refill reach the device together (for blk-mq
+    // devices, one doorbell); sleeping for the window flushes the plug.
+    let ret = with_plug(|plug| {
+        let mut ret = Ok(());
+        while next < picked.len() {
+            let mut want = bio_pages.min(picked.len() - next);
+            if zram.wb_limit_enable.load(Relaxed) {
+                let left = zram.wb_limit.load(Relaxed);
+                if left == 0 {
+                    ret = Err(EIO);
                     break;
                 }
+                want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
+            batch.make_room(plug);
+            let Some(run) = backing.alloc_run(want) else {
+                ret = Err(ENOSPC);
+                break;
             };
-            next += 1;
-            let s = store.slots.lock(index);
-            // Freed or rewritten since the scan: nothing to write.
-            if !s.test(flag::PP) {
+            let mut req = WbReq {
+                batch: batch.clone(),
+                first_block: run.start as u64,
+                n: 0,
+                indices: [0; MAX_BIO_PAGES],
+                pages: [const { None }; MAX_BIO_PAGES],
+                start_ns: 0,
+                end_ns: 0,
+                broken: false,
+            };
+            while req.n < run.len() && next < picked.len() {
+                let index = picked[next] as usize;
+                let page = match Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        ret = Err(e.into());
+                        break;
+                    }
+                };
+                next += 1;
+                let s = store.slots.lock(index);
+                // Freed or rewritten since the scan: nothing to write.
+                if !s.test(flag::PP) {
+                    continue;
+                }
+                if store.read_ram_page(&s, &page).is_err() {
+                    s.clear(flag::PP);
+                    continue;
+                }
+                drop(s);
+                req.indices[req.n] = index as u32;
+                req.pages[req.n] = Some(page);
+                req.n += 1;
+            }
+            for block in run.start + req.n..run.end {
+                backing.release(block as u64);
+            }
+            if req.n == 0 {
+                if ret.is_err() {
+                    break;
+                }
                 continue;
             }
-            if store.read_ram_page(&s, &page).is_err() {
-                s.clear(flag::PP);
-                continue;
+            let n = req.n;
+            if zram.wb_limit_enable.load(Relaxed) {
+                charge(&zram.wb_limit, n as u64);
             }
-            drop(s);
-            req.indices[req.n] = index as u32;
-            req.pages[req.n] = Some(page);
-            req.n += 1;
-        }
-        for block in run.start + req.n..run.end {
-            backing.release(block as u64);
-        }
-        if req.n == 0 {
+            // SAFETY: the request holds the batch, which holds the backing
+            // device open, until the bio is dropped.
+            let bio = unsafe {
+                backing.wb_bios.alloc(
+                    backing.file.as_raw_bdev(),
+                    n as u16,
+                    bindings::req_op_REQ_OP_WRITE,
+                    flags::GFP_NOIO,
+                    req,
+                )
+            };
+            // With GFP_NOIO the bio set's reserve makes this wait, not fail.
+            let Ok(mut bio) = bio else {
+                ret = Err(ENOMEM);
+                break;
+            };
+            bio.set_sector(run.start as u64 * SECTORS_PER_PAGE);
+            for j in 0..n {
+                let page = bio.data().pages[j].as_ref().map(|p| p.as_ptr());
+                // SAFETY: the pages live in the request, freed with the bio.
+                let added = page.is_some_and(|p| unsafe { bio.add_page(p, PAGE as u32, 0) });
+                if !added {
+                    // Cannot happen (the bio was sized for n pages). Were it to,
+                    // the request fails as a whole and every page stays in RAM.
+                    bio.data_mut().broken = true;
+                }
+                let d = bio.data();
+                trace::wb_submit(store.dev, d.indices[j] as usize, d.first_block + j as u64);
+            }
+            bio.data_mut().start_ns = now_ns();
+            batch.flight.lock().bios += 1;
+            bio.submit();
             if ret.is_err() {
                 break;
             }
-            continue;
         }
-        let n = req.n;
-        if zram.wb_limit_enable.load(Relaxed) {
-            charge(&zram.wb_limit, n as u64);
-        }
-        // SAFETY: the request holds the batch, which holds the backing
-        // device open, until the bio is dropped.
-        let bio = unsafe {
-            backing.wb_bios.alloc(
-                backing.file.as_raw_bdev(),
-                n as u16,
-                bindings::req_op_REQ_OP_WRITE,
-                flags::GFP_NOIO,
-                req,
-            )
-        };
-        // With GFP_NOIO the bio set's reserve makes this wait, not fail.
-        let Ok(mut bio) = bio else {
-            ret = Err(ENOMEM);
-            break;
-        };
-        bio.set_sector(run.start as u64 * SECTORS_PER_PAGE);
-        for j in 0..n {
-            let page = bio.data().pages[j].as_ref().map(|p| p.as_ptr());
-            // SAFETY: the pages live in the request, freed with the bio.
-            let added = page.is_some_and(|p| unsafe { bio.add_page(p, PAGE as u32, 0) });
-            if !added {
-                // Cannot happen (the bio was sized for n pages). Were it to,
-                // the request fails as a whole and every page stays in RAM.
-                bio.data_mut().broken = true;
-            }
-            let d = bio.data();
-            trace::wb_submit(store.dev, d.indices[j] as usize, d.first_block + j as u64);
-        }
-        bio.data_mut().start_ns = now_ns();
-        batch.flight.lock().bios += 1;
-        bio.submit();
-    }
+        ret
+    });
     unselect(&store, &picked[next..]);
-    batch.wait_below(1);
+    batch.wait_until(0);
     let err = batch.flight.lock().err.take();
     match (ret, err) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),

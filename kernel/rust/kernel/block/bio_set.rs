@@ -53,7 +53,16 @@ impl<T: EndIo> BioSet<T> {
     const FRONT_PAD: usize = offset_of!(Padded<T>, bio);
 
     /// A bio set keeping `pool_size` bios (and their vectors) in reserve.
-    pub fn new(pool_size: u32) -> impl PinInit<Self, Error> {
+    ///
+    /// With `rescuer`, allocations made from a `submit_bio` method, where
+    /// bios submitted earlier wait on the task's list and cannot return to
+    /// the reserve, are handed to a rescue worker instead of deadlocking
+    /// (`BIOSET_NEED_RESCUER`).
+    pub fn new(pool_size: u32, rescuer: bool) -> impl PinInit<Self, Error> {
+        let mut flags = bindings::BIOSET_NEED_BVECS;
+        if rescuer {
+            flags |= bindings::BIOSET_NEED_RESCUER;
+        }
         // Bio slabs are at least 8-byte aligned; the padding must not need more.
         build_assert!(core::mem::align_of::<Padded<T>>() <= 8);
         try_pin_init!(Self {
@@ -67,7 +76,7 @@ impl<T: EndIo> BioSet<T> {
                         set,
                         pool_size,
                         Self::FRONT_PAD as u32,
-                        bindings::BIOSET_NEED_BVECS as i32,
+                        flags as i32,
                     )
                 })
             }),
