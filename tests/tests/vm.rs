@@ -2,12 +2,26 @@
 //! zramctl binary. They need root, a kernel with CONFIG_ZRAM_WRITEBACK and a
 //! spare backing disk, so they are `#[ignore]`d on the host and run inside
 //! the VM by `cargo xtask vm-test` (which passes `--ignored`).
+//!
+//! `cargo xtask vm-test` runs them twice: on upstream zram0, and unchanged
+//! on rzram0 (`ZRAMCTL_VM_DEVICE=rzram0`): same ABI, same results.
 
 use std::path::{Path, PathBuf};
 
 use zramctl_tests::{drop_caches, interrupt_and_collect, verify_pages, write_pages, zramctl};
 
-const DEV: &str = "zram0";
+/// The device under test: `$ZRAMCTL_VM_DEVICE`, zram0 by default; an rzram
+/// device loads the module first.
+fn device() -> &'static str {
+    static DEV: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DEV.get_or_init(|| {
+        let dev = std::env::var("ZRAMCTL_VM_DEVICE").unwrap_or_else(|_| "zram0".into());
+        if dev.starts_with("rzram") {
+            zramctl_tests::load_rzram();
+        }
+        dev
+    })
+}
 const PAGES: u64 = 8192; // 32 MiB of data on a 128 MiB device
 
 fn backing() -> PathBuf {
@@ -22,11 +36,11 @@ fn fresh_device(seed: u64) -> PathBuf {
         std::env::var_os("ZRAMCTL_VM").is_some(),
         "run with cargo xtask vm-test"
     );
-    zramctl(&["reset", DEV]).ok();
+    zramctl(&["reset", device()]).ok();
     let bd = backing();
     zramctl(&[
         "setup",
-        DEV,
+        device(),
         "--size",
         "128M",
         "--algorithm",
@@ -35,13 +49,13 @@ fn fresh_device(seed: u64) -> PathBuf {
         bd.to_str().unwrap(),
     ])
     .ok();
-    let dev = PathBuf::from(format!("/dev/{DEV}"));
+    let dev = PathBuf::from(format!("/dev/{}", device()));
     write_pages(&dev, seed, PAGES).expect("writing test data");
     dev
 }
 
 fn status() -> serde_json::Value {
-    zramctl(&["status", DEV, "--json"]).ok().json()[0].clone()
+    zramctl(&["status", device(), "--json"]).ok().json()[0].clone()
 }
 
 fn bd(field: &str) -> u64 {
@@ -82,8 +96,8 @@ fn idle_writeback_moves_pages_and_data_reads_back() {
     assert_eq!(before["bd_stat"]["bd_count"].as_u64(), Some(0));
     assert_eq!(before["backing_dev"]["path"].as_str(), backing().to_str());
 
-    zramctl(&["idle", DEV, "--all"]).ok();
-    let out = zramctl(&["writeback", DEV, "--idle"]).ok();
+    zramctl(&["idle", device(), "--all"]).ok();
+    let out = zramctl(&["writeback", device(), "--idle"]).ok();
     let n = pages_written(&out.stdout);
     println!("{}", out.stdout.trim());
     assert_eq!(n, PAGES, "every page was idle and none is same-filled");
@@ -102,20 +116,20 @@ fn idle_writeback_moves_pages_and_data_reads_back() {
         PAGES,
         "every page was read back from the backing device"
     );
-    zramctl(&["reset", DEV]).ok();
+    zramctl(&["reset", device()]).ok();
 }
 
 #[test]
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn writeback_limit_exhaustion_is_a_clear_error_and_loses_nothing() {
     let dev = fresh_device(2);
-    zramctl(&["limit", DEV, "--pages", "100"]).ok();
+    zramctl(&["limit", device(), "--pages", "100"]).ok();
     assert_eq!(
         status()["writeback_limit"],
         serde_json::json!({"state": "on", "pages_left": 100})
     );
-    zramctl(&["idle", DEV, "--all"]).ok();
-    let r = zramctl(&["writeback", DEV, "--idle"]);
+    zramctl(&["idle", device(), "--all"]).ok();
+    let r = zramctl(&["writeback", device(), "--idle"]);
     assert_ne!(r.code, 0, "writeback past the limit must fail: {r:?}");
     assert!(
         r.stderr.contains("writeback limit exhausted"),
@@ -137,46 +151,50 @@ fn writeback_limit_exhaustion_is_a_clear_error_and_loses_nothing() {
     assert_intact(&dev, 2);
 
     // Lifting the limit lets the rest go.
-    zramctl(&["limit", DEV, "--off"]).ok();
-    zramctl(&["idle", DEV, "--all"]).ok();
-    let n = pages_written(&zramctl(&["writeback", DEV, "--idle"]).ok().stdout);
+    zramctl(&["limit", device(), "--off"]).ok();
+    zramctl(&["idle", device(), "--all"]).ok();
+    let n = pages_written(&zramctl(&["writeback", device(), "--idle"]).ok().stdout);
     assert_eq!(n, PAGES - 100);
     assert_intact(&dev, 2);
-    zramctl(&["reset", DEV]).ok();
+    zramctl(&["reset", device()]).ok();
 }
 
 #[test]
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn page_ranges_and_batch_size() {
     let dev = fresh_device(3);
-    zramctl(&["batch", DEV, "4"]).ok();
+    zramctl(&["batch", device(), "4"]).ok();
     assert_eq!(status()["writeback_batch_size"].as_u64(), Some(4));
-    let r = zramctl(&["batch", DEV, "0"]);
+    let r = zramctl(&["batch", device(), "0"]);
     assert_ne!(r.code, 0, "batch 0 is rejected");
 
     let n = pages_written(
-        &zramctl(&["writeback", DEV, "--pages", "0-9,20,100-199"])
+        &zramctl(&["writeback", device(), "--pages", "0-9,20,100-199"])
             .ok()
             .stdout,
     );
     assert_eq!(n, 10 + 1 + 100);
     assert_eq!(bd("bd_count"), 111);
     // Already written back: a second pass writes nothing more.
-    let again = pages_written(&zramctl(&["writeback", DEV, "--pages", "0-9"]).ok().stdout);
+    let again = pages_written(
+        &zramctl(&["writeback", device(), "--pages", "0-9"])
+            .ok()
+            .stdout,
+    );
     assert_eq!(again, 0);
 
-    let r = zramctl(&["writeback", DEV, "--pages", &format!("{}", 128 * 256)]);
+    let r = zramctl(&["writeback", device(), "--pages", &format!("{}", 128 * 256)]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("out of range"), "stderr: {}", r.stderr);
     assert_intact(&dev, 3);
-    zramctl(&["reset", DEV]).ok();
+    zramctl(&["reset", device()]).ok();
 }
 
 #[test]
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn configuring_an_initialised_device_is_refused_without_damage() {
     let dev = fresh_device(4);
-    let r = zramctl(&["setup", DEV, "--size", "64M"]);
+    let r = zramctl(&["setup", device(), "--size", "64M"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("reset it first"), "stderr: {}", r.stderr);
     assert_eq!(
@@ -185,7 +203,7 @@ fn configuring_an_initialised_device_is_refused_without_damage() {
         "size unchanged"
     );
     assert_intact(&dev, 4);
-    zramctl(&["reset", DEV]).ok();
+    zramctl(&["reset", device()]).ok();
     assert_eq!(status()["initialized"].as_bool(), Some(false));
 }
 
@@ -200,7 +218,7 @@ fn top_sees_zram_accesses_and_backing_disk_requests() {
     use std::io::{BufRead as _, BufReader};
     let dev = fresh_device(5);
     let mut child = std::process::Command::new(zramctl_tests::zramctl_bin())
-        .args(["top", DEV, "--once", "--json", "--interval", "600"])
+        .args(["top", device(), "--once", "--json", "--interval", "600"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -209,8 +227,8 @@ fn top_sees_zram_accesses_and_backing_disk_requests() {
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     assert!(line.contains("watching"), "zramctl top: {line}");
-    zramctl(&["idle", DEV, "--all"]).ok();
-    let n = pages_written(&zramctl(&["writeback", DEV, "--idle"]).ok().stdout);
+    zramctl(&["idle", device(), "--all"]).ok();
+    let n = pages_written(&zramctl(&["writeback", device(), "--idle"]).ok().stdout);
     assert_eq!(n, PAGES);
     assert_intact(&dev, 5);
     let out = interrupt_and_collect(&mut child);
@@ -233,7 +251,7 @@ fn top_sees_zram_accesses_and_backing_disk_requests() {
     );
     let disk = devs
         .iter()
-        .find(|d| d["role"]["backing"]["of"] == DEV)
+        .find(|d| d["role"]["backing"]["of"] == device())
         .unwrap_or_else(|| panic!("backing disk watched: {v:#}"));
     let count = |op: &str| disk["latency"][op]["count"].as_u64().unwrap_or(0);
     assert!(count("write") > 0, "writeback requests: {v:#}");
@@ -243,5 +261,5 @@ fn top_sees_zram_accesses_and_backing_disk_requests() {
         println!("{}: {} ns/event", p["program"], p["ns_per_event"]);
         assert!(p["run_count"].as_u64().unwrap() > 0, "{p}");
     }
-    zramctl(&["reset", DEV]).ok();
+    zramctl(&["reset", device()]).ok();
 }

@@ -234,6 +234,10 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
 /// Integration test targets of `tests/` that run inside the VM.
 const VM_TEST_TARGETS: [&str; 5] = ["vm", "rzram", "writeback", "ebpf_rzram", "daemon_vm"];
 
+/// Targets run once more with an environment: upstream zram's VM tests,
+/// unchanged, on rzram (same ABI, same results).
+const VM_TEST_REPEATS: [(&str, &str); 1] = [("vm", "ZRAMCTL_VM_DEVICE=rzram0")];
+
 /// Runs the VM suite; adds its results to `tally` (the VM tests were counted
 /// as ignored by the host run, so they move from ignored to passed).
 fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
@@ -256,10 +260,14 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.
     let mut cmd = String::from("rc=0\n");
-    for target in VM_TEST_TARGETS {
+    let runs = VM_TEST_TARGETS
+        .iter()
+        .map(|t| (*t, ""))
+        .chain(VM_TEST_REPEATS);
+    for (target, env) in runs {
         let bin = build_test_binary("zramctl-tests", target)?;
         cmd.push_str(&format!(
-            "echo '==> {target}'\nZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
+            "echo '==> {target} {env}'\n{env} ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
             zramctl.display(),
             bin.display(),
             args.filter.as_deref().unwrap_or("")
