@@ -302,7 +302,12 @@ fn swap_on_rzram_under_a_memory_limit_keeps_every_page() {
 fn kunit_suites_pass_at_module_load() {
     load_rzram();
     let mut total = 0;
-    for suite in ["rzram_slots", "rzram_store", "rzram_sysfs"] {
+    for suite in [
+        "rzram_slots",
+        "rzram_store",
+        "rzram_sysfs",
+        "rzram_writeback",
+    ] {
         let path = format!("/sys/kernel/debug/kunit/{suite}/results");
         let results = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         println!("{}", results.trim());
@@ -434,4 +439,65 @@ fn random_read_write_with_verification_over_the_whole_disk() {
     assert_eq!(s["io_stat"]["failed_reads"].as_u64(), Some(0));
     assert_eq!(s["io_stat"]["failed_writes"].as_u64(), Some(0));
     sysfs_write("rzram1", "reset", "1").unwrap();
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn recompression_with_zstd_shrinks_idle_pages_and_keeps_data() {
+    load_rzram();
+    let _ = sysfs_write("rzram0", "reset", "1");
+    // Upstream's ABI and errnos: before init only, known algorithm, 1..=3.
+    assert_eq!(
+        sysfs_write("rzram0", "recomp_algorithm", "algo=nope"),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        sysfs_write("rzram0", "recomp_algorithm", "algo=zstd priority=4"),
+        Err(libc::EINVAL)
+    );
+    sysfs_write("rzram0", "recomp_algorithm", "algo=zstd").unwrap();
+    assert_eq!(
+        sysfs_read("rzram0", "recomp_algorithm"),
+        "#1: lz4 [zstd] \n"
+    );
+    zramctl(&["setup", "rzram0", "--size", "64M", "--algorithm", "lz4"]).ok();
+    assert_eq!(
+        sysfs_write("rzram0", "recomp_algorithm", "algo=zstd"),
+        Err(libc::EBUSY)
+    );
+    let dev = PathBuf::from("/dev/rzram0");
+    write_pages(&dev, 43, 4096).unwrap();
+    let compr = || {
+        status("rzram0")["mm_stat"]["compr_data_size"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = compr();
+    // Nothing is idle yet: nothing changes.
+    sysfs_write("rzram0", "recompress", "type=idle").unwrap();
+    assert_eq!(compr(), before);
+    assert_eq!(
+        sysfs_write("rzram0", "recompress", "type=idle threshold=4096"),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        sysfs_write("rzram0", "recompress", "type=idle algo=lz4"),
+        Err(libc::EINVAL)
+    );
+    sysfs_write("rzram0", "idle", "all").unwrap();
+    sysfs_write("rzram0", "recompress", "type=idle algo=zstd").unwrap();
+    let after = compr();
+    println!("16 MiB of test data: lz4 {before} bytes, recompressed with zstd {after} bytes");
+    assert!(
+        after < before,
+        "recompression saves memory: {before} -> {after}"
+    );
+    drop_caches();
+    assert!(verify_pages(&dev, 43, 4096).unwrap().is_empty());
+    // Recompressed pages are no longer idle, and already at priority 1.
+    sysfs_write("rzram0", "idle", "all").unwrap();
+    sysfs_write("rzram0", "recompress", "type=idle").unwrap();
+    assert_eq!(compr(), after);
+    sysfs_write("rzram0", "reset", "1").unwrap();
+    assert_eq!(sysfs_read("rzram0", "recomp_algorithm"), "");
 }

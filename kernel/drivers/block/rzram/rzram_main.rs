@@ -7,6 +7,7 @@
 //! (Documentation/admin-guide/blockdev/zram.rst) so that zram tools work
 //! unchanged, and named apart so that rzram and zram run side by side.
 
+mod params;
 mod slots;
 mod store;
 mod trace;
@@ -29,7 +30,7 @@ use kernel::{
         Arc, ArcBorrow, Mutex, SpinLock,
     },
 };
-use store::{now_secs, Store, ALGORITHMS, PAGE};
+use store::{now_secs, Algorithms, RecompressMode, Store, ALGORITHMS, MAX_COMPS, PAGE};
 use writeback::{Backing, DEFAULT_BATCH, MAX_BIO_PAGES};
 
 module! {
@@ -48,8 +49,9 @@ module! {
 
 /// Configuration that survives until reset.
 struct Config {
-    /// Index into `ALGORITHMS`.
-    algorithm: usize,
+    /// By priority: the primary (`comp_algorithm`) and the
+    /// `recomp_algorithm` ones.
+    algorithms: Algorithms,
     /// Bytes; 0 for no limit.
     mem_limit: u64,
     /// Set by `backing_dev` before `disksize`; handed to the store.
@@ -82,7 +84,7 @@ impl Zram {
         Arc::pin_init(
             pin_init!(Self {
                 config <- new_mutex!(Config {
-                    algorithm: 0,
+                    algorithms: Algorithms::primary(0),
                     mem_limit: 0,
                     backing: None,
                 }),
@@ -300,7 +302,7 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
         Store::new(
             size,
             config.mem_limit,
-            config.algorithm,
+            config.algorithms,
             config.backing.clone(),
             z.dev.load(Relaxed),
         )?,
@@ -330,23 +332,132 @@ fn reset_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     drop(old);
     // Closes the backing device, once the store no longer holds it.
     *config = Config {
-        algorithm: 0,
+        algorithms: Algorithms::primary(0),
         mem_limit: 0,
         backing: None,
     };
     Ok(())
 }
 
-fn comp_algorithm_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
-    let current = z.config.lock().algorithm;
+/// The algorithm list with `current` in brackets, as zcomp_available_show.
+fn algorithm_list(out: &mut SysfsBuf<'_>, current: Option<usize>) -> Result {
     for (i, name) in ALGORITHMS.iter().enumerate() {
-        if i == current {
+        if Some(i) == current {
             write!(out, "[{name}] ").map_err(|_| EINVAL)?;
         } else {
             write!(out, "{name} ").map_err(|_| EINVAL)?;
         }
     }
     writeln!(out).map_err(|_| EINVAL)
+}
+
+fn comp_algorithm_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let current = z.config.lock().algorithms.0[0];
+    algorithm_list(out, current)
+}
+
+fn recomp_algorithm_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    let algorithms = z.config.lock().algorithms;
+    for (prio, algorithm) in algorithms.0.iter().enumerate().skip(1) {
+        if algorithm.is_some() {
+            write!(out, "#{prio}: ").map_err(|_| EINVAL)?;
+            algorithm_list(out, *algorithm)?;
+        }
+    }
+    Ok(())
+}
+
+/// `algo=NAME [priority=N]` (priority 1 by default), as upstream.
+fn recomp_algorithm_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let (mut algo, mut prio) = (None, 1);
+    for (key, val) in params::args(input) {
+        if val.is_empty() {
+            return Err(EINVAL);
+        }
+        match key {
+            b"algo" => algo = Some(val),
+            b"priority" => prio = params::decimal(val)? as usize,
+            _ => {}
+        }
+    }
+    let algo = algo.ok_or(EINVAL)?;
+    if !(1..MAX_COMPS).contains(&prio) {
+        return Err(EINVAL);
+    }
+    let index = ALGORITHMS
+        .iter()
+        .position(|a| a.as_bytes() == algo)
+        .ok_or(EINVAL)?;
+    let mut config = z.config.lock();
+    if z.store().is_some() {
+        return Err(EBUSY);
+    }
+    config.algorithms.0[prio] = Some(index);
+    Ok(())
+}
+
+/// Parses a `recompress` write: (mode, threshold, priority by number or
+/// algorithm name, max_pages).
+fn parse_recompress(
+    input: &[u8],
+    algorithms: &Algorithms,
+    huge_class_size: usize,
+) -> Result<(RecompressMode, usize, usize, u64)> {
+    let mut mode = RecompressMode::default();
+    let (mut threshold, mut max_pages) = (0u64, u64::MAX);
+    let (mut algo, mut prio) = (None, None);
+    for (key, val) in params::args(input) {
+        if val.is_empty() {
+            return Err(EINVAL);
+        }
+        match key {
+            b"type" => {
+                mode = match val {
+                    b"idle" => RecompressMode {
+                        idle: true,
+                        huge: false,
+                    },
+                    b"huge" => RecompressMode {
+                        idle: false,
+                        huge: true,
+                    },
+                    b"huge_idle" => RecompressMode {
+                        idle: true,
+                        huge: true,
+                    },
+                    _ => return Err(EINVAL),
+                }
+            }
+            b"max_pages" => max_pages = params::decimal(val)?,
+            b"threshold" => threshold = params::decimal(val)?,
+            b"algo" => algo = Some(val),
+            b"priority" => prio = Some(params::decimal(val)? as usize),
+            _ => {}
+        }
+    }
+    if threshold >= huge_class_size as u64 {
+        return Err(EINVAL);
+    }
+    let named = |p: usize| {
+        algorithms.0[p].is_some_and(|i| algo.is_none_or(|a| ALGORITHMS[i].as_bytes() == a))
+    };
+    let prio = match prio {
+        Some(p) if !(1..MAX_COMPS).contains(&p) => return Err(EINVAL),
+        Some(p) if named(p) => p,
+        Some(_) => return Err(EINVAL),
+        None if algo.is_some() => (1..MAX_COMPS).find(|p| named(*p)).ok_or(EINVAL)?,
+        None if named(1) => 1,
+        None => return Err(EINVAL),
+    };
+    Ok((mode, threshold as usize, prio, max_pages))
+}
+
+fn recompress_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let _config = z.config.lock();
+    let store = z.store().ok_or(EINVAL)?;
+    let (mode, threshold, prio, max_pages) =
+        parse_recompress(input, &store.algorithms, store.huge_class_size())?;
+    store.recompress(mode, threshold, prio, max_pages)
 }
 
 fn comp_algorithm_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
@@ -356,7 +467,7 @@ fn comp_algorithm_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     if z.store().is_some() {
         return Err(EBUSY);
     }
-    config.algorithm = index;
+    config.algorithms.0[0] = Some(index);
     Ok(())
 }
 
@@ -596,6 +707,16 @@ const ATTRIBUTES: &[Attribute<Arc<Zram>>] = &[
         store: Some(compact_store),
     },
     Attribute {
+        name: c"recomp_algorithm",
+        show: Some(recomp_algorithm_show),
+        store: Some(recomp_algorithm_store),
+    },
+    Attribute {
+        name: c"recompress",
+        show: None,
+        store: Some(recompress_store),
+    },
+    Attribute {
         name: c"backing_dev",
         show: Some(backing_dev_show),
         store: Some(backing_dev_store),
@@ -778,8 +899,81 @@ mod tests {
     }
 
     #[test]
+    fn recompress_requests_parse_like_upstream() {
+        let mut algs = Algorithms::primary(0);
+        // No secondary algorithm: nothing to recompress with.
+        assert_eq!(
+            parse_recompress(b"type=idle", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        algs.0[1] = Some(1);
+        let idle = RecompressMode {
+            idle: true,
+            huge: false,
+        };
+        assert_eq!(
+            parse_recompress(b"type=idle\n", &algs, 3000),
+            Ok((idle, 0, 1, u64::MAX))
+        );
+        assert_eq!(
+            parse_recompress(
+                b"type=huge_idle threshold=1000 max_pages=7 algo=zstd",
+                &algs,
+                3000
+            ),
+            Ok((
+                RecompressMode {
+                    idle: true,
+                    huge: true
+                },
+                1000,
+                1,
+                7
+            ))
+        );
+        // No type: every slot.
+        assert_eq!(
+            parse_recompress(b"priority=1", &algs, 3000),
+            Ok((RecompressMode::default(), 0, 1, u64::MAX))
+        );
+        assert_eq!(
+            parse_recompress(b"type=cold", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(parse_recompress(b"type", &algs, 3000).err(), Some(EINVAL));
+        assert_eq!(
+            parse_recompress(b"threshold=3000", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            parse_recompress(b"algo=lz4", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            parse_recompress(b"priority=2", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            parse_recompress(b"priority=4", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            parse_recompress(b"priority=0", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            parse_recompress(b"algo=zstd priority=2", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+        assert_eq!(
+            parse_recompress(b"max_pages=x", &algs, 3000).err(),
+            Some(EINVAL)
+        );
+    }
+
+    #[test]
     fn discard_frees_only_whole_pages() {
-        let store = Store::new(8 * PAGE as u64, 0, 0, None, 0).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         page.resize(PAGE, 7, GFP_KERNEL).unwrap();
         for i in 0..4 {

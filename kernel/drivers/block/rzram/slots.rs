@@ -31,6 +31,10 @@ pub(crate) mod flag {
     /// Recompression could not shrink it (rzram has no recompression yet:
     /// never set, as on upstream zram without `recompress`).
     pub(crate) const INCOMPRESSIBLE: u32 = 1 << 21;
+    /// The compression priority of the stored object (0 = the primary
+    /// algorithm, 1-3 = `recomp_algorithm` priorities), two bits.
+    pub(crate) const PRIO_SHIFT: u32 = 22;
+    pub(crate) const PRIO_MASK: u32 = 3 << PRIO_SHIFT;
     /// Mask of the stored object's size.
     pub(crate) const SIZE_MASK: u32 = (1 << 16) - 1;
 }
@@ -70,6 +74,11 @@ impl SlotGuard<'_> {
 
     pub(crate) fn size(&self) -> usize {
         (self.flags() & flag::SIZE_MASK) as usize
+    }
+
+    /// The compression priority the object was stored with.
+    pub(crate) fn prio(&self) -> usize {
+        ((self.flags() & flag::PRIO_MASK) >> flag::PRIO_SHIFT) as usize
     }
 
     pub(crate) fn test(&self, f: u32) -> bool {

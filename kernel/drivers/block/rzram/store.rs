@@ -118,9 +118,37 @@ impl Codec {
     }
 }
 
-/// A compression workspace: the algorithm state and a bounce buffer.
+/// Compression priorities: 0 is the primary algorithm, 1 to 3 the
+/// `recomp_algorithm` ones (upstream's `ZRAM_MAX_COMPS`).
+pub(crate) const MAX_COMPS: usize = 4;
+
+/// The algorithms of a store by priority, as indexes into `ALGORITHMS`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Algorithms(pub(crate) [Option<usize>; MAX_COMPS]);
+
+impl Algorithms {
+    /// Only a primary algorithm.
+    pub(crate) fn primary(algorithm: usize) -> Self {
+        Self([Some(algorithm), None, None, None])
+    }
+
+    /// The highest priority with an algorithm.
+    fn highest(&self) -> usize {
+        self.0.iter().rposition(Option::is_some).unwrap_or(0)
+    }
+}
+
+/// What `recompress` selects (upstream's `RECOMPRESS_IDLE`/`_HUGE`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct RecompressMode {
+    pub(crate) idle: bool,
+    pub(crate) huge: bool,
+}
+
+/// A compression workspace: each priority's algorithm state and a bounce
+/// buffer.
 struct Workspace {
-    codec: Codec,
+    codecs: KVec<Option<Codec>>,
     buf: KVec<u8>,
 }
 
@@ -135,6 +163,8 @@ pub(crate) struct Store {
     /// In pages; 0 for none.
     pub(crate) mem_limit: Atomic<u64>,
     pub(crate) disksize: u64,
+    /// The algorithms, by priority.
+    pub(crate) algorithms: Algorithms,
     /// Where pages are written back to, if anywhere.
     pub(crate) backing: Option<Arc<Backing>>,
     /// The disk's `dev_t`, for tracepoints.
@@ -158,7 +188,7 @@ impl Store {
     pub(crate) fn new(
         disksize: u64,
         mem_limit: u64,
-        algorithm: usize,
+        algorithms: Algorithms,
         backing: Option<Arc<Backing>>,
         dev: u32,
     ) -> Result<Self> {
@@ -171,10 +201,11 @@ impl Store {
         for _ in 0..ncpu {
             let mut buf = KVec::with_capacity(2 * PAGE, GFP_KERNEL)?;
             buf.resize(2 * PAGE, 0, GFP_KERNEL)?;
-            let ws = Workspace {
-                codec: Codec::new(algorithm)?,
-                buf,
-            };
+            let mut codecs = KVec::with_capacity(MAX_COMPS, GFP_KERNEL)?;
+            for algorithm in algorithms.0 {
+                codecs.push(algorithm.map(Codec::new).transpose()?, GFP_KERNEL)?;
+            }
+            let ws = Workspace { codecs, buf };
             workspaces.push(KBox::pin_init(new_mutex!(ws), GFP_KERNEL)?, GFP_KERNEL)?;
         }
         Ok(Self {
@@ -185,6 +216,7 @@ impl Store {
             huge_class_size,
             mem_limit: Atomic::new(mem_limit / PAGE as u64),
             disksize,
+            algorithms,
             backing,
             dev,
         })
@@ -236,7 +268,10 @@ impl Store {
         }
         let mut guard = self.workspace().lock();
         let ws = &mut *guard;
-        let (data, huge): (&[u8], bool) = match ws.codec.compress(page, &mut ws.buf[..PAGE]) {
+        let Some(codec) = ws.codecs[0].as_mut() else {
+            return Err(EINVAL);
+        };
+        let (data, huge): (&[u8], bool) = match codec.compress(page, &mut ws.buf[..PAGE]) {
             Some(n) if n < self.huge_class_size => (&ws.buf[..n], false),
             _ => (page, true),
         };
@@ -343,7 +378,11 @@ impl Store {
         // SAFETY: the handle is live while we hold the slot lock.
         let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
         let mut ws = self.workspace().lock();
-        let Workspace { codec, buf } = &mut *ws;
+        let Workspace { codecs, buf } = &mut *ws;
+        let codec = codecs
+            .get_mut(s.prio())
+            .and_then(Option::as_mut)
+            .ok_or(EIO)?;
         let (local, _) = buf.split_at_mut(PAGE);
         // SAFETY: `h` is a live object of `size` bytes, not written while we
         // hold the slot lock; `local` is a page, enough for any object.
@@ -357,6 +396,117 @@ impl Store {
                 }
             })
         }
+    }
+
+    /// Recompresses the slots `mode` selects with the algorithm of priority
+    /// `prio` (upstream's `recompress`): objects of at least `threshold`
+    /// bytes (0: all), at most `max_pages` attempts. A slot whose object
+    /// does not move to a smaller size class keeps it, and is marked
+    /// incompressible when `prio` is the last algorithm.
+    pub(crate) fn recompress(
+        &self,
+        mode: RecompressMode,
+        threshold: usize,
+        prio: usize,
+        mut max_pages: u64,
+    ) -> Result {
+        if self.algorithms.0.get(prio).copied().flatten().is_none() || prio == 0 {
+            return Err(EINVAL);
+        }
+        let mut picked = kernel::alloc::VVec::<u32>::new();
+        for index in 0..self.slots.len() {
+            let s = self.slots.lock(index);
+            if !s.allocated()
+                || (mode.idle && !s.test(flag::IDLE))
+                || (mode.huge && !s.test(flag::HUGE))
+                || s.test(flag::WB | flag::SAME | flag::INCOMPRESSIBLE | flag::PP)
+                || s.prio() >= prio
+            {
+                continue;
+            }
+            s.set(flag::PP);
+            drop(s);
+            if let Err(e) = picked.push(index as u32, GFP_KERNEL) {
+                self.slots.lock(index).clear(flag::PP);
+                for i in picked.iter() {
+                    self.slots.lock(*i as usize).clear(flag::PP);
+                }
+                return Err(e.into());
+            }
+        }
+        let mut page = KVec::with_capacity(PAGE, GFP_KERNEL)?;
+        page.resize(PAGE, 0, GFP_KERNEL)?;
+        let mut ret = Ok(());
+        for index in picked.iter() {
+            let s = self.slots.lock(*index as usize);
+            if !s.test(flag::PP) {
+                continue;
+            }
+            s.clear(flag::PP);
+            if ret.is_err() || max_pages == 0 {
+                continue;
+            }
+            ret = self.recompress_slot(&s, &mut page, threshold, prio, &mut max_pages);
+        }
+        ret
+    }
+
+    fn recompress_slot(
+        &self,
+        s: &SlotGuard<'_>,
+        page: &mut [u8],
+        threshold: usize,
+        prio: usize,
+        max_pages: &mut u64,
+    ) -> Result {
+        let old = s.size();
+        if s.handle() == 0 {
+            return Err(EINVAL);
+        }
+        // Small enough already.
+        if old < threshold {
+            return Ok(());
+        }
+        self.read_locked(s, page)?;
+        // Touched: no longer idle (so it is not also picked for writeback).
+        s.clear(flag::IDLE);
+        // Attempts count, successful or not, as upstream.
+        *max_pages = max_pages.saturating_sub(1);
+        // Lock order: slot, then workspace.
+        let mut guard = self.workspace().lock();
+        let ws = &mut *guard;
+        let codec = ws.codecs[prio].as_mut().ok_or(EINVAL)?;
+        let new = codec
+            .compress(page, &mut ws.buf[..PAGE])
+            .filter(|n| *n < self.huge_class_size)
+            .filter(|n| self.pool.class_index(*n) < self.pool.class_index(old))
+            .filter(|n| threshold == 0 || *n < threshold);
+        let Some(new) = new else {
+            drop(guard);
+            if prio == self.algorithms.highest() {
+                s.set(flag::INCOMPRESSIBLE);
+            }
+            return Ok(());
+        };
+        // The old object stays if there is no memory for the new one.
+        let h = self.pool.malloc(
+            new,
+            flags::GFP_NOIO | flags::__GFP_NOWARN | flags::__GFP_HIGHMEM | flags::__GFP_MOVABLE,
+        )?;
+        // SAFETY: `h` was just allocated with room for `new` bytes, ours alone.
+        unsafe { self.pool.write(h, &ws.buf[..new]) };
+        drop(guard);
+        let ac_time = s.ac_time();
+        self.free_slot(s);
+        s.store(
+            h.to_raw() as u64,
+            new,
+            (prio as u32) << flag::PRIO_SHIFT,
+            ac_time,
+        );
+        inc(&self.stats.compr_data_size, new as u64);
+        inc(&self.stats.pages_stored, 1);
+        Ok(())
     }
 
     /// Frees page `index` (discard, write-zeroes, swap slot free).
@@ -375,6 +525,11 @@ impl Store {
                 s.set(flag::IDLE);
             }
         }
+    }
+
+    /// Objects of this size or more are stored uncompressed.
+    pub(crate) fn huge_class_size(&self) -> usize {
+        self.huge_class_size
     }
 
     /// `mm_stat` fields: bytes in RAM.
@@ -467,7 +622,7 @@ mod tests {
 
     #[test]
     fn store_round_trip_and_stats() {
-        let store = Store::new(64 * PAGE as u64, 0, 0, None, 0).unwrap();
+        let store = Store::new(64 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
         let text = text_page(3);
         let noise = noise_page(77);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -500,7 +655,7 @@ mod tests {
 
     #[test]
     fn zstd_store_round_trip() {
-        let store = Store::new(8 * PAGE as u64, 0, 1, None, 0).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(1), None, 0).unwrap();
         let text = text_page(5);
         let noise = noise_page(3);
         assert!(store.write_page(0, &text).is_ok());
@@ -517,8 +672,54 @@ mod tests {
     }
 
     #[test]
+    fn recompression_shrinks_and_keeps_data() {
+        let mut algs = Algorithms::primary(0);
+        algs.0[1] = Some(1);
+        let store = Store::new(16 * PAGE as u64, 0, algs, None, 0).unwrap();
+        let noise = noise_page(5);
+        for i in 0..8 {
+            assert!(store.write_page(i, &text_page(i as u8)).is_ok());
+        }
+        assert!(store.write_page(8, &noise).is_ok());
+        let before = store.stats.compr_data_size.load(Relaxed);
+        // Only idle slots, and none is idle yet.
+        let idle = RecompressMode {
+            idle: true,
+            huge: false,
+        };
+        assert!(store.recompress(idle, 0, 1, u64::MAX).is_ok());
+        assert_eq!(store.stats.compr_data_size.load(Relaxed), before);
+        store.mark_idle(None);
+        // max_pages bounds the attempts.
+        assert!(store.recompress(idle, 0, 1, 2).is_ok());
+        assert_eq!(store.slots.lock(0).prio(), 1);
+        assert_eq!(store.slots.lock(2).prio(), 0);
+        assert!(store.recompress(idle, 0, 1, u64::MAX).is_ok());
+        assert!(store.stats.compr_data_size.load(Relaxed) < before);
+        assert_eq!(store.stats.pages_stored.load(Relaxed), 9);
+        // Noise does not shrink: kept as is, marked incompressible (zstd is
+        // the last algorithm), and no longer idle (touched).
+        let s = store.slots.lock(8);
+        assert!(s.test(flag::INCOMPRESSIBLE));
+        assert!(!s.test(flag::IDLE));
+        assert!(s.test(flag::HUGE));
+        assert_eq!(s.prio(), 0);
+        drop(s);
+        let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        out.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        for i in 0..8 {
+            assert!(store.read_page_sync(i, &mut out).is_ok());
+            assert!(out[..] == text_page(i as u8)[..]);
+        }
+        assert!(store.read_page_sync(8, &mut out).is_ok());
+        assert!(out[..] == noise[..]);
+        // Priority 2 has no algorithm.
+        assert_eq!(store.recompress(idle, 0, 2, u64::MAX), Err(EINVAL));
+    }
+
+    #[test]
     fn idle_marking_skips_empty_and_same_slots() {
-        let store = Store::new(8 * PAGE as u64, 0, 0, None, 0).unwrap();
+        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
         assert!(store.write_page(0, &text_page(1)).is_ok());

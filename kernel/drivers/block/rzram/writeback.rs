@@ -458,10 +458,14 @@ impl Batch {
         for j in 0..req.n {
             let index = req.indices[j] as usize;
             let block = req.first_block + j as u64;
+            if status.is_ok() {
+                // Written, whether or not the slot still wants it (as
+                // upstream counts bd_writes).
+                self.backing.stats.writes.fetch_add(1, Relaxed);
+            }
             let s = self.store.slots.lock(index);
             if status.is_ok() && s.test(flag::PP) {
                 self.store.move_to_backing(&s, block);
-                self.backing.stats.writes.fetch_add(1, Relaxed);
             } else {
                 // Failed, or freed or rewritten while in flight: the RAM copy
                 // (if any) stays, the block goes back.
@@ -572,14 +576,7 @@ fn parse_index(s: &[u8]) -> Result<usize> {
 pub(crate) fn parse_writeback(input: &[u8], nr_pages: usize) -> Result<KVec<Scan>> {
     let mut scans = KVec::new();
     let (mut mode, mut lo, mut hi) = (Mode::ANY, 0, nr_pages);
-    for arg in input
-        .split(|c| c.is_ascii_whitespace())
-        .filter(|a| !a.is_empty())
-    {
-        let (key, val) = match arg.iter().position(|c| *c == b'=') {
-            Some(i) => (&arg[..i], &arg[i + 1..]),
-            None => (arg, &b""[..]),
-        };
+    for (key, val) in crate::params::args(input) {
         if val.is_empty() || key == b"type" {
             mode = Mode::parse(if val.is_empty() { key } else { val })?;
             scans.push(Scan { mode, lo, hi }, GFP_KERNEL)?;

@@ -141,6 +141,14 @@ impl ZsPool {
         unsafe { bindings::zs_huge_class_size(self.pool.as_ptr()) }
     }
 
+    /// The size class an object of `size` bytes goes to: objects in the same
+    /// class take the same room, so a smaller object only saves memory if
+    /// its class is lower.
+    pub fn class_index(&self, size: usize) -> u32 {
+        // SAFETY: the pool is valid; any size is accepted (clamped by C).
+        unsafe { bindings::zs_lookup_class_index(self.pool.as_ptr(), size as u32) }
+    }
+
     /// Compacts the pool; returns the number of pages freed.
     pub fn compact(&self) -> u64 {
         // SAFETY: the pool is valid.
