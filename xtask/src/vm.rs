@@ -38,7 +38,8 @@ pub struct VmArgs {
     /// Size of the backing disk /dev/vda in MiB (a fresh sparse file per run).
     #[arg(long, default_value_t = 1024)]
     pub disk: u64,
-    /// Host directory for the results (default: target/vm-results/latest).
+    /// Host directory for the results (default: a new
+    /// target/vm-results/run-*, linked from target/vm-results/latest).
     #[arg(long)]
     pub results: Option<PathBuf>,
     /// Use the debug kernel (KASAN, lockdep).
@@ -211,13 +212,43 @@ fn accel(kernel: &Kernel) -> &'static str {
 
 /// Boots the VM, runs the command, returns its exit code.
 pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
-    let results = args
-        .results
-        .clone()
-        .unwrap_or_else(|| repo_root().join("target/vm-results/latest"));
-    if results.exists() {
-        fs::remove_dir_all(&results).with_context(|| format!("clearing {}", results.display()))?;
-    }
+    let results = match &args.results {
+        Some(dir) => {
+            if dir.exists() {
+                fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+            }
+            dir.clone()
+        }
+        // A directory of its own per run (concurrent runs must not mix their
+        // consoles), and `latest` pointing at it.
+        None => {
+            let base = repo_root().join("target/vm-results");
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let name = format!("run-{stamp}-{}", std::process::id());
+            fs::create_dir_all(&base)?;
+            // Keep the last 20 runs.
+            let mut old: Vec<_> = fs::read_dir(&base)?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("run-"))
+                .collect();
+            old.sort_by_key(|n| {
+                n.split('-')
+                    .nth(1)
+                    .and_then(|t| t.parse::<u128>().ok())
+                    .unwrap_or(0)
+            });
+            for n in old.iter().rev().skip(19) {
+                let _ = fs::remove_dir_all(base.join(n));
+            }
+            let latest = base.join("latest");
+            let _ = fs::remove_file(&latest).or_else(|_| fs::remove_dir_all(&latest));
+            let _ = std::os::unix::fs::symlink(&name, &latest);
+            base.join(name)
+        }
+    };
     fs::create_dir_all(&results)?;
     let results = results.canonicalize()?;
     // Per-process, so several VMs can run side by side.
