@@ -43,23 +43,37 @@ pub struct Kernel {
     pub release: String,
 }
 
+/// Takes an exclusive lock on `path` (created if missing), waiting with a
+/// message if someone else holds it; released when the file is dropped.
+fn lock_file(path: &Path) -> Result<fs::File> {
+    let lock = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    if lock.try_lock().is_err() {
+        progress(&format!(
+            "waiting for another kernel build ({} is locked)",
+            path.display()
+        ));
+        lock.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(lock)
+}
+
 pub fn build(args: &KernelArgs) -> Result<Kernel> {
     let cache = cache_dir();
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
-    // One build at a time per cache: two `cargo xtask` runs (say, a VM test
-    // and a kernel edit) would otherwise run make in the same tree at once.
-    let lock_path = cache.join(".build-lock");
-    let lock = fs::File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        progress("waiting for another kernel build in this cache to finish");
-        lock.lock()
-            .with_context(|| format!("locking {}", lock_path.display()))?;
-    }
-    let src = ensure_source(&cache)?;
-    apply_overlay(&src)?;
-    apply_patches(&src)?;
     let variant = if args.debug { "debug" } else { "build" };
+    // Two `cargo xtask` runs at once (say, a VM test and a kernel edit) must
+    // not run make in the same build dir, nor lay the overlay on the source
+    // under a running build: one build per variant at a time, and the source
+    // tree changes only while no build of that variant runs.
+    let _build_lock = lock_file(&cache.join(format!(".build-lock-{variant}")))?;
+    let src = {
+        let _source_lock = lock_file(&cache.join(".source-lock"))?;
+        let src = ensure_source(&cache)?;
+        apply_overlay(&src)?;
+        apply_patches(&src)?;
+        src
+    };
     let build = cache.join(variant);
     let mut fragments = vec![repo_root().join("kernel/configs/zramctl.config")];
     if args.debug {
