@@ -31,6 +31,9 @@ _zramctl() {
             zramctl,limit)
                 cmd="zramctl__subcmd__limit"
                 ;;
+            zramctl,recompress)
+                cmd="zramctl__subcmd__recompress"
+                ;;
             zramctl,reset)
                 cmd="zramctl__subcmd__reset"
                 ;;
@@ -64,6 +67,9 @@ _zramctl() {
             zramctl__subcmd__help,limit)
                 cmd="zramctl__subcmd__help__subcmd__limit"
                 ;;
+            zramctl__subcmd__help,recompress)
+                cmd="zramctl__subcmd__help__subcmd__recompress"
+                ;;
             zramctl__subcmd__help,reset)
                 cmd="zramctl__subcmd__help__subcmd__reset"
                 ;;
@@ -89,7 +95,7 @@ _zramctl() {
 
     case "${cmd}" in
         zramctl)
-            opts="-h -V --sysfs-root --help --version status writeback idle limit batch setup reset top daemon simulate help"
+            opts="-h -V --sysfs-root --help --version status writeback idle limit batch setup reset recompress top daemon simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,7 +153,7 @@ _zramctl() {
             return 0
             ;;
         zramctl__subcmd__help)
-            opts="status writeback idle limit batch setup reset top daemon simulate help"
+            opts="status writeback idle limit batch setup reset recompress top daemon simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +223,20 @@ _zramctl() {
             return 0
             ;;
         zramctl__subcmd__help__subcmd__limit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__help__subcmd__recompress)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -362,8 +382,42 @@ _zramctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        zramctl__subcmd__recompress)
+            opts="-h -V --idle --huge --all --threshold --algo --priority --max-pages --json --sysfs-root --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --algo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-pages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sysfs-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         zramctl__subcmd__reset)
-            opts="-h -V --sysfs-root --help --version"
+            opts="-h -V --delete-backing-file --sysfs-root --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -381,7 +435,7 @@ _zramctl() {
             return 0
             ;;
         zramctl__subcmd__setup)
-            opts="-h -V --size --algorithm --backing-dev --mem-limit --sysfs-root --help --version"
+            opts="-h -V --size --algorithm --backing-dev --backing-file --backing-size --encrypt --recomp-algorithm --mem-limit --sysfs-root --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -396,6 +450,18 @@ _zramctl() {
                     return 0
                     ;;
                 --backing-dev)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --recomp-algorithm)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,7 @@ complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "limit" -d 'Limit ho
 complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "batch" -d 'Set how many writeback requests may be in flight at once'
 complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "setup" -d 'Configure an unused device: backing device, algorithm, then size'
 complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "reset" -d 'Reset a device: free its memory and detach its backing device'
+complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "recompress" -d 'Recompress stored pages with a secondary (stronger) algorithm'
 complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "top" -d 'Live view from eBPF probes: access rates, slot ages, latency histograms'
 complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "daemon" -d 'Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466)'
 complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "simulate" -d 'Replay an access trace through the policy and report what it would do'
@@ -68,13 +69,29 @@ complete -c zramctl -n "__fish_zramctl_using_subcommand batch" -s V -l version -
 complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l size -d 'Disk size, e.g. 4G' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l algorithm -d 'Compression algorithm, e.g. lz4 or zstd (default: the kernel\'s)' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l backing-dev -d 'Block device that writeback writes to (a partition or a loop device)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l backing-file -d 'Write back to this file instead: created (or reused if the right size) with fallocate, attached to a loop device with direct I/O' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l backing-size -d 'Size of the backing file, or `auto`: a quarter of the free space, at most the disk size and 8 GiB, at least 64 MiB' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l recomp-algorithm -d 'Secondary algorithm for `zramctl recompress` (repeatable: priorities 1, 2, 3)' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l mem-limit -d 'Cap on the memory the device may use, e.g. 1G' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -l encrypt -d 'Encrypt the backing file: dm-integrity (AEAD tags) and dm-crypt (AES-GCM) with a random key that lives only in the kernel, so written-back pages are unreadable after reboot and tampering reads back as an I/O error'
 complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -s h -l help -d 'Print help'
 complete -c zramctl -n "__fish_zramctl_using_subcommand setup" -s V -l version -d 'Print version'
 complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
-complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -s h -l help -d 'Print help'
+complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -l delete-backing-file -d 'Also delete the backing file made by `setup --backing-file`'
+complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zramctl -n "__fish_zramctl_using_subcommand reset" -s V -l version -d 'Print version'
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l threshold -d 'Only pages whose compressed size is at least this many bytes' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l algo -d 'Secondary algorithm by name (default: priority 1\'s)' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l priority -d 'Secondary algorithm by priority (1-3)' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l max-pages -d 'At most this many pages' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l idle -d 'Pages marked idle (see `zramctl idle`); with --huge, pages both idle and huge'
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l huge -d 'Incompressible pages stored whole'
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l all -d 'Every stored page (with --threshold: every page at least that large)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -l json -d 'Print JSON'
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c zramctl -n "__fish_zramctl_using_subcommand recompress" -s V -l version -d 'Print version'
 complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l interval -d 'Seconds between refreshes; with --once, how long to measure' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l record -d 'Also append every report as one JSON line to FILE (for replay)' -r -F
 complete -c zramctl -n "__fish_zramctl_using_subcommand top" -l latency-dev -d 'Also show the latency of this block device (repeatable)' -r -F
@@ -104,14 +121,15 @@ complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -s v -l verbos
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l json -d 'Print the summary as JSON'
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -s V -l version -d 'Print version'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "status" -d 'Show devices: size, algorithm, memory use, ratio, backing device, writeback state'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "writeback" -d 'Write pages from RAM to the backing device, and report how many went'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "idle" -d 'Mark pages idle, to be picked by `writeback --idle`'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "limit" -d 'Limit how much writeback may write (flash wear budget), or lift the limit'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "batch" -d 'Set how many writeback requests may be in flight at once'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "setup" -d 'Configure an unused device: backing device, algorithm, then size'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "reset" -d 'Reset a device: free its memory and detach its backing device'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "top" -d 'Live view from eBPF probes: access rates, slot ages, latency histograms'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "daemon" -d 'Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466)'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "simulate" -d 'Replay an access trace through the policy and report what it would do'
-complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset top daemon simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "status" -d 'Show devices: size, algorithm, memory use, ratio, backing device, writeback state'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "writeback" -d 'Write pages from RAM to the backing device, and report how many went'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "idle" -d 'Mark pages idle, to be picked by `writeback --idle`'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "limit" -d 'Limit how much writeback may write (flash wear budget), or lift the limit'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "batch" -d 'Set how many writeback requests may be in flight at once'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "setup" -d 'Configure an unused device: backing device, algorithm, then size'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "reset" -d 'Reset a device: free its memory and detach its backing device'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "recompress" -d 'Recompress stored pages with a secondary (stronger) algorithm'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "top" -d 'Live view from eBPF probes: access rates, slot ages, latency histograms'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "daemon" -d 'Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466)'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "simulate" -d 'Replay an access trace through the policy and report what it would do'
+complete -c zramctl -n "__fish_zramctl_using_subcommand help; and not __fish_seen_subcommand_from status writeback idle limit batch setup reset recompress top daemon simulate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -48,7 +48,18 @@ pub enum Command {
     /// Configure an unused device: backing device, algorithm, then size.
     Setup(SetupArgs),
     /// Reset a device: free its memory and detach its backing device.
-    Reset(DeviceArg),
+    ///
+    /// A backing file set up by `setup --backing-file` is taken down too, in
+    /// order: dm-crypt, dm-integrity, the loop device; the file is kept
+    /// unless --delete-backing-file.
+    Reset(ResetArgs),
+    /// Recompress stored pages with a secondary (stronger) algorithm.
+    ///
+    /// Needs recompression in the kernel (upstream CONFIG_ZRAM_MULTI_COMP,
+    /// or an rzram with recomp_algorithm/recompress) and an algorithm set up
+    /// before disksize (`setup --recomp-algorithm zstd`). Prints how much
+    /// compressed memory it saved (mm_stat before and after).
+    Recompress(RecompressArgs),
     /// Live view from eBPF probes: access rates, slot ages, latency histograms.
     ///
     /// Watches the zram device (every initialised one by default): per-slot
@@ -164,6 +175,46 @@ pub fn parse_interval(s: &str) -> Result<f64, String> {
         return Err(format!("interval {s} is too long: at most one day"));
     }
     Ok(v)
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+    /// Also delete the backing file made by `setup --backing-file`.
+    #[arg(long)]
+    pub delete_backing_file: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).multiple(true)))]
+pub struct RecompressArgs {
+    /// zramN, rzramN, /dev/zramN or /sys/block/zramN.
+    pub device: String,
+    /// Pages marked idle (see `zramctl idle`); with --huge, pages both idle and huge.
+    #[arg(long, group = "which")]
+    pub idle: bool,
+    /// Incompressible pages stored whole.
+    #[arg(long, group = "which")]
+    pub huge: bool,
+    /// Every stored page (with --threshold: every page at least that large).
+    #[arg(long, group = "which", conflicts_with_all = ["idle", "huge"])]
+    pub all: bool,
+    /// Only pages whose compressed size is at least this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub threshold: Option<u64>,
+    /// Secondary algorithm by name (default: priority 1's).
+    #[arg(long, value_name = "NAME", conflicts_with = "priority")]
+    pub algo: Option<String>,
+    /// Secondary algorithm by priority (1-3).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3))]
+    pub priority: Option<u32>,
+    /// At most this many pages.
+    #[arg(long, value_name = "N")]
+    pub max_pages: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -291,8 +342,30 @@ pub struct SetupArgs {
     #[arg(long, value_name = "ALGO")]
     pub algorithm: Option<String>,
     /// Block device that writeback writes to (a partition or a loop device).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "backing_file")]
     pub backing_dev: Option<PathBuf>,
+    /// Write back to this file instead: created (or reused if the right
+    /// size) with fallocate, attached to a loop device with direct I/O.
+    #[arg(long, value_name = "PATH")]
+    pub backing_file: Option<PathBuf>,
+    /// Size of the backing file, or `auto`: a quarter of the free space,
+    /// at most the disk size and 8 GiB, at least 64 MiB.
+    #[arg(
+        long,
+        value_name = "SIZE|auto",
+        requires = "backing_file",
+        default_value = "auto"
+    )]
+    pub backing_size: crate::provision::BackingSize,
+    /// Encrypt the backing file: dm-integrity (AEAD tags) and dm-crypt
+    /// (AES-GCM) with a random key that lives only in the kernel, so
+    /// written-back pages are unreadable after reboot and tampering reads
+    /// back as an I/O error.
+    #[arg(long, requires = "backing_file")]
+    pub encrypt: bool,
+    /// Secondary algorithm for `zramctl recompress` (repeatable: priorities 1, 2, 3).
+    #[arg(long = "recomp-algorithm", value_name = "ALGO")]
+    pub recomp_algorithms: Vec<String>,
     /// Cap on the memory the device may use, e.g. 1G.
     #[arg(long, value_name = "SIZE")]
     pub mem_limit: Option<ByteSize>,
@@ -386,6 +459,94 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn setup_backing_file_arguments() {
+        let c = Cli::try_parse_from([
+            "zramctl",
+            "setup",
+            "zram0",
+            "--size",
+            "1G",
+            "--backing-file",
+            "/var/swap/z0",
+            "--backing-size",
+            "512M",
+            "--encrypt",
+            "--recomp-algorithm",
+            "zstd",
+        ])
+        .unwrap();
+        let Command::Setup(s) = c.command else {
+            panic!("not setup")
+        };
+        assert_eq!(
+            s.backing_size,
+            crate::provision::BackingSize::Bytes(512 << 20)
+        );
+        assert!(s.encrypt);
+        assert_eq!(s.recomp_algorithms, ["zstd"]);
+        let c = Cli::try_parse_from([
+            "zramctl",
+            "setup",
+            "zram0",
+            "--size",
+            "1G",
+            "--backing-file",
+            "/f",
+        ])
+        .unwrap();
+        let Command::Setup(s) = c.command else {
+            panic!("not setup")
+        };
+        assert_eq!(s.backing_size, crate::provision::BackingSize::Auto);
+        for bad in [
+            &["--encrypt"][..],
+            &["--backing-size", "1G"],
+            &["--backing-file", "/f", "--backing-dev", "/dev/vdb"],
+            &["--backing-file", "/f", "--backing-size", "huge"],
+        ] {
+            let mut args = vec!["zramctl", "setup", "zram0", "--size", "1G"];
+            args.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(&args).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn recompress_arguments() {
+        assert!(Cli::try_parse_from(["zramctl", "recompress", "zram0"]).is_err());
+        assert!(
+            Cli::try_parse_from(["zramctl", "recompress", "zram0", "--all", "--idle"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "zramctl",
+                "recompress",
+                "zram0",
+                "--idle",
+                "--priority",
+                "4"
+            ])
+            .is_err()
+        );
+        let c = Cli::try_parse_from([
+            "zramctl",
+            "recompress",
+            "zram0",
+            "--idle",
+            "--huge",
+            "--threshold",
+            "1000",
+            "--algo",
+            "zstd",
+        ])
+        .unwrap();
+        let Command::Recompress(r) = c.command else {
+            panic!("not recompress")
+        };
+        assert!(r.idle && r.huge && !r.all);
+        assert_eq!((r.threshold, r.algo.as_deref()), (Some(1000), Some("zstd")));
     }
 
     #[test]

@@ -7,10 +7,15 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use crate::{
-    cli::{Cli, Command, IdleArgs, LimitArgs, SetupArgs, StatusArgs, WritebackArgs},
+    cli::{
+        Cli, Command, IdleArgs, LimitArgs, RecompressArgs, ResetArgs, SetupArgs, StatusArgs,
+        WritebackArgs,
+    },
+    provision,
     size::ByteSize,
     sysfs::{
-        BackingDev, BdStat, Device, IdleMode, IoStat, MmStat, Sysfs, WritebackLimit, WritebackMode,
+        BackingDev, BdStat, Device, IdleMode, IoStat, MmStat, Recompress, RecompressType, Sysfs,
+        WritebackLimit, WritebackMode,
     },
 };
 
@@ -35,12 +40,8 @@ pub fn run(cli: Cli, sys: &Sysfs, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Command::Setup(a) => setup(sys, &a, out),
-        Command::Reset(a) => {
-            let dev = sys.device(&a.device)?;
-            dev.reset()?;
-            writeln!(out, "{}: reset", dev.name())?;
-            Ok(())
-        }
+        Command::Reset(a) => reset(sys, &a, out),
+        Command::Recompress(a) => recompress(sys, &a, out),
         Command::Top(a) => crate::top::run(sys, &a, out),
         Command::Daemon(a) => crate::daemon::run(sys, &a),
         Command::Simulate(a) => crate::simulate::run(&a, out),
@@ -322,7 +323,7 @@ fn limit(sys: &Sysfs, a: &LimitArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
+pub fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
     let dev = sys.device(&a.device)?;
     if dev.initstate()? {
         bail!(
@@ -345,6 +346,35 @@ fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
             );
         }
     }
+    for (i, algo) in a.recomp_algorithms.iter().enumerate() {
+        if i >= 3 {
+            bail!(
+                "{}: at most 3 --recomp-algorithm (priorities 1-3)",
+                dev.name()
+            );
+        }
+        if !dev.has_recompression() {
+            return Err(anyhow::Error::new(crate::sysfs::Error::Unsupported {
+                device: dev.name().to_owned(),
+                attr: "recomp_algorithm",
+                hint: recomp_hint(&dev),
+            }));
+        }
+        let algos = dev.comp_algorithm()?;
+        if !algos.available.iter().any(|x| x == algo) {
+            bail!(
+                "{}: unknown recompression algorithm {algo:?}: this kernel offers {}",
+                dev.name(),
+                algos.available.join(", ")
+            );
+        }
+    }
+    if a.backing_file.is_some() && !dev.has("backing_dev") {
+        bail!(
+            "{}: cannot set a backing file: this kernel's zram was built without CONFIG_ZRAM_WRITEBACK",
+            dev.name()
+        );
+    }
     if let Some(bd) = &a.backing_dev {
         if !dev.has("backing_dev") {
             bail!(
@@ -360,13 +390,36 @@ fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
             );
         }
     }
-    // Order matters: backing device and algorithm only before disksize.
+    // The backing file's stack first; everything below undoes it on failure.
+    let provisioned = match &a.backing_file {
+        Some(file) => Some(provision::provision(
+            sys,
+            &dev,
+            &provision::BackingSpec {
+                file: file.clone(),
+                size: a.backing_size,
+                encrypt: a.encrypt,
+            },
+            a.size.0,
+            out,
+        )?),
+        None => None,
+    };
+    let backing = a
+        .backing_dev
+        .clone()
+        .or_else(|| provisioned.as_ref().map(|p| p.top.clone()));
+    // Order matters: backing device and algorithms only before disksize.
     let result = (|| -> Result<()> {
-        if let Some(bd) = &a.backing_dev {
+        if let Some(bd) = &backing {
             dev.set_backing_dev(bd)?;
+            provision::crash_point("backing");
         }
         if let Some(algo) = &a.algorithm {
             dev.set_comp_algorithm(algo)?;
+        }
+        for (i, algo) in a.recomp_algorithms.iter().enumerate() {
+            dev.set_recomp_algorithm(algo, i as u32 + 1)?;
         }
         dev.set_disksize(a.size.0)?;
         if let Some(limit) = a.mem_limit {
@@ -376,6 +429,19 @@ fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
     })();
     if let Err(e) = result {
         // Leave the device as we found it, not half-configured.
+        if provisioned.is_some() {
+            let mut sink = std::io::sink();
+            return match provision::teardown(sys, &dev, true, false, &mut sink) {
+                Ok(_) => Err(e.context(format!(
+                    "{}: setup failed; device reset and backing file detached",
+                    dev.name()
+                ))),
+                Err(r) => Err(e.context(format!(
+                    "{}: setup failed and undoing it failed too: {r:#}",
+                    dev.name()
+                ))),
+            };
+        }
         return match dev.reset() {
             Ok(()) => Err(e.context(format!(
                 "{}: setup failed; device reset to unconfigured",
@@ -395,13 +461,219 @@ fn setup(sys: &Sysfs, a: &SetupArgs, out: &mut dyn Write) -> Result<()> {
         dev.comp_algorithm()
             .map(|c| c.current)
             .context("reading comp_algorithm after setup")?,
-        a.backing_dev
-            .as_ref()
-            .map(|b| format!(", backing {}", b.display()))
-            .unwrap_or_default(),
+        match &provisioned {
+            Some(p) => format!(
+                ", backing {} ({} {}{}, {}{} on {}{})",
+                p.top.display(),
+                if p.reused { "reused" } else { "new" },
+                ByteSize(p.file_size),
+                if p.encrypted {
+                    format!(" file, {} usable", ByteSize(p.capacity))
+                } else {
+                    " file".into()
+                },
+                if p.encrypted {
+                    "dm-crypt aes-gcm + dm-integrity "
+                } else {
+                    ""
+                },
+                p.file.display(),
+                p.loop_dev.display(),
+                if p.direct_io {
+                    " direct I/O"
+                } else {
+                    ", buffered I/O: the filesystem refused direct I/O"
+                },
+            ),
+            None => a
+                .backing_dev
+                .as_ref()
+                .map(|b| format!(", backing {}", b.display()))
+                .unwrap_or_default(),
+        },
         a.mem_limit
             .map(|m| format!(", mem_limit {m}"))
             .unwrap_or_default(),
     )?;
+    Ok(())
+}
+
+fn recomp_hint(dev: &Device) -> &'static str {
+    if dev.name().starts_with("rzram") {
+        "this rzram module has no recompression (recomp_algorithm/recompress attributes)"
+    } else {
+        "this kernel's zram was built without CONFIG_ZRAM_MULTI_COMP"
+    }
+}
+
+fn reset(sys: &Sysfs, a: &ResetArgs, out: &mut dyn Write) -> Result<()> {
+    let dev = sys.device(&a.device)?;
+    let o = provision::teardown(sys, &dev, true, a.delete_backing_file, out)?;
+    if a.delete_backing_file && o.record.is_none() {
+        writeln!(
+            out,
+            "{}: no backing file of zramctl's to delete",
+            dev.name()
+        )?;
+    }
+    writeln!(out, "{}: reset", dev.name())?;
+    Ok(())
+}
+
+/// What one `recompress` achieved, from `mm_stat` before and after.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecompressOutcome {
+    pub device: String,
+    pub request: String,
+    pub compr_before: u64,
+    pub compr_after: u64,
+    /// compr_data_size drop (0 if it grew meanwhile).
+    pub saved_bytes: u64,
+    pub mem_used_before: u64,
+    pub mem_used_after: u64,
+    pub huge_before: Option<u64>,
+    pub huge_after: Option<u64>,
+    /// Slots now recompressed, from debugfs block_state (upstream only).
+    pub recompressed_slots: Option<u64>,
+    pub elapsed_secs: f64,
+}
+
+/// Runs one recompression on `dev` and measures it.
+pub fn run_recompress(dev: &Device, req: &Recompress) -> Result<RecompressOutcome> {
+    if !dev.has_recompression() {
+        return Err(crate::sysfs::Error::Unsupported {
+            device: dev.name().to_owned(),
+            attr: "recompress",
+            hint: recomp_hint(dev),
+        }
+        .into());
+    }
+    if !dev.initstate()? {
+        bail!(
+            "{}: device is not initialised: set it up first with `zramctl setup`",
+            dev.name()
+        );
+    }
+    let configured = dev.recomp_algorithms()?.unwrap_or_default();
+    if configured.is_empty() {
+        bail!(
+            "{}: no recompression algorithm is configured: it can only be set before disksize (`zramctl reset {0}`, then `zramctl setup {0} --recomp-algorithm zstd ...`)",
+            dev.name()
+        );
+    }
+    if let Some(algo) = &req.algo
+        && !configured.iter().any(|r| &r.algorithms.current == algo)
+    {
+        bail!(
+            "{}: {algo} is not a configured recompression algorithm (configured: {})",
+            dev.name(),
+            configured
+                .iter()
+                .map(|r| format!("{}={}", r.priority, r.algorithms.current))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(p) = req.priority
+        && !configured.iter().any(|r| r.priority == p)
+    {
+        bail!("{}: no recompression algorithm at priority {p}", dev.name());
+    }
+    let before = dev.mm_stat()?;
+    let start = Instant::now();
+    dev.recompress(req)?;
+    let elapsed = start.elapsed();
+    let after = dev.mm_stat()?;
+    Ok(RecompressOutcome {
+        device: dev.name().to_owned(),
+        request: req.sysfs_value(),
+        compr_before: before.compr_data_size,
+        compr_after: after.compr_data_size,
+        saved_bytes: before.compr_data_size.saturating_sub(after.compr_data_size),
+        mem_used_before: before.mem_used_total,
+        mem_used_after: after.mem_used_total,
+        huge_before: before.huge_pages,
+        huge_after: after.huge_pages,
+        recompressed_slots: dev.recompressed_slots(),
+        elapsed_secs: elapsed.as_secs_f64(),
+    })
+}
+
+fn recompress(sys: &Sysfs, a: &RecompressArgs, out: &mut dyn Write) -> Result<()> {
+    let dev = sys.device(&a.device)?;
+    let kind = match (a.idle, a.huge) {
+        (true, true) => Some(RecompressType::HugeIdle),
+        (true, false) => Some(RecompressType::Idle),
+        (false, true) => Some(RecompressType::Huge),
+        (false, false) => None,
+    };
+    let req = Recompress {
+        kind,
+        threshold: a.threshold,
+        algo: a.algo.clone(),
+        // priority= is what upstream recommends; default to 1 unless named.
+        priority: a.priority.or(if a.algo.is_none() { Some(1) } else { None }),
+        max_pages: a.max_pages,
+    };
+    let o = run_recompress(&dev, &req)?;
+    if a.json {
+        serde_json::to_writer_pretty(&mut *out, &o)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let pct = if o.compr_before > 0 {
+        100.0 * o.saved_bytes as f64 / o.compr_before as f64
+    } else {
+        0.0
+    };
+    writeln!(
+        out,
+        "{}: recompressed ({}) in {:.3}s: compressed data {} -> {}, saved {} ({pct:.1}%){}",
+        o.device,
+        o.request,
+        o.elapsed_secs,
+        ByteSize(o.compr_before),
+        ByteSize(o.compr_after),
+        ByteSize(o.saved_bytes),
+        o.recompressed_slots
+            .map(|n| format!(", {n} slots recompressed"))
+            .unwrap_or_default()
+    )?;
+    Ok(())
+}
+
+/// The daemon's start: sets up every unused device whose configuration has
+/// `disksize` (and maybe `[device.backing]`), as `zramctl setup` would.
+/// A device already initialised is left as it is.
+pub fn setup_configured(
+    sys: &Sysfs,
+    devices: &[crate::daemon::config::DeviceConfig],
+) -> Result<()> {
+    for d in devices {
+        let Some(s) = &d.setup else { continue };
+        let dev = sys.device(&d.name)?;
+        if dev.initstate()? {
+            tracing::info!(device = %d.name, "already set up: configuration's disksize/backing left as found");
+            continue;
+        }
+        let args = SetupArgs {
+            device: d.name.clone(),
+            size: ByteSize(s.disksize),
+            algorithm: s.algorithm.clone(),
+            backing_dev: None,
+            mem_limit: None,
+            backing_file: s.backing.as_ref().map(|b| b.file.clone()),
+            backing_size: s
+                .backing
+                .as_ref()
+                .map_or(provision::BackingSize::Auto, |b| b.size),
+            encrypt: s.backing.as_ref().is_some_and(|b| b.encrypt),
+            recomp_algorithms: s.recomp_algorithms.clone(),
+        };
+        let mut msg = Vec::new();
+        setup(sys, &args, &mut msg)
+            .with_context(|| format!("{}: setting up from the configuration", d.name))?;
+        tracing::info!(device = %d.name, "{}", String::from_utf8_lossy(&msg).trim());
+    }
     Ok(())
 }

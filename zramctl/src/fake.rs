@@ -24,6 +24,8 @@ pub struct FakePage {
     pub huge: bool,
     pub incompressible: bool,
     pub written_back: bool,
+    /// Recompressed with a secondary algorithm (takes an eighth of a page).
+    pub recompressed: bool,
 }
 
 /// State of one simulated device.
@@ -38,6 +40,10 @@ pub struct FakeDevice {
     pub batch_support: bool,
     /// CONFIG_ZRAM_TRACK_ENTRY_ACTIME: `idle <secs>` works.
     pub actime: bool,
+    /// CONFIG_ZRAM_MULTI_COMP: `recomp_algorithm` and `recompress` exist.
+    pub recomp_support: bool,
+    /// Secondary algorithms by priority (1-3).
+    pub recomp_algorithms: BTreeMap<u32, String>,
     pub backing_dev: Option<String>,
     pub limit_enable: bool,
     pub limit: u64,
@@ -61,6 +67,8 @@ impl Default for FakeDevice {
             writeback_support: true,
             batch_support: true,
             actime: true,
+            recomp_support: true,
+            recomp_algorithms: BTreeMap::new(),
             backing_dev: None,
             limit_enable: false,
             limit: 0,
@@ -91,12 +99,29 @@ impl FakeDevice {
         p.stored && !p.written_back
     }
 
+    /// Compressed size of a page: a quarter page, an eighth once
+    /// recompressed, a whole page when huge.
+    fn compressed_size(p: &FakePage) -> u64 {
+        if p.huge {
+            PAGE
+        } else if p.recompressed {
+            PAGE / 8
+        } else {
+            PAGE / 4
+        }
+    }
+
     /// Renders `mm_stat` as zram_drv.c does: compressed pages take a quarter
     /// page, huge ones a whole page.
     fn mm_stat(&self) -> String {
         let orig = self.count(Self::in_ram) * PAGE;
         let huge = self.count(|p| Self::in_ram(p) && p.huge);
-        let compr = (self.count(|p| Self::in_ram(p) && !p.huge) * PAGE / 4) + huge * PAGE;
+        let compr: u64 = self
+            .pages
+            .iter()
+            .filter(|p| Self::in_ram(p))
+            .map(Self::compressed_size)
+            .sum();
         format!(
             "{orig:8} {compr:8} {compr:8} {:8} {compr:8} {:8} {:8} {huge:8} {huge:8}\n",
             self.mem_limit, 0, 0
@@ -177,6 +202,76 @@ impl FakeDevice {
         result
     }
 
+    /// `recompress` as zram_drv.c parses and applies it (huge_class_size
+    /// is 3072 here; a recompressed page stops being huge).
+    fn recompress(&mut self, value: &str) -> io::Result<()> {
+        let (mut idle, mut huge) = (false, false);
+        let mut threshold = 0u64;
+        let mut max_pages = u64::MAX;
+        let (mut algo, mut prio) = (None, None);
+        for tok in value.split_whitespace() {
+            let (k, v) = tok.split_once('=').ok_or_else(|| errno(libc::EINVAL))?;
+            if v.is_empty() {
+                return Err(errno(libc::EINVAL));
+            }
+            match k {
+                "type" => match v {
+                    "idle" => idle = true,
+                    "huge" => huge = true,
+                    "huge_idle" => (idle, huge) = (true, true),
+                    _ => return Err(errno(libc::EINVAL)),
+                },
+                "threshold" => threshold = parse_u64(v)?,
+                "max_pages" => max_pages = parse_u64(v)?,
+                "algo" => algo = Some(v.to_owned()),
+                "priority" => prio = Some(parse_u64(v)? as u32),
+                _ => {}
+            }
+        }
+        if threshold >= 3072 || !self.init() {
+            return Err(errno(libc::EINVAL));
+        }
+        let prio = match (algo, prio) {
+            (_, Some(p)) if !(1..=3).contains(&p) => return Err(errno(libc::EINVAL)),
+            (Some(a), Some(p)) if self.recomp_algorithms.get(&p) != Some(&a) => {
+                return Err(errno(libc::EINVAL));
+            }
+            (_, Some(p)) => p,
+            (Some(a), None) => {
+                *self
+                    .recomp_algorithms
+                    .iter()
+                    .find(|(_, x)| **x == a)
+                    .ok_or_else(|| errno(libc::EINVAL))?
+                    .0
+            }
+            (None, None) => 1,
+        };
+        if !self.recomp_algorithms.contains_key(&prio) {
+            return Err(errno(libc::EINVAL));
+        }
+        let mut left = max_pages;
+        for p in &mut self.pages {
+            if left == 0 {
+                break;
+            }
+            if !Self::in_ram(p) || p.recompressed || p.incompressible {
+                continue;
+            }
+            if (idle && !p.idle) || (huge && !p.huge) {
+                continue;
+            }
+            if Self::compressed_size(p) < threshold {
+                continue;
+            }
+            left -= 1;
+            p.idle = false; // the kernel clears the idle mark of what it touched
+            p.recompressed = true;
+            p.huge = false;
+        }
+        Ok(())
+    }
+
     fn reset(&mut self) -> io::Result<()> {
         if self.in_use {
             return Err(errno(libc::EBUSY));
@@ -186,6 +281,7 @@ impl FakeDevice {
             writeback_support: self.writeback_support,
             batch_support: self.batch_support,
             actime: self.actime,
+            recomp_support: self.recomp_support,
             ..FakeDevice::default()
         };
         Ok(())
@@ -282,6 +378,7 @@ impl FakeZram {
             | "writeback_limit_enable"
             | "bd_stat" => d.writeback_support,
             "writeback_batch_size" => d.writeback_support && d.batch_support,
+            "recomp_algorithm" | "recompress" => d.recomp_support,
             _ => false,
         }
     }
@@ -327,6 +424,21 @@ impl SysfsIo for FakeZram {
             "writeback_limit" => format!("{}\n", d.limit),
             "writeback_limit_enable" => format!("{}\n", u8::from(d.limit_enable)),
             "writeback_batch_size" => format!("{}\n", d.batch),
+            "recomp_algorithm" => {
+                let mut out = String::new();
+                for (prio, cur) in &d.recomp_algorithms {
+                    out.push_str(&format!("#{prio}: "));
+                    for a in &d.algorithms {
+                        if a == cur {
+                            out.push_str(&format!("[{a}] "));
+                        } else {
+                            out.push_str(&format!("{a} "));
+                        }
+                    }
+                    out.push('\n');
+                }
+                out
+            }
             _ => return Err(errno(libc::EACCES)), // write-only attribute
         })
     }
@@ -408,6 +520,30 @@ impl SysfsIo for FakeZram {
                 }
                 d.batch = n;
             }
+            "recomp_algorithm" => {
+                let mut algo = None;
+                let mut prio = 1u64;
+                for tok in v.split_whitespace() {
+                    match tok.split_once('=') {
+                        Some(("algo", a)) if !a.is_empty() => algo = Some(a.to_owned()),
+                        Some(("priority", p)) => prio = parse_u64(p)?,
+                        Some((_, "")) | None => return Err(errno(libc::EINVAL)),
+                        _ => {}
+                    }
+                }
+                let algo = algo.ok_or_else(|| errno(libc::EINVAL))?;
+                if !(1..=3).contains(&prio) {
+                    return Err(errno(libc::EINVAL));
+                }
+                if d.init() {
+                    return Err(errno(libc::EBUSY));
+                }
+                if !d.algorithms.contains(&algo) {
+                    return Err(errno(libc::EINVAL));
+                }
+                d.recomp_algorithms.insert(prio as u32, algo);
+            }
+            "recompress" => d.recompress(v)?,
             "compact" | "mem_used_max" => {}
             _ => return Err(errno(libc::EACCES)), // read-only attribute
         }

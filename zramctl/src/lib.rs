@@ -15,6 +15,7 @@ pub mod ebpf;
 pub mod fake;
 pub mod hist;
 pub mod policy;
+pub mod provision;
 pub mod simulate;
 pub mod size;
 pub mod sysfs;

@@ -420,6 +420,91 @@ impl WritebackMode {
     }
 }
 
+/// One configured recompression (secondary) algorithm: `recomp_algorithm`
+/// prints `#PRIO: algo [algo] ...` per configured priority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecompAlgorithm {
+    /// 1..=3 (0 is the primary `comp_algorithm`).
+    pub priority: u32,
+    pub algorithms: CompAlgorithms,
+}
+
+impl RecompAlgorithm {
+    /// Parses the whole `recomp_algorithm` file (empty: none configured).
+    pub fn parse_all(s: &str) -> std::result::Result<Vec<Self>, String> {
+        let mut out = Vec::new();
+        for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (prio, rest) = line
+                .strip_prefix('#')
+                .and_then(|l| l.split_once(':'))
+                .ok_or_else(|| format!("expected \"#PRIO: algorithms\", found {line:?}"))?;
+            let priority = prio
+                .trim()
+                .parse()
+                .map_err(|_| format!("{prio:?} is not a priority"))?;
+            out.push(RecompAlgorithm {
+                priority,
+                algorithms: CompAlgorithms::parse(rest)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Which pages `recompress` picks (`type=`); `None` in [`Recompress`] is
+/// every stored page (filtered by the threshold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecompressType {
+    Idle,
+    Huge,
+    HugeIdle,
+}
+
+/// One write to `recompress`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recompress {
+    pub kind: Option<RecompressType>,
+    /// Only pages whose compressed size is at least this many bytes.
+    pub threshold: Option<u64>,
+    /// The secondary algorithm by name (`algo=`).
+    pub algo: Option<String>,
+    /// The secondary algorithm by priority (`priority=`, preferred).
+    pub priority: Option<u32>,
+    /// At most this many pages (`max_pages=`).
+    pub max_pages: Option<u64>,
+}
+
+impl Recompress {
+    /// The line the kernel expects, e.g. `type=idle threshold=2000 priority=1`.
+    pub fn sysfs_value(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(k) = self.kind {
+            v.push(
+                match k {
+                    RecompressType::Idle => "type=idle",
+                    RecompressType::Huge => "type=huge",
+                    RecompressType::HugeIdle => "type=huge_idle",
+                }
+                .to_string(),
+            );
+        }
+        if let Some(t) = self.threshold {
+            v.push(format!("threshold={t}"));
+        }
+        if let Some(m) = self.max_pages {
+            v.push(format!("max_pages={m}"));
+        }
+        if let Some(a) = &self.algo {
+            v.push(format!("algo={a}"));
+        }
+        if let Some(p) = self.priority {
+            v.push(format!("priority={p}"));
+        }
+        v.join(" ")
+    }
+}
+
 fn parse_u64_fields(s: &str) -> std::result::Result<Vec<u64>, String> {
     s.split_whitespace()
         .map(|t| {
@@ -572,6 +657,15 @@ fn explain_write_errno(attr: &str, errno: Option<i32>) -> String {
         ("backing_dev", Some(libc::ENOTBLK)) => "not a block device".into(),
         ("backing_dev", Some(libc::ENOENT)) => "no such file".into(),
         ("writeback_batch_size", Some(libc::EINVAL)) => "batch size must be at least 1".into(),
+        ("recompress", Some(libc::EINVAL)) => {
+            "invalid request: no recompression algorithm at that priority or name (set one with `zramctl setup --recomp-algorithm` before disksize), a threshold at or above the huge class size, or the device is not initialised".into()
+        }
+        ("recompress", Some(libc::EAGAIN)) => {
+            "writeback or another recompression is running: retry later".into()
+        }
+        ("recomp_algorithm", Some(libc::EINVAL)) => {
+            "algorithm not supported by this kernel, or priority not 1-3".into()
+        }
         (_, Some(libc::EINVAL)) => "invalid value".into(),
         (_, Some(n)) => strerror(n),
         (_, None) => "write failed".into(),
@@ -624,6 +718,10 @@ impl Device {
         // say that rather than the more specific reason of the newest ones.
         let hint = if WRITEBACK_ATTRS.contains(&attr) && !self.has("writeback") {
             missing_attr_hint("writeback")
+        } else if matches!(attr, "recomp_algorithm" | "recompress")
+            && self.name.starts_with("rzram")
+        {
+            "this rzram module has no recompression (recomp_algorithm/recompress attributes)"
         } else {
             missing_attr_hint(attr)
         };
@@ -758,6 +856,50 @@ impl Device {
     /// `None` on kernels without batched writeback.
     pub fn writeback_batch_size(&self) -> Result<Option<u64>> {
         self.read_optional("writeback_batch_size", parse_one_u64)
+    }
+
+    /// Whether the device can recompress (upstream CONFIG_ZRAM_MULTI_COMP,
+    /// or an rzram with the attributes): detected by attribute presence.
+    pub fn has_recompression(&self) -> bool {
+        self.has("recompress") && self.has("recomp_algorithm")
+    }
+
+    /// The configured secondary algorithms; `None` without recompression support.
+    pub fn recomp_algorithms(&self) -> Result<Option<Vec<RecompAlgorithm>>> {
+        self.read_optional("recomp_algorithm", RecompAlgorithm::parse_all)
+    }
+
+    /// Sets the secondary algorithm of `priority` (1-3); only before disksize.
+    pub fn set_recomp_algorithm(&self, algo: &str, priority: u32) -> Result<()> {
+        self.write_attr(
+            "recomp_algorithm",
+            &format!("algo={algo} priority={priority}"),
+        )
+    }
+
+    /// Recompresses pages with a secondary algorithm, synchronously.
+    pub fn recompress(&self, req: &Recompress) -> Result<()> {
+        if !self.has("recompress") {
+            return Err(self.unsupported("recompress"));
+        }
+        self.write_attr("recompress", &req.sysfs_value())
+    }
+
+    /// Slots recompressed with a secondary algorithm, from debugfs
+    /// `zram/<name>/block_state` (CONFIG_ZRAM_MEMORY_TRACKING, upstream
+    /// only); `None` when that file cannot be read.
+    pub fn recompressed_slots(&self) -> Option<u64> {
+        let root = self.dir.parent()?.parent()?;
+        let path = root
+            .join("kernel/debug/zram")
+            .join(&self.name)
+            .join("block_state");
+        let text = self.io.read(&path).ok()?;
+        Some(
+            text.lines()
+                .filter(|l| l.split_whitespace().nth(2).is_some_and(|f| f.contains('r')))
+                .count() as u64,
+        )
     }
 
     pub fn set_disksize(&self, bytes: u64) -> Result<()> {
@@ -987,6 +1129,37 @@ mod tests {
             .sysfs_token(),
             "page_indexes=1-100"
         );
+    }
+
+    #[test]
+    fn recompression_formats() {
+        let r = RecompAlgorithm::parse_all("#1: lzo lzo-rle lz4 [zstd] \n#2: lzo [lz4] zstd\n")
+            .unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].priority, r[0].algorithms.current.as_str()),
+            (1, "zstd")
+        );
+        assert_eq!(
+            (r[1].priority, r[1].algorithms.current.as_str()),
+            (2, "lz4")
+        );
+        assert!(RecompAlgorithm::parse_all("").unwrap().is_empty());
+        assert!(RecompAlgorithm::parse_all("zstd\n").is_err());
+        let req = Recompress {
+            kind: Some(RecompressType::Idle),
+            threshold: Some(2000),
+            priority: Some(1),
+            ..Recompress::default()
+        };
+        assert_eq!(req.sysfs_value(), "type=idle threshold=2000 priority=1");
+        let req = Recompress {
+            kind: Some(RecompressType::HugeIdle),
+            algo: Some("zstd".into()),
+            max_pages: Some(42),
+            ..Recompress::default()
+        };
+        assert_eq!(req.sysfs_value(), "type=huge_idle max_pages=42 algo=zstd");
     }
 
     #[test]

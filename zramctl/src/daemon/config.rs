@@ -49,11 +49,39 @@ pub enum ProbeMode {
     Off,
 }
 
+/// Recompression of idle pages before writeback (`recompress_*` fields).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecompressConfig {
+    /// Pages idle at least this long are recompressed.
+    pub idle_age_secs: u64,
+    /// The secondary algorithm (must be the device's `recomp_algorithm`).
+    pub algorithm: String,
+    /// Only pages whose compressed size is at least this (bytes, < 3072).
+    pub threshold: u64,
+    /// At most one recompression per this many seconds.
+    pub interval_secs: f64,
+    pub max_pages: Option<u64>,
+}
+
+/// How the daemon sets an unused device up at start (`disksize` and a
+/// `[device.backing]` section; see `zramctl setup`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetupConfig {
+    pub disksize: u64,
+    pub algorithm: Option<String>,
+    pub recomp_algorithms: Vec<String>,
+    pub backing: Option<crate::provision::BackingSpec>,
+}
+
 /// One managed device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeviceConfig {
     pub name: String,
     pub policy: PolicyConfig,
+    /// `None`: no recompression (`recompress_idle_age_secs` not set).
+    pub recompress: Option<RecompressConfig>,
+    /// `None`: the device is set up by someone else.
+    pub setup: Option<SetupConfig>,
 }
 
 /// The validated configuration.
@@ -103,6 +131,10 @@ macro_rules! raw_policy {
         #[serde(deny_unknown_fields)]
         struct RawDevice {
             name: Spanned<String>,
+            disksize: S<SizeValue>,
+            algorithm: S<String>,
+            recomp_algorithm: S<Vec<String>>,
+            backing: S<RawBacking>,
             $($f: S<$t>,)*
         }
 
@@ -137,6 +169,20 @@ raw_policy! {
     batch_initial: u64,
     target_p99_ms: f64,
     batch_band: f64,
+    recompress_idle_age_secs: u64,
+    recompress_algorithm: String,
+    recompress_threshold: u64,
+    recompress_interval_secs: f64,
+    recompress_max_pages: u64,
+}
+
+/// `[device.backing]`: a backing file zramctl provisions.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawBacking {
+    file: Spanned<String>,
+    size: S<SizeValue>,
+    encrypt: S<bool>,
 }
 
 /// A size: `"1G"` or a number of bytes.
@@ -404,6 +450,176 @@ fn policy(cx: &Ctx<'_>, raw: &RawPolicy, base: &PolicyConfig) -> Result<PolicyCo
     Ok(cfg)
 }
 
+/// The recompression settings; `None` when `recompress_idle_age_secs` is unset.
+fn recompress(
+    cx: &Ctx<'_>,
+    raw: &RawPolicy,
+    base: Option<&RecompressConfig>,
+) -> Result<Option<RecompressConfig>, ConfigError> {
+    let max_s = 30 * 86_400;
+    let idle_age_secs = match (&raw.recompress_idle_age_secs, base) {
+        (Some(_), _) => cx.int(
+            &raw.recompress_idle_age_secs,
+            "recompress_idle_age_secs",
+            0,
+            1,
+            max_s,
+        )?,
+        (None, Some(b)) => b.idle_age_secs,
+        (None, None) => {
+            for (set, f) in [
+                (
+                    raw.recompress_algorithm.as_ref().map(Spanned::span),
+                    "recompress_algorithm",
+                ),
+                (
+                    raw.recompress_threshold.as_ref().map(Spanned::span),
+                    "recompress_threshold",
+                ),
+                (
+                    raw.recompress_interval_secs.as_ref().map(Spanned::span),
+                    "recompress_interval_secs",
+                ),
+                (
+                    raw.recompress_max_pages.as_ref().map(Spanned::span),
+                    "recompress_max_pages",
+                ),
+            ] {
+                if let Some(span) = set {
+                    return Err(cx.err(span, f, "has no effect without recompress_idle_age_secs (the age of pages to recompress)"));
+                }
+            }
+            return Ok(None);
+        }
+    };
+    let algorithm = match &raw.recompress_algorithm {
+        Some(a) if a.get_ref().trim().is_empty() => {
+            return Err(cx.err(a.span(), "recompress_algorithm", "empty algorithm name"));
+        }
+        Some(a) => a.get_ref().trim().to_owned(),
+        None => base.map_or_else(|| "zstd".to_owned(), |b| b.algorithm.clone()),
+    };
+    Ok(Some(RecompressConfig {
+        idle_age_secs,
+        algorithm,
+        threshold: cx.int(
+            &raw.recompress_threshold,
+            "recompress_threshold",
+            base.map_or(0, |b| b.threshold),
+            0,
+            3071,
+        )?,
+        interval_secs: cx.secs(
+            &raw.recompress_interval_secs,
+            "recompress_interval_secs",
+            base.map_or(600.0, |b| b.interval_secs),
+            0.0,
+            max_s as f64,
+        )?,
+        max_pages: match &raw.recompress_max_pages {
+            Some(_) => Some(cx.int(
+                &raw.recompress_max_pages,
+                "recompress_max_pages",
+                0,
+                1,
+                u64::MAX,
+            )?),
+            None => base.and_then(|b| b.max_pages),
+        },
+    }))
+}
+
+/// `disksize`, `algorithm`, `recomp_algorithm` and `[device.backing]`.
+fn setup(cx: &Ctx<'_>, d: &RawDevice) -> Result<Option<SetupConfig>, ConfigError> {
+    let Some(ds) = &d.disksize else {
+        for (span, f, what) in [
+            (
+                d.backing.as_ref().map(Spanned::span),
+                "backing",
+                "[device.backing]",
+            ),
+            (
+                d.algorithm.as_ref().map(Spanned::span),
+                "algorithm",
+                "algorithm",
+            ),
+            (
+                d.recomp_algorithm.as_ref().map(Spanned::span),
+                "recomp_algorithm",
+                "recomp_algorithm",
+            ),
+        ] {
+            if let Some(span) = span {
+                return Err(cx.err(
+                    span,
+                    f,
+                    format!("{what} sets the device up at start, which needs disksize on the device (e.g. disksize = \"4G\")"),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let disksize = cx.size(&d.disksize, "disksize", 0)?;
+    if disksize == 0 {
+        return Err(cx.err(ds.span(), "disksize", "must be larger than 0"));
+    }
+    let recomp_algorithms = match &d.recomp_algorithm {
+        Some(v) if v.get_ref().len() > 3 => {
+            return Err(cx.err(
+                v.span(),
+                "recomp_algorithm",
+                format!(
+                    "{} algorithms: at most 3 (priorities 1-3)",
+                    v.get_ref().len()
+                ),
+            ));
+        }
+        Some(v) => v.get_ref().clone(),
+        None => Vec::new(),
+    };
+    let backing = match &d.backing {
+        None => None,
+        Some(b) => {
+            let bcx = Ctx {
+                path: cx.path,
+                src: cx.src,
+                section: format!("{}.backing", cx.section),
+            };
+            let r = b.get_ref();
+            let file = PathBuf::from(r.file.get_ref());
+            if !file.is_absolute() {
+                return Err(bcx.err(
+                    r.file.span(),
+                    "file",
+                    format!("{:?} is not an absolute path", r.file.get_ref()),
+                ));
+            }
+            let size = match &r.size {
+                None => crate::provision::BackingSize::Auto,
+                Some(v) => match v.get_ref() {
+                    SizeValue::Text(t) => t
+                        .parse()
+                        .map_err(|e: String| bcx.err(v.span(), "size", e))?,
+                    SizeValue::Bytes(n) => format!("{n}")
+                        .parse()
+                        .map_err(|e: String| bcx.err(v.span(), "size", e))?,
+                },
+            };
+            Some(crate::provision::BackingSpec {
+                file,
+                size,
+                encrypt: r.encrypt.as_ref().is_some_and(|e| *e.get_ref()),
+            })
+        }
+    };
+    Ok(Some(SetupConfig {
+        disksize,
+        algorithm: d.algorithm.as_ref().map(|a| a.get_ref().clone()),
+        recomp_algorithms,
+        backing,
+    }))
+}
+
 /// Describes a TOML error as file:line: field: message.
 fn toml_error(path: &Path, src: &str, e: &toml::de::Error) -> ConfigError {
     let Some(span) = e.span() else {
@@ -487,6 +703,7 @@ impl Config {
         );
         cx.section = "policy".into();
         let base = policy(&cx, &raw.policy, &PolicyConfig::default())?;
+        let base_recompress = recompress(&cx, &raw.policy, None)?;
         if raw.device.is_empty() {
             return Err(ConfigError::Whole {
                 path: path.to_owned(),
@@ -505,7 +722,14 @@ impl Config {
                 return Err(cx.err(d.name.span(), "name", format!("{name} is listed twice")));
             }
             let policy = policy(&cx, &d.policy(), &base)?;
-            devices.push(DeviceConfig { name, policy });
+            let recompress = recompress(&cx, &d.policy(), base_recompress.as_ref())?;
+            let setup = setup(&cx, d)?;
+            devices.push(DeviceConfig {
+                name,
+                policy,
+                recompress,
+                setup,
+            });
         }
         Ok(Config {
             interval_secs,
@@ -594,6 +818,61 @@ mod tests {
                 .metrics_listen
                 .is_none()
         );
+    }
+
+    #[test]
+    fn recompress_and_backing_sections() {
+        let c = parse(
+            "[policy]\nrecompress_idle_age_secs = 600\n\n[[device]]\nname = \"zram0\"\ndisksize = \"1G\"\nrecomp_algorithm = [\"zstd\"]\nrecompress_threshold = 1000\n\n[device.backing]\nfile = \"/var/lib/zramctl/zram0.img\"\nsize = \"256M\"\nencrypt = true\n\n[[device]]\nname = \"zram1\"\n",
+        )
+        .unwrap();
+        let r = c.devices[0].recompress.as_ref().unwrap();
+        assert_eq!(
+            (r.idle_age_secs, r.algorithm.as_str(), r.threshold),
+            (600, "zstd", 1000)
+        );
+        let s = c.devices[0].setup.as_ref().unwrap();
+        assert_eq!(s.disksize, 1 << 30);
+        assert_eq!(s.recomp_algorithms, ["zstd"]);
+        let b = s.backing.as_ref().unwrap();
+        assert_eq!(b.size, crate::provision::BackingSize::Bytes(256 << 20));
+        assert!(b.encrypt);
+        assert_eq!(c.devices[1].recompress.as_ref().unwrap().threshold, 0);
+        assert!(c.devices[1].setup.is_none());
+        let cases = [
+            (
+                "[[device]]\nname=\"zram0\"\n[device.backing]\nfile = \"/f\"\n",
+                "zramctl.toml:3: device[0].backing: [device.backing] sets the device up at start, which needs disksize",
+            ),
+            (
+                "[[device]]\nname=\"zram0\"\ndisksize=\"1G\"\n[device.backing]\nfile = \"rel/f\"\n",
+                "zramctl.toml:5: device[0].backing.file: \"rel/f\" is not an absolute path",
+            ),
+            (
+                "[[device]]\nname=\"zram0\"\ndisksize=\"1G\"\n[device.backing]\nfile = \"/f\"\nsize = \"1K\"\n",
+                "zramctl.toml:6: device[0].backing.size: backing file size 1K is too small",
+            ),
+            (
+                "[[device]]\nname=\"zram0\"\ndisksize=\"1G\"\n[device.backing]\nfile = \"/f\"\nencrypted = true\n",
+                "zramctl.toml:6: device.backing.encrypted: unknown field `encrypted`",
+            ),
+            (
+                "[[device]]\nname=\"zram0\"\nrecompress_algorithm = \"zstd\"\n",
+                "zramctl.toml:3: device[0].recompress_algorithm: has no effect without recompress_idle_age_secs",
+            ),
+            (
+                "[[device]]\nname=\"zram0\"\nrecompress_idle_age_secs = 60\nrecompress_threshold = 4096\n",
+                "zramctl.toml:4: device[0].recompress_threshold: 4096 is out of range",
+            ),
+            (
+                "[[device]]\nname=\"zram0\"\ndisksize = 0\n",
+                "zramctl.toml:3: device[0].disksize: must be larger than 0",
+            ),
+        ];
+        for (src, want) in cases {
+            let e = parse(src).unwrap_err().to_string();
+            assert!(e.contains(want), "{src:?}\n got: {e}\nwant: {want}");
+        }
     }
 
     #[test]

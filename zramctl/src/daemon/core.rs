@@ -139,6 +139,20 @@ struct DevState {
     last_now_ns: u64,
     note: Option<String>,
     identity: Option<Identity>,
+    recomp: RecompState,
+}
+
+/// Recompression bookkeeping of one device (see [`recompress_step`]).
+#[derive(Default)]
+struct RecompState {
+    last_ns: Option<u64>,
+    runs: u64,
+    errors: u64,
+    saved_bytes: u64,
+    /// Slots recompressed now, where debugfs shows it (upstream zram).
+    slots: Option<u64>,
+    /// The device cannot recompress: said once, not tried again.
+    disabled: bool,
 }
 
 const SKIPS: [(Skip, &str); 5] = [
@@ -181,6 +195,7 @@ impl DevState {
             last_now_ns: now_ns,
             note: None,
             identity: None,
+            recomp: RecompState::default(),
         })
     }
 
@@ -650,6 +665,7 @@ fn step_device_inner(
             },
         });
     }
+    recompress_step(d, now_ns);
     // Inputs.
     let bd_reads = stats.bd.map(|b| b.bd_reads);
     let bd_delta = match (d.last_bd_reads, bd_reads) {
@@ -792,6 +808,85 @@ fn step_device_inner(
     // Metrics show the device after the round.
     if let Ok(s) = d.read_stats() {
         d.stats = Some(s);
+    }
+}
+
+/// Recompresses pages idle for `recompress_idle_age_secs` with the
+/// configured secondary algorithm (zstd by default), at most once per
+/// `recompress_interval_secs`, before the writeback policy looks at the
+/// device: what shrinks in RAM need not go to flash. Savings are the
+/// `compr_data_size` drop. Needs per-slot access times (`idle <age>`);
+/// without them it does nothing (marking everything idle would recompress
+/// hot pages too).
+fn recompress_step(d: &mut DevState, now_ns: u64) {
+    let Some(rc) = d.cfg.recompress.clone() else {
+        return;
+    };
+    if d.recomp.disabled || !d.actime {
+        return;
+    }
+    if d.recomp
+        .last_ns
+        .is_some_and(|t| now_ns.saturating_sub(t) < (rc.interval_secs * 1e9) as u64)
+    {
+        return;
+    }
+    d.recomp.last_ns = Some(now_ns);
+    let dev = d.dev.clone();
+    let name = d.cfg.name.clone();
+    if !dev.has_recompression() {
+        warn!(device = %name, "recompression configured but the device cannot recompress (no recomp_algorithm/recompress attributes): not trying again");
+        d.recomp.disabled = true;
+        return;
+    }
+    let prio = match dev.recomp_algorithms() {
+        Ok(v) => v
+            .unwrap_or_default()
+            .iter()
+            .find(|r| r.algorithms.current == rc.algorithm)
+            .map(|r| r.priority),
+        Err(e) => {
+            warn!(device = %name, "reading recomp_algorithm failed: {e}");
+            d.recomp.errors += 1;
+            return;
+        }
+    };
+    let Some(priority) = prio else {
+        warn!(device = %name, "{} is not a recompression algorithm of the device: it is set before disksize (recomp_algorithm in the config, or zramctl setup --recomp-algorithm {})", rc.algorithm, rc.algorithm);
+        d.recomp.errors += 1;
+        return;
+    };
+    match dev.mark_idle(IdleMode::Age(rc.idle_age_secs)) {
+        Ok(()) => {}
+        Err(e) if e.errno() == Some(libc::EINVAL) => {
+            info!(device = %name, "kernel has no per-slot access times: no recompression");
+            d.actime = false;
+            return;
+        }
+        Err(e) => {
+            warn!(device = %name, "marking pages idle for recompression failed: {e}");
+            d.recomp.errors += 1;
+            return;
+        }
+    }
+    let req = crate::sysfs::Recompress {
+        kind: Some(crate::sysfs::RecompressType::Idle),
+        threshold: (rc.threshold > 0).then_some(rc.threshold),
+        algo: None,
+        priority: Some(priority),
+        max_pages: rc.max_pages,
+    };
+    match crate::commands::run_recompress(&dev, &req) {
+        Ok(o) => {
+            d.recomp.runs += 1;
+            d.recomp.saved_bytes += o.saved_bytes;
+            d.recomp.slots = o.recompressed_slots;
+            info!(device = %name, request = %o.request, saved_bytes = o.saved_bytes, compr_after = o.compr_after, "recompressed idle pages");
+        }
+        Err(e) => {
+            d.recomp.errors += 1;
+            warn!(device = %name, "recompression failed: {e:#}");
+        }
     }
 }
 
@@ -1061,6 +1156,35 @@ fn device_metrics(e: &mut Exposition, d: &DevState) {
                 "writeback_batch_size as set in the kernel.",
                 l,
                 b as f64,
+            );
+        }
+    }
+    if d.cfg.recompress.is_some() {
+        let r = &d.recomp;
+        e.counter(
+            "zramctl_recompress_runs_total",
+            "Recompressions of idle pages the daemon ran.",
+            l,
+            r.runs as f64,
+        );
+        e.counter(
+            "zramctl_recompress_errors_total",
+            "Recompressions that failed or could not run.",
+            l,
+            r.errors as f64,
+        );
+        e.counter(
+            "zramctl_recompress_saved_bytes_total",
+            "Compressed bytes saved by recompression (mm_stat compr_data_size drop).",
+            l,
+            r.saved_bytes as f64,
+        );
+        if let Some(n) = r.slots {
+            e.gauge(
+                "zramctl_recompressed_pages",
+                "Pages stored with a secondary algorithm (debugfs block_state).",
+                l,
+                n as f64,
             );
         }
     }

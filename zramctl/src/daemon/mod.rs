@@ -324,6 +324,8 @@ async fn main_loop(sys: Sysfs, a: &DaemonArgs, config: Config) -> Result<()> {
     } else {
         (sys, None)
     };
+    // Devices the configuration sets up (disksize, [device.backing]).
+    crate::commands::setup_configured(&sys, &config.devices)?;
     let probe_factory = |sys: &Sysfs, c: &Config| -> Result<Box<dyn ProbeSource>, String> {
         match &fake_probes {
             Some(p) => Ok(Box::new(p.clone())),
