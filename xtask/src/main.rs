@@ -232,7 +232,14 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
 }
 
 /// Integration test targets of `tests/` that run inside the VM.
-const VM_TEST_TARGETS: [&str; 5] = ["vm", "rzram", "writeback", "ebpf_rzram", "daemon_vm"];
+const VM_TEST_TARGETS: [&str; 6] = [
+    "vm",
+    "rzram",
+    "writeback",
+    "ebpf_rzram",
+    "daemon_vm",
+    "backing",
+];
 
 /// Targets run once more with an environment: upstream zram's VM tests,
 /// unchanged, on rzram (same ABI, same results).
