@@ -8,6 +8,10 @@ use std::{fmt::Write as _, fs, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 
+mod all;
+mod footprint;
+mod plot;
+mod seed;
 mod writeback;
 
 use crate::{
@@ -18,10 +22,12 @@ use crate::{
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `ram` (4K random I/O on rzram vs upstream zram) or
-    /// `writeback` (idle writeback rate, rzram vs upstream zram vs the
-    /// backing device).
-    #[arg(default_value = "ram")]
+    /// Which benchmark: `all` (every one below in one VM run, report in
+    /// docs/bench/REPORT.md), `ram` (4K random I/O on rzram vs upstream
+    /// zram), `writeback` (idle writeback rate by batch size, rzram vs
+    /// upstream zram vs the backing device), `seed` (the seed's ext4 +
+    /// tarballs experiment), `footprint` (eBPF cost, daemon CPU and RSS).
+    #[arg(default_value = "all")]
     pub what: String,
     /// Seconds per fio run.
     #[arg(long, default_value_t = 10)]
@@ -35,6 +41,12 @@ pub struct BenchArgs {
     /// Only print the report from the last run's results (no VM).
     #[arg(long)]
     pub report_only: bool,
+    /// `seed`: MiB of the tarball each of the three copies takes (0: all of it).
+    #[arg(long, default_value_t = 48)]
+    pub seed_mib: u32,
+    /// `seed`: timed runs per row.
+    #[arg(long, default_value_t = 4)]
+    pub seed_runs: u32,
 }
 
 const DEVICES: [(&str, &str); 2] = [("zram0", "zram (C, upstream)"), ("rzram0", "rzram (Rust)")];
@@ -46,7 +58,7 @@ const OPS: [&str; 2] = ["randwrite", "randread"];
 fn ram_script(args: &BenchArgs) -> String {
     let mut s = String::from(
         "set -e\n\
-         insmod \"$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko\"\n\
+         [ -e /sys/module/rzram ] || insmod \"$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko\"\n\
          Z=\"$ZRAMCTL_BIN\"\n\
          COMMON='--thread --bs=4k --size=256M --direct=1 --numjobs=2 --group_reporting --buffer_compress_percentage=50 --refill_buffers --output-format=json'\n",
     );
@@ -107,15 +119,24 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
     match args.what.as_str() {
+        "all" => all::bench(args),
         "ram" => bench_ram(args),
         "writeback" => writeback::bench(args),
-        other => bail!("unknown benchmark {other:?}: available: ram, writeback"),
+        "seed" | "footprint" => all::single(args),
+        other => {
+            bail!("unknown benchmark {other:?}: available: all, ram, writeback, seed, footprint")
+        }
     }
 }
 
 /// Runs `script` in one VM with results in `target/bench/NAME`; returns
 /// the results dir. Fails only when the script fails.
 pub fn run_in_vm(name: &str, script: &str) -> Result<std::path::PathBuf> {
+    run_in_vm_with(name, script, 1024)
+}
+
+/// [`run_in_vm`] with a scratch disk of `disk_mib` MiB.
+pub fn run_in_vm_with(name: &str, script: &str, disk_mib: u64) -> Result<std::path::PathBuf> {
     let kernel = kernel::build(&KernelArgs::default())?;
     run(
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -134,6 +155,8 @@ pub fn run_in_vm(name: &str, script: &str) -> Result<std::path::PathBuf> {
         &kernel,
         &vm::VmArgs {
             results: Some(results.clone()),
+            disk: disk_mib,
+            timeout: 3600,
             ..vm::VmArgs::with_command(format!("sh {}", script_path.display()))
         },
     )?;
@@ -155,6 +178,14 @@ fn bench_ram(args: &BenchArgs) -> Result<()> {
         ));
         run_in_vm("ram", &ram_script(args))?;
     }
+    let (report, _) = ram_report(args, &results)?;
+    fs::write(repo_root().join("target/bench/ram.md"), &report)?;
+    println!("{report}");
+    Ok(())
+}
+
+/// The RAM-tier report and its medians: [device][op] IOPS.
+fn ram_report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Vec<f64>>)> {
     let mut table =
         String::from("| device | 4K randwrite IOPS | 4K randread IOPS |\n|---|---|---|\n");
     let mut medians = Vec::new();
@@ -182,7 +213,5 @@ fn bench_ram(args: &BenchArgs) -> Result<()> {
          this measures.\n\n{table}",
         args.rounds, args.runtime
     );
-    fs::write(repo_root().join("target/bench/ram.md"), &report)?;
-    println!("{report}");
-    Ok(())
+    Ok((report, medians))
 }

@@ -2,12 +2,14 @@
 //!
 //! - `setup`: install the toolchain (scripts/setup.sh);
 //! - `test`: the whole suite: host tests, kernel build, VM tests;
-//! - `demo`: show zramctl on this machine's devices;
+//! - `demo`: rzram, the daemon and a swapping workload in one VM run;
+//! - `bench`: benchmarks side by side in one VM run, with a report;
 //! - `kernel`: build our Linux 7.3 (cached outside the clone);
 //! - `vm -- CMD`: run CMD in that kernel under QEMU;
 //! - `vm-test`: run the VM integration tests.
 
 mod bench;
+mod demo;
 mod kernel;
 mod util;
 mod vm;
@@ -40,8 +42,15 @@ enum Cmd {
         #[arg(long)]
         host_only: bool,
     },
-    /// Show zramctl on this machine's zram devices.
-    Demo,
+    /// The whole system in one VM run: rzram with a backing device, the
+    /// daemon with eBPF, a workload that swaps; report files in target/demo.
+    Demo(demo::DemoArgs),
+    /// (in the VM) The guest side of `demo`.
+    #[command(hide = true)]
+    DemoGuest(demo::GuestArgs),
+    /// (in the VM) The demo's memory-hungry process.
+    #[command(hide = true)]
+    DemoWorkload(demo::WorkloadArgs),
     /// Build the VM kernel (Linux 7.3 + kernel/ overlay) in the cache dir.
     Kernel(kernel::KernelArgs),
     /// Boot the VM kernel and run CMD in it; exits with CMD's exit code.
@@ -76,7 +85,9 @@ fn real_main() -> Result<ExitCode> {
     match cli.cmd {
         Cmd::Setup { user } => setup(user).map(|_| ExitCode::SUCCESS),
         Cmd::Test { host_only } => test(host_only).map(|_| ExitCode::SUCCESS),
-        Cmd::Demo => demo().map(|_| ExitCode::SUCCESS),
+        Cmd::Demo(args) => demo::demo(&args).map(|_| ExitCode::SUCCESS),
+        Cmd::DemoGuest(args) => demo::guest(&args).map(|_| ExitCode::SUCCESS),
+        Cmd::DemoWorkload(args) => demo::workload(&args).map(|_| ExitCode::SUCCESS),
         Cmd::Kernel(args) => {
             let k = kernel::build(&args)?;
             println!("{}", k.bzimage.display());
@@ -165,37 +176,6 @@ fn test(host_only: bool) -> Result<()> {
         "total: {} passed, {} failed, {} skipped",
         tally.passed, tally.failed, tally.ignored
     );
-    Ok(())
-}
-
-fn demo() -> Result<()> {
-    setup(true)?;
-    run(cargo().args(["build", "--quiet", "--locked", "-p", "zramctl"]))?;
-    let bin = repo_root().join("target/debug/zramctl");
-    let zramctl = |args: &[&str]| {
-        println!("$ zramctl {}", args.join(" "));
-        // The demo shows errors too (a kernel without writeback says so).
-        let _ = std::process::Command::new(&bin).args(args).status();
-    };
-    progress("zramctl status: every zram device on this machine");
-    zramctl(&["status"]);
-    let initstate = std::fs::read_to_string("/sys/block/zram0/initstate").unwrap_or_default();
-    if initstate.trim() != "0" {
-        progress("zram0 is missing or in use: the demo stops at status");
-        return Ok(());
-    }
-    progress("an unused zram0: set it up, store 24 MiB, look, mark idle, write back, reset");
-    zramctl(&["setup", "zram0", "--size", "256M"]);
-    // Text, zeros and random bytes: compressible, same-filled and huge pages.
-    run(std::process::Command::new("sh").arg("-c").arg(
-        "{ yes 'zram keeps swapped-out pages compressed in RAM' | head -c 8M; head -c 8M /dev/zero; \
-         head -c 8M /dev/urandom; } | dd of=/dev/zram0 bs=1M oflag=direct status=none",
-    ))?;
-    zramctl(&["status", "zram0"]);
-    zramctl(&["idle", "zram0", "--all"]);
-    zramctl(&["writeback", "zram0", "--idle"]);
-    zramctl(&["reset", "zram0"]);
-    zramctl(&["status", "zram0", "--json"]);
     Ok(())
 }
 

@@ -16,60 +16,48 @@ use super::{BenchArgs, fio_iops, median, run_in_vm};
 use crate::util::{progress, repo_root};
 
 /// One writeback configuration.
-struct Row {
-    id: &'static str,
-    label: &'static str,
-    dev: &'static str,
-    batch: u32,
+pub struct Row {
+    pub id: String,
+    pub label: &'static str,
+    pub dev: &'static str,
+    pub batch: u32,
     /// rzram's `writeback_bio_pages`; None on upstream zram.
-    bio_pages: Option<u32>,
+    pub bio_pages: Option<u32>,
     /// The upstream row with the same batch size.
-    upstream: Option<&'static str>,
+    pub upstream: Option<String>,
 }
 
-/// In the order they run within a round.
-const ROWS: [Row; 5] = [
-    Row {
-        id: "zram-b1",
-        label: "zram (C, upstream)",
-        dev: "zram0",
-        batch: 1,
-        bio_pages: None,
-        upstream: None,
-    },
-    Row {
-        id: "rzram-b1-bio1",
-        label: "rzram (Rust)",
-        dev: "rzram0",
-        batch: 1,
-        bio_pages: Some(1),
-        upstream: Some("zram-b1"),
-    },
-    Row {
-        id: "zram-b32",
-        label: "zram (C, upstream)",
-        dev: "zram0",
-        batch: 32,
-        bio_pages: None,
-        upstream: None,
-    },
-    Row {
-        id: "rzram-b32-bio1",
-        label: "rzram (Rust)",
-        dev: "rzram0",
-        batch: 32,
-        bio_pages: Some(1),
-        upstream: Some("zram-b32"),
-    },
-    Row {
-        id: "rzram-b32-bio32",
-        label: "rzram (Rust)",
-        dev: "rzram0",
-        batch: 32,
-        bio_pages: Some(32),
-        upstream: Some("zram-b32"),
-    },
-];
+/// Batch sizes of the sweep.
+pub const BATCHES: [u32; 6] = [1, 4, 8, 16, 32, 64];
+
+/// In the order they run within a round: for each batch size upstream
+/// zram, rzram with 32-page bios, and at batch 1 and 32 rzram with
+/// one-page bios (upstream's bio shape).
+pub fn rows() -> Vec<Row> {
+    let mut v = Vec::new();
+    for b in BATCHES {
+        v.push(Row {
+            id: format!("zram-b{b}"),
+            label: "zram (C, upstream)",
+            dev: "zram0",
+            batch: b,
+            bio_pages: None,
+            upstream: None,
+        });
+        let bios: &[u32] = if b == 1 || b == 32 { &[1, 32] } else { &[32] };
+        for &bio in bios {
+            v.push(Row {
+                id: format!("rzram-b{b}-bio{bio}"),
+                label: "rzram (Rust)",
+                dev: "rzram0",
+                batch: b,
+                bio_pages: Some(bio),
+                upstream: Some(format!("zram-b{b}")),
+            });
+        }
+    }
+    v
+}
 
 /// fio jobs on the backing slice: (id, label, rw, iodepth).
 const DEVICE_JOBS: [(&str, &str, &str, u32); 3] = [
@@ -86,7 +74,7 @@ const DEVICE_JOBS: [(&str, &str, &str, u32); 3] = [
 /// MiB of the scratch disk the benchmark uses (one dm-linear slice).
 const SLICE_MIB: u32 = 512;
 
-fn script(args: &BenchArgs) -> String {
+pub fn script(args: &BenchArgs) -> String {
     let rand_mib = (args.data_mib / 12).max(1);
     let text_mib = args.data_mib.saturating_sub(rand_mib).max(1);
     let mut s = format!(
@@ -94,7 +82,7 @@ fn script(args: &BenchArgs) -> String {
 R="$ZRAMCTL_RESULTS"
 : > "$R/writeback.txt"
 : > "$R/errors.txt"
-insmod "$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko" num_devices=2 \
+[ -e /sys/module/rzram ] || insmod "$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko" num_devices=2 \
   || echo "insmod rzram failed" >> "$R/errors.txt"
 RZRAM=0
 if [ -e /sys/block/rzram0/backing_dev ] && [ -e /sys/block/rzram0/writeback_bio_pages ]; then RZRAM=1; fi
@@ -140,7 +128,7 @@ row() {{ # ID DEV BATCH BIO_PAGES|- ROUND
         sectors = SLICE_MIB * 2048,
     );
     for round in 0..args.rounds {
-        for r in &ROWS {
+        for r in &rows() {
             let call = format!(
                 "row {} {} {} {} {round}",
                 r.id,
@@ -203,10 +191,20 @@ fn ratio(a: f64, b: Option<f64>) -> String {
     }
 }
 
-fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
+/// Medians of one run: pages/s per row id, fio IOPS per device job id.
+pub struct Rates {
+    pub rows: BTreeMap<String, (f64, u64)>,
+    pub device: BTreeMap<&'static str, f64>,
+}
+
+pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
+    report_rates(args, results).map(|(t, e, _)| (t, e))
+}
+
+pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, Rates)> {
     let env = fs::read_to_string(results.join("env.txt"))
         .with_context(|| format!("no env.txt in {}", results.display()))?;
-    let rows = parse_rows(&fs::read_to_string(results.join("writeback.txt"))?)?;
+    let samples = parse_rows(&fs::read_to_string(results.join("writeback.txt"))?)?;
     let errors: Vec<String> = fs::read_to_string(results.join("errors.txt"))
         .unwrap_or_default()
         .lines()
@@ -228,8 +226,7 @@ fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
         device.insert(id, median(samples));
     }
     let rate = |id: &str| -> Option<(f64, u64)> {
-        let samples = rows.get(id)?;
-        let ok: Vec<&Sample> = samples.iter().filter(|s| s.2 && s.1 > 0).collect();
+        let ok: Vec<&Sample> = samples.get(id)?.iter().filter(|s| s.2 && s.1 > 0).collect();
         if ok.is_empty() {
             return None;
         }
@@ -244,9 +241,10 @@ fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
         "| row | batch | bio pages | pages written | pages/s | vs upstream, same batch | vs device 4K rand QD32 | vs device 4K seq QD32 |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
-    for r in &ROWS {
+    let all_rows = rows();
+    for r in &all_rows {
         let bio = r.bio_pages.map_or("1 (upstream)".into(), |b| b.to_string());
-        match rate(r.id) {
+        match rate(&r.id) {
             Some((pps, pages)) => {
                 let _ = writeln!(
                     table,
@@ -254,6 +252,7 @@ fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
                     r.label,
                     r.batch,
                     r.upstream
+                        .as_deref()
                         .map_or("-".into(), |u| ratio(pps, rate(u).map(|x| x.0))),
                     ratio(pps, device.get("rand-qd32").copied()),
                     ratio(pps, device.get("seq-qd32").copied()),
@@ -296,9 +295,9 @@ fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
         env_value(&env, "cpus").unwrap_or("?"),
         args.runtime,
     );
-    let fastest = ROWS
+    let fastest = all_rows
         .iter()
-        .filter_map(|r| rate(r.id))
+        .filter_map(|r| rate(&r.id))
         .map(|x| x.0)
         .fold(0.0, f64::max);
     if device.values().any(|&iops| fastest > iops) {
@@ -320,7 +319,14 @@ fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
             let _ = writeln!(text, "- {e}");
         }
     }
-    Ok((text, errors))
+    let rates = Rates {
+        rows: all_rows
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), rate(&r.id)?)))
+            .collect(),
+        device,
+    };
+    Ok((text, errors, rates))
 }
 
 pub fn bench(args: &BenchArgs) -> Result<()> {
@@ -329,7 +335,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         progress(&format!(
             "bench writeback: {} rounds x {} writeback rows ({} MiB each) + {} fio jobs x {}s in one VM",
             args.rounds,
-            ROWS.len(),
+            rows().len(),
             args.data_mib,
             DEVICE_JOBS.len(),
             args.runtime
@@ -373,6 +379,8 @@ mod tests {
             rounds: 2,
             data_mib: 96,
             report_only: false,
+            seed_mib: 48,
+            seed_runs: 4,
         };
         let s = script(&args);
         assert_eq!(s.matches("\nrow zram-b1 zram0 1 - ").count(), 2);
