@@ -259,8 +259,21 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     let _cleanup = RemoveOnDrop(run_dir.clone());
     let init = run_dir.join("init.sh");
     let cwd = std::env::current_dir()?;
-    let keep = [repo_root(), kernel.modroot.clone(), cwd.clone()];
-    fs::write(&init, init_script(&keep, &kernel.modroot))?;
+    // The guest loads modules from a copy of its own: a kernel rebuild on
+    // the host (another xtask run) replaces the modroot, and must not swap
+    // rzram.ko under a guest that is about to load it.
+    let modroot = run_dir.join("modroot");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&kernel.modroot)
+        .arg(&modroot)
+        .status()
+        .context("running cp")?;
+    if !copied.success() {
+        bail!("copying {} for the guest failed", kernel.modroot.display());
+    }
+    let keep = [repo_root(), run_dir.clone(), cwd.clone()];
+    fs::write(&init, init_script(&keep, &modroot))?;
     {
         use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&init, fs::Permissions::from_mode(0o755))?;

@@ -25,7 +25,7 @@ use crate::{
 use kernel::{
     alloc::{flags, VVec},
     bindings,
-    bitmap::BitmapVec,
+    bitmap::Bitmap,
     block::{
         bdev::BdevFile,
         bio::BioHold,
@@ -54,34 +54,44 @@ const SECTORS_PER_PAGE: u64 = (PAGE >> SECTOR_SHIFT) as u64;
 
 /// The allocator of backing blocks (one page each): a bitmap searched
 /// next-fit, so that successive allocations are consecutive on the device.
+/// The words are vmalloc'ed (a large device has a large bitmap), as
+/// upstream's kvzalloc'ed one.
 pub(crate) struct Blocks {
-    map: BitmapVec,
+    words: VVec<usize>,
+    nbits: usize,
     next: usize,
 }
 
 impl Blocks {
+    /// An allocator of `n` blocks; `Bitmap` addresses at most `i32::MAX`
+    /// (8 TiB of 4K blocks), so a larger device uses that much of it.
     pub(crate) fn new(n: usize) -> Result<Self> {
+        let nbits = n.min(i32::MAX as usize);
+        let len = nbits.div_ceil(usize::BITS as usize);
+        let mut words = VVec::with_capacity(len, GFP_KERNEL)?;
+        words.resize(len, 0, GFP_KERNEL)?;
         Ok(Self {
-            map: BitmapVec::new(n, GFP_KERNEL)?,
+            words,
+            nbits,
             next: 0,
         })
+    }
+
+    fn map(&mut self) -> &mut Bitmap {
+        // SAFETY: `words` holds `nbits` bits (`new`), lives as long as the
+        // borrow of `self`, and `&mut self` makes the access exclusive.
+        unsafe { Bitmap::from_raw_mut(self.words.as_mut_ptr(), self.nbits) }
     }
 
     /// Allocates up to `max` consecutive free blocks; `None` when the device
     /// is full.
     pub(crate) fn alloc_run(&mut self, max: usize) -> Option<core::ops::Range<usize>> {
-        let n = self.map.len();
-        let start = self
-            .map
-            .next_zero_bit(self.next)
-            .or_else(|| self.map.next_zero_bit(0))?;
-        let end = self
-            .map
-            .next_bit(start)
-            .unwrap_or(n)
-            .min(start + max.max(1));
+        let (n, next) = (self.nbits, self.next);
+        let map = self.map();
+        let start = map.next_zero_bit(next).or_else(|| map.next_zero_bit(0))?;
+        let end = map.next_bit(start).unwrap_or(n).min(start + max.max(1));
         for b in start..end {
-            self.map.set_bit(b);
+            map.set_bit(b);
         }
         self.next = if end >= n { 0 } else { end };
         Some(start..end)
@@ -89,8 +99,8 @@ impl Blocks {
 
     /// Frees one block.
     pub(crate) fn release(&mut self, block: usize) {
-        if block < self.map.len() {
-            self.map.clear_bit(block);
+        if block < self.nbits {
+            self.map().clear_bit(block);
         }
     }
 }
