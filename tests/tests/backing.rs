@@ -54,7 +54,10 @@ struct Scratch;
 impl Scratch {
     fn new() -> Scratch {
         let disk = std::env::var("ZRAMCTL_BACKING_DISK").expect("run with cargo xtask vm");
-        let _ = Command::new("umount").arg(MNT).status();
+        let _ = Command::new("umount")
+            .arg(MNT)
+            .stderr(std::process::Stdio::null())
+            .status();
         sh(&format!(
             "mkfs.ext4 -q -F -E nodiscard {disk} && mkdir -p {MNT} && mount {disk} {MNT}"
         ));
@@ -216,10 +219,24 @@ fn count_marker(file: &Path) -> u64 {
         }
         // The marker never straddles a 1 MiB boundary (it sits at 0 and 2048
         // of 4K-aligned pages).
-        hits += b[..n]
-            .windows(MARKER.len())
-            .filter(|w| *w == MARKER)
-            .count() as u64;
+        let hay = &b[..n];
+        let mut at = 0;
+        while at < hay.len() {
+            // SAFETY: memmem reads within hay[at..] and MARKER, both live.
+            let p = unsafe {
+                libc::memmem(
+                    hay[at..].as_ptr().cast(),
+                    hay.len() - at,
+                    MARKER.as_ptr().cast(),
+                    MARKER.len(),
+                )
+            };
+            if p.is_null() {
+                break;
+            }
+            hits += 1;
+            at = p as usize - hay.as_ptr() as usize + 1;
+        }
     }
     hits
 }

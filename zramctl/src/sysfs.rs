@@ -431,9 +431,18 @@ pub struct RecompAlgorithm {
 
 impl RecompAlgorithm {
     /// Parses the whole `recomp_algorithm` file (empty: none configured).
+    ///
+    /// Linux 7.3's `recomp_algorithm_show()` adds the length of each
+    /// `#N: ` prefix twice (`zcomp_available_show()` returns the new offset,
+    /// not what it added), so the file ends in that many NUL bytes per
+    /// priority: they are skipped.
     pub fn parse_all(s: &str) -> std::result::Result<Vec<Self>, String> {
         let mut out = Vec::new();
-        for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        for line in s
+            .lines()
+            .map(|l| l.trim_matches(|c: char| c == '\0' || c.is_whitespace()))
+            .filter(|l| !l.is_empty())
+        {
             let (prio, rest) = line
                 .strip_prefix('#')
                 .and_then(|l| l.split_once(':'))
@@ -1145,6 +1154,9 @@ mod tests {
             (2, "lz4")
         );
         assert!(RecompAlgorithm::parse_all("").unwrap().is_empty());
+        // Exactly what 7.3's upstream zram prints (NULs from its double count).
+        let r = RecompAlgorithm::parse_all("#1: lz4 [zstd] \n\0\0\0\0").unwrap();
+        assert_eq!((r.len(), r[0].algorithms.current.as_str()), (1, "zstd"));
         assert!(RecompAlgorithm::parse_all("zstd\n").is_err());
         let req = Recompress {
             kind: Some(RecompressType::Idle),

@@ -428,3 +428,164 @@ fn reset_without_a_provisioned_stack_is_a_plain_reset() {
     let e = err(&fake, &["reset", "zram0"]);
     has(&e, &["swapoff or umount it first", "EBUSY"]);
 }
+
+// ------------------------------------------------------------------ daemon
+
+mod daemon {
+    use std::path::Path;
+
+    use zramctl::{
+        daemon::{
+            config::Config,
+            core::{DaemonCore, PressureSource},
+        },
+        fake::{FAKE_ROOT, FakeDevice, FakeZram},
+        sysfs::Sysfs,
+    };
+
+    const S: u64 = 1_000_000_000;
+    const T0: u64 = 10_000 * S;
+
+    struct NoPsi;
+    impl PressureSource for NoPsi {
+        fn some_avg10(&mut self) -> Result<Option<f64>, String> {
+            Ok(None)
+        }
+    }
+
+    const CONFIG: &str = r#"
+[daemon]
+probes = "off"
+[policy]
+period_secs = 60
+recompress_idle_age_secs = 1800
+recompress_interval_secs = 600
+[[device]]
+name = "zram0"
+"#;
+
+    fn core(z: &FakeZram) -> DaemonCore {
+        DaemonCore::new(
+            Sysfs::new(FAKE_ROOT, z.clone()),
+            Config::parse(Path::new("t.toml"), CONFIG).unwrap(),
+            Err("off".into()),
+            Box::new(NoPsi),
+            T0,
+        )
+        .unwrap()
+    }
+
+    fn fake(recomp: &[(u32, &str)]) -> FakeZram {
+        let z = FakeZram::new();
+        z.add(
+            "zram0",
+            FakeDevice {
+                disksize: 1024 * 4096,
+                backing_dev: Some("/dev/loop7".into()),
+                recomp_algorithms: recomp.iter().map(|(p, a)| (*p, a.to_string())).collect(),
+                ..FakeDevice::default()
+            },
+        );
+        z.store_pages("zram0", 1000, 0);
+        z
+    }
+
+    fn metric(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    fn recompress_writes(z: &FakeZram) -> Vec<String> {
+        z.writes()
+            .into_iter()
+            .filter(|(_, a, _)| a == "recompress" || a == "idle")
+            .map(|(_, a, v)| format!("{a}={v}"))
+            .collect()
+    }
+
+    #[test]
+    fn recompresses_idle_pages_before_writeback_once_per_interval() {
+        let z = fake(&[(2, "lz4"), (1, "zstd")]);
+        let mut c = core(&z);
+        c.step(T0);
+        let w = recompress_writes(&z);
+        // Its own idle marking and recompression come first, then the
+        // writeback policy's own marking.
+        assert_eq!(w[..2], ["idle=1800", "recompress=type=idle priority=1"]);
+        let m = c.metrics();
+        assert_eq!(
+            metric(&m, "zramctl_recompress_runs_total{device=\"zram0\"}"),
+            1.0
+        );
+        assert_eq!(
+            metric(&m, "zramctl_recompress_saved_bytes_total{device=\"zram0\"}"),
+            (1000 * (1024 - 512)) as f64
+        );
+        assert_eq!(
+            metric(&m, "zramctl_recompress_errors_total{device=\"zram0\"}"),
+            0.0
+        );
+        // Not again within recompress_interval_secs; again after it.
+        let n = recompress_writes(&z).len();
+        c.step(T0 + 300 * S);
+        assert!(
+            !recompress_writes(&z)[n..]
+                .iter()
+                .any(|w| w.starts_with("recompress"))
+        );
+        c.step(T0 + 601 * S);
+        assert!(
+            recompress_writes(&z)[n..]
+                .iter()
+                .any(|w| w.starts_with("recompress"))
+        );
+        assert_eq!(
+            metric(
+                &c.metrics(),
+                "zramctl_recompress_runs_total{device=\"zram0\"}"
+            ),
+            2.0
+        );
+    }
+
+    #[test]
+    fn an_unconfigured_algorithm_or_driver_is_an_error_not_a_crash() {
+        // zstd is not a secondary algorithm of the device.
+        let z = fake(&[(1, "lz4")]);
+        let mut c = core(&z);
+        c.step(T0);
+        assert!(
+            !recompress_writes(&z)
+                .iter()
+                .any(|w| w.starts_with("recompress"))
+        );
+        assert_eq!(
+            metric(
+                &c.metrics(),
+                "zramctl_recompress_errors_total{device=\"zram0\"}"
+            ),
+            1.0
+        );
+        // No recompression in the driver: said once, never tried again.
+        let z = fake(&[]);
+        z.with("zram0", |d| d.recomp_support = false);
+        let mut c = core(&z);
+        c.step(T0);
+        c.step(T0 + 700 * S);
+        assert!(
+            !recompress_writes(&z)
+                .iter()
+                .any(|w| w.starts_with("recompress"))
+        );
+        assert_eq!(
+            metric(
+                &c.metrics(),
+                "zramctl_recompress_runs_total{device=\"zram0\"}"
+            ),
+            0.0
+        );
+    }
+}
