@@ -639,8 +639,13 @@ fn toml_error(path: &Path, src: &str, e: &toml::de::Error) -> ConfigError {
             (t.starts_with('[') && t.ends_with(']'))
                 .then(|| t.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
         })
+        .filter(|s| !s.is_empty())
         .last();
-    let key = text.split_once('=').map(|(k, _)| k.trim().to_owned());
+    // An empty key (`= 1`) names no field: fall back to the section.
+    let key = text
+        .split_once('=')
+        .map(|(k, _)| k.trim().to_owned())
+        .filter(|k| !k.is_empty());
     let field = match (section, key) {
         (Some(s), Some(k)) => format!("{s}.{k}"),
         (None, Some(k)) => k,
