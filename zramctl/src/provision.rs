@@ -727,11 +727,6 @@ fn dm_node(sys_root: &Path, name: &str) -> Result<(String, PathBuf)> {
 /// Stacks dm-integrity and dm-crypt on `lower`; returns the crypt device
 /// and its size in bytes.
 fn stack_encryption(sys_root: &Path, zram: &str, lower: &Path) -> Result<(PathBuf, u64)> {
-    // Make sure the targets are there (modules, if built as such).
-    let _ = Command::new("modprobe")
-        .args(["-q", "dm-integrity", "dm-crypt"])
-        .stderr(Stdio::null())
-        .status();
     let iname = dm_name(zram, Layer::Integrity);
     // One block first: dm-integrity formats the zeroed superblock and says
     // how many data sectors the device provides; then the full table.
@@ -782,6 +777,37 @@ fn stack_encryption(sys_root: &Path, zram: &str, lower: &Path) -> Result<(PathBu
     Ok((cnode, bytes))
 }
 
+/// Refuses `--encrypt` early, before anything is made, on a kernel
+/// without the dm targets it needs.
+fn check_encryption_support() -> Result<()> {
+    // Modules, if built as such.
+    let _ = Command::new("modprobe")
+        .args(["-q", "-a", "dm-integrity", "dm-crypt"])
+        .stderr(Stdio::null())
+        .status();
+    let targets = tool("dmsetup", &["targets"], None)?;
+    let have = |t: &str| {
+        targets
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(t))
+    };
+    let missing: Vec<&str> = [
+        ("integrity", "CONFIG_DM_INTEGRITY"),
+        ("crypt", "CONFIG_DM_CRYPT"),
+    ]
+    .into_iter()
+    .filter(|(t, _)| !have(t))
+    .map(|(_, c)| c)
+    .collect();
+    if !missing.is_empty() {
+        bail!(
+            "--encrypt needs device-mapper's integrity and crypt targets, which this kernel lacks: build it with {} (and CONFIG_CRYPTO_AES, CONFIG_CRYPTO_GCM)",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Provisions `spec` for `dev` (which must be unused): cleans up what an
 /// earlier, interrupted setup left, creates or reuses the file, attaches
 /// the loop device and stacks the encryption. On failure, what was made is
@@ -794,6 +820,10 @@ pub fn provision(
     out: &mut dyn std::io::Write,
 ) -> Result<Provisioned> {
     let root = sys.root().to_owned();
+    tool("losetup", &["--version"], None)?;
+    if spec.encrypt {
+        check_encryption_support()?;
+    }
     let stale = observe(sys, dev)?;
     if stale.has_stack() {
         writeln!(
