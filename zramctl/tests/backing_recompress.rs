@@ -552,6 +552,40 @@ name = "zram0"
     }
 
     #[test]
+    fn the_daemon_sets_up_configured_devices_that_are_unused() {
+        let cfg = Config::parse(
+            Path::new("t.toml"),
+            "[[device]]\nname = \"zram0\"\ndisksize = \"8M\"\nalgorithm = \"lz4\"\nrecomp_algorithm = [\"zstd\"]\n[[device]]\nname = \"zram1\"\ndisksize = \"8M\"\n",
+        )
+        .unwrap();
+        let z = FakeZram::new();
+        z.add("zram0", FakeDevice::default());
+        z.add(
+            "zram1",
+            FakeDevice {
+                disksize: 4 << 20,
+                ..FakeDevice::default()
+            },
+        );
+        zramctl::commands::setup_configured(&Sysfs::new(FAKE_ROOT, z.clone()), &cfg.devices)
+            .unwrap();
+        let w: Vec<String> = z
+            .writes()
+            .into_iter()
+            .map(|(d, a, v)| format!("{d} {a}={v}"))
+            .collect();
+        // zram1 is in use already: left as found.
+        assert_eq!(
+            w,
+            [
+                "zram0 comp_algorithm=lz4",
+                "zram0 recomp_algorithm=algo=zstd priority=1",
+                "zram0 disksize=8388608",
+            ]
+        );
+    }
+
+    #[test]
     fn an_unconfigured_algorithm_or_driver_is_an_error_not_a_crash() {
         // zstd is not a secondary algorithm of the device.
         let z = fake(&[(1, "lz4")]);
