@@ -96,6 +96,42 @@ struct SavedLimit {
     pages: u64,
 }
 
+/// Where the daemon records, per device, the writeback limit it found
+/// before it first opened it, removed once it is put back. A daemon that
+/// was killed (SIGKILL, OOM, crash) cannot put it back; the next one finds
+/// the record and restores the admin's limit at its shutdown instead of
+/// taking the half-open one the killed daemon left for the admin's.
+/// `$RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`), else
+/// `/run/zramctl`; none for a simulated sysfs tree (tests set one with
+/// [`DaemonCore::set_limit_record_dir`]).
+fn limit_record_path(sys: &Sysfs, dev: &str) -> Option<std::path::PathBuf> {
+    if !sys.root().starts_with("/sys") {
+        return None;
+    }
+    let dir = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/run/zramctl".into());
+    Some(dir.join(format!("{dev}.writeback_limit")))
+}
+
+fn read_limit_record(path: &std::path::Path) -> Option<SavedLimit> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (enable, pages) = text.trim().split_once(' ')?;
+    Some(SavedLimit {
+        enable: enable == "1",
+        pages: pages.parse().ok()?,
+    })
+}
+
+fn write_limit_record(path: &std::path::Path, s: SavedLimit) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{} {}\n", u8::from(s.enable), s.pages))?;
+    std::fs::rename(&tmp, path)
+}
+
 #[derive(Clone, Debug, Default)]
 struct Stats {
     initialized: bool,
@@ -140,6 +176,8 @@ struct DevState {
     note: Option<String>,
     identity: Option<Identity>,
     recomp: RecompState,
+    /// See [`limit_record_path`].
+    limit_record: Option<std::path::PathBuf>,
 }
 
 /// Recompression bookkeeping of one device (see [`recompress_step`]).
@@ -173,6 +211,7 @@ fn skip_name(s: Skip) -> &'static str {
 impl DevState {
     fn new(sys: &Sysfs, cfg: DeviceConfig, now_ns: u64) -> Result<Self, crate::sysfs::Error> {
         let dev = sys.device(&cfg.name)?;
+        let limit_record = limit_record_path(sys, &cfg.name);
         Ok(DevState {
             policy: Policy::new(cfg.policy.clone(), now_ns),
             cfg,
@@ -196,6 +235,7 @@ impl DevState {
             note: None,
             identity: None,
             recomp: RecompState::default(),
+            limit_record,
         })
     }
 
@@ -361,6 +401,13 @@ impl DaemonCore {
         self.config = config;
         self.reloads_ok += 1;
         Ok(changed)
+    }
+
+    /// Records the writeback limits found in `dir` (see [`limit_record_path`]).
+    pub fn set_limit_record_dir(&mut self, dir: &std::path::Path) {
+        for d in &mut self.devices {
+            d.limit_record = Some(dir.join(format!("{}.writeback_limit", d.cfg.name)));
+        }
     }
 
     /// Puts every device's writeback limit back as found (clean shutdown).
@@ -575,6 +622,9 @@ fn restore_limit(d: &mut DevState) {
         .and_then(|()| d.dev.set_writeback_limit_enable(s.enable));
     match r {
         Ok(()) => {
+            if let Some(p) = &d.limit_record {
+                let _ = std::fs::remove_file(p);
+            }
             info!(device = %d.cfg.name, enable = s.enable, pages = s.pages, "writeback limit restored")
         }
         Err(e) => warn!(device = %d.cfg.name, "restoring the writeback limit failed: {e}"),
@@ -654,7 +704,7 @@ fn step_device_inner(
         return;
     }
     if d.saved_limit.is_none() {
-        d.saved_limit = Some(match stats.limit {
+        let found = match stats.limit {
             Some(WritebackLimit::On { pages_left }) => SavedLimit {
                 enable: true,
                 pages: pages_left,
@@ -663,7 +713,34 @@ fn step_device_inner(
                 enable: false,
                 pages: 0,
             },
-        });
+        };
+        let record = d.limit_record.as_deref();
+        let saved = match record.and_then(read_limit_record) {
+            Some(earlier) => {
+                if earlier != found {
+                    warn!(
+                        device = %d.cfg.name,
+                        enable = earlier.enable,
+                        pages = earlier.pages,
+                        "a previous daemon stopped without restoring the writeback limit (killed?): the limit it found is put back at shutdown"
+                    );
+                }
+                earlier
+            }
+            None => {
+                if let Some(p) = record
+                    && let Err(e) = write_limit_record(p, found)
+                {
+                    warn!(
+                        device = %d.cfg.name,
+                        "cannot record the writeback limit in {}: {e} (if this daemon is killed, the next one cannot restore it)",
+                        p.display()
+                    );
+                }
+                found
+            }
+        };
+        d.saved_limit = Some(saved);
     }
     recompress_step(d, now_ns);
     // Inputs.

@@ -477,3 +477,39 @@ fn psi_lines() {
     assert!(parse_psi_some_avg10("full avg10=1").is_err());
     assert!(parse_psi_some_avg10("some avg10=x").is_err());
 }
+
+/// Issue 9 (daemon chaos): a daemon killed between opening the writeback
+/// limit and putting it back leaves it on; the next daemon must restore the
+/// limit the first one found, not the half-open one.
+#[test]
+fn a_killed_daemons_limit_is_restored_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let z = fake(true);
+    let p = probes();
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    c.set_limit_record_dir(dir.path());
+    for k in 0..=1u64 {
+        let t = T0 + k * 60 * S;
+        at(&p, t);
+        c.step(t);
+    }
+    assert!(z.with("zram0", |d| d.bd_writes) > 0, "a round ran");
+    let on = |z: &FakeZram| z.with("zram0", |d| d.limit_enable);
+    assert!(on(&z), "the round left the limit switched on");
+    // SIGKILL: no shutdown(). The next daemon starts on the device as left.
+    drop(c);
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    c.set_limit_record_dir(dir.path());
+    let t = T0 + 120 * S;
+    at(&p, t);
+    c.step(t);
+    c.shutdown();
+    assert!(
+        !on(&z),
+        "the limit is off again, as the first daemon found it"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "the record is gone once restored"
+    );
+}
