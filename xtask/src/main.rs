@@ -212,13 +212,14 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
 }
 
 /// Integration test targets of `tests/` that run inside the VM.
-const VM_TEST_TARGETS: [&str; 6] = [
+const VM_TEST_TARGETS: [&str; 7] = [
     "vm",
     "rzram",
     "writeback",
     "ebpf_rzram",
     "daemon_vm",
     "backing",
+    "reliability",
 ];
 
 /// Targets run once more with an environment: upstream zram's VM tests,
