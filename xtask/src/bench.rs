@@ -144,11 +144,12 @@ pub fn run_in_vm_with(name: &str, script: &str, disk_mib: u64) -> Result<std::pa
             .args(["build", "--locked", "-q", "-p", "zramctl"]),
     )?;
     let results = repo_root().join("target/bench").join(name);
-    let script = format!(
-        "export ZRAMCTL_BIN={}\n{script}",
-        repo_root().join("target/debug/zramctl").display(),
-    );
     fs::create_dir_all(repo_root().join("target/bench"))?;
+    // A copy: a `cargo build` on the host while the VM runs (the guest sees
+    // the host's files) would swap the binary under the guest.
+    let bin = repo_root().join(format!("target/bench/zramctl-{name}"));
+    fs::copy(repo_root().join("target/debug/zramctl"), &bin)?;
+    let script = format!("export ZRAMCTL_BIN={}\n{script}", bin.display());
     let script_path = repo_root().join(format!("target/bench/{name}.sh"));
     fs::write(&script_path, script)?;
     let code = vm::run(

@@ -78,12 +78,14 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     progress("building zramctl (with its eBPF programs)");
     run(crate::cargo().args(["build", "--locked", "-q", "-p", "zramctl"]))?;
     step("zramctl built", t);
-    // This binary runs the guest side. A copy, so that another `cargo
-    // xtask` rebuilding target/debug/xtask meanwhile cannot pull it away.
+    // This binary runs the guest side. Copies of it and of zramctl, so
+    // that a `cargo build` on the host meanwhile (the guest sees the
+    // host's files) cannot swap them under the guest.
     let me = std::env::current_exe().context("finding the xtask binary")?;
     let guest_bin = repo_root().join("target/demo-xtask");
     fs::copy(&me, &guest_bin).with_context(|| format!("copying {}", me.display()))?;
-    let zramctl = repo_root().join("target/debug/zramctl");
+    let zramctl = repo_root().join("target/demo-zramctl");
+    fs::copy(repo_root().join("target/debug/zramctl"), &zramctl)?;
     let out = out_dir();
     progress(&format!(
         "booting the VM (QEMU; TCG here): rzram + daemon + a {} MiB workload for {} s",

@@ -202,7 +202,7 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             let rz = s.median_secs.get(id).copied();
             let _ = writeln!(
                 t,
-                "| {label} | {} | {} | {} faster | - | - |",
+                "| {label} | {} | {} | {} (zram s / rzram s) | - | - |",
                 rz.map_or("-".into(), |v| format!("{v:.2}")),
                 z.map_or("-".into(), |v| format!("{v:.2}")),
                 fmt_ratio(z, rz)
@@ -325,10 +325,18 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
         "The seed's experiment",
         seed.as_ref().map(|s| s.markdown.clone()),
     );
+    let separate = results.join("footprint/SEPARATE-RUN");
     section(
         &mut md,
         "eBPF cost and daemon footprint",
-        fp.as_ref().map(|l| footprint::markdown(l)),
+        fp.as_ref().map(|l| {
+            let note = if separate.exists() {
+                "(Measured in a separate VM run, `cargo xtask bench footprint`: it compares nothing across parts.)\n\n"
+            } else {
+                ""
+            };
+            format!("{note}{}", footprint::markdown(l))
+        }),
     );
     let _ = writeln!(
         md,

@@ -1,5 +1,5 @@
 //! eBPF per-event cost and the daemon's footprint: `zramctl daemon` (probes
-//! on) manages rzram1 while fio reads it at a steady rate; its CPU time
+//! on) manages rzram0 while fio reads it at a steady rate; its CPU time
 //! from /proc/PID/stat and RSS from /proc/PID/status, the probes' cost from
 //! the kernel's BPF stats through `zramctl top --once --json`. Also an idle
 //! window (no I/O) as the baseline.
@@ -16,10 +16,10 @@ pub fn script() -> String {
     let mut s = format!(
         r#"R="$ZRAMCTL_RESULTS"
 [ -e /sys/module/rzram ] || insmod "$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko" num_devices=2
-S=/sys/block/rzram1
+S=/sys/block/rzram0
 echo 1 > $S/reset
 echo 256M > $S/disksize
-fio --name=fill --filename=/dev/rzram1 --rw=write --bs=1M --size=128M --direct=1 --buffer_compress_percentage=50 \
+fio --name=fill --filename=/dev/rzram0 --rw=write --bs=1M --size=128M --direct=1 --buffer_compress_percentage=50 \
   --refill_buffers --output=/dev/null
 sysctl -qw kernel.bpf_stats_enabled=1
 cat > /tmp/fp.toml <<EOF
@@ -30,7 +30,7 @@ probes = "auto"
 [policy]
 period_secs = 10
 [[device]]
-name = "rzram1"
+name = "rzram0"
 EOF
 "$ZRAMCTL_BIN" daemon --config /tmp/fp.toml 2> "$R/daemon.log" &
 DPID=$!
@@ -40,12 +40,12 @@ TCK=$(getconf CLK_TCK)
 echo "clk_tck $TCK" > "$R/footprint.txt"
 cpu() {{ set -- $(cut -d' ' -f14,15 /proc/$DPID/stat); echo $(( $1 + $2 )); }}
 level() {{ # ID RATE
-  "$ZRAMCTL_BIN" top rzram1 --once --json --interval {SECS} > "$R/top-$1.json" 2> "$R/top-$1.err" &
+  "$ZRAMCTL_BIN" top rzram0 --once --json --interval {SECS} > "$R/top-$1.json" 2> "$R/top-$1.err" &
   TOP=$!
   sleep 1
   c0=$(cpu); t0=$(date +%s%N)
   if [ "$2" -gt 0 ]; then
-    fio --name=$1 --filename=/dev/rzram1 --rw=randread --bs=4k --size=128M --direct=1 --rate_iops=$2 \
+    fio --name=$1 --filename=/dev/rzram0 --rw=randread --bs=4k --size=128M --direct=1 --rate_iops=$2 \
       --runtime={run} --time_based --output-format=json > "$R/fio-$1.json"
   else
     sleep {run}
@@ -104,7 +104,7 @@ pub fn parse(dir: &Path) -> Result<Vec<Level>> {
                     && let Ok(v) = serde_json::from_str::<serde_json::Value>(&t)
                 {
                     for d in v["devices"].as_array().into_iter().flatten() {
-                        if d["name"] == "rzram1" {
+                        if d["name"] == "rzram0" {
                             let r = &d["rates"]["pages_per_sec"];
                             lv.accesses_per_sec = r["read"].as_f64().unwrap_or(0.0)
                                 + r["write"].as_f64().unwrap_or(0.0);
@@ -130,7 +130,7 @@ pub fn parse(dir: &Path) -> Result<Vec<Level>> {
 
 pub fn markdown(levels: &[Level]) -> String {
     let mut md = format!(
-        "`zramctl daemon` (debug build, eBPF probes on, 1 s steps) managing rzram1 (256 MiB, 128 MiB stored) for \
+        "`zramctl daemon` (debug build, eBPF probes on, 1 s steps) managing rzram0 (256 MiB, 128 MiB stored) for \
          {SECS} s per level; `fio` 4K random reads at a fixed rate (O_DIRECT, psync) for the steady level; CPU from \
          /proc/PID/stat (utime + stime), memory from /proc/PID/status; probe cost from the kernel's BPF stats \
          (`kernel.bpf_stats_enabled`) read by `zramctl top --once --json` over the same window. \

@@ -64,7 +64,7 @@ BD=/dev/$(dmsetup info -c --noheadings -o blkdevname seedbench)
 dd if=/dev/zero of="$BD" bs=1M count={slice} oflag=direct status=none || exit 1
 {prefix} || exit 1
 echo "tar_bytes $(stat -c %s /tmp/seed.tar.xz)" > "$R/env.txt"
-mkdir -p /mnt/seed
+mkdir -p /tmp/seedmnt
 TIMEFORMAT='%R %U %S'
 seed_run() {{ # ID DEV BIO RUN [top]
   S=/sys/block/$2
@@ -74,8 +74,8 @@ seed_run() {{ # ID DEV BIO RUN [top]
   echo 0 > $S/writeback_limit_enable
   echo 32 > $S/writeback_batch_size || echo "$1 run $4: writeback_batch_size failed" >> "$R/errors.txt"
   [ "$3" != - ] && {{ echo "$3" > $S/writeback_bio_pages || echo "$1 run $4: writeback_bio_pages failed" >> "$R/errors.txt"; }}
-  mkfs.ext4 -q -F /dev/$2 && mount /dev/$2 /mnt/seed || {{ echo "$1 run $4: mkfs/mount failed" >> "$R/errors.txt"; return; }}
-  for i in 1 2 3; do cp /tmp/seed.tar.xz /mnt/seed/linux-$i.tar.xz; done
+  mkfs.ext4 -q -F /dev/$2 && mount /dev/$2 /tmp/seedmnt || {{ echo "$1 run $4: mkfs/mount failed" >> "$R/errors.txt"; return; }}
+  for i in 1 2 3; do cp /tmp/seed.tar.xz /tmp/seedmnt/linux-$i.tar.xz; done
   sync
   if [ -n "$5" ]; then
     "$ZRAMCTL_BIN" top $2 --once --json --interval 3600 > "$R/top-$1.json" 2> "$R/top-$1.err" &
@@ -88,7 +88,7 @@ seed_run() {{ # ID DEV BIO RUN [top]
   set -- "$1" "$2" "$3" "$4" $(cat $S/bd_stat)
   echo "$1 $4 $7 $t" >> "$R/seed.txt"
   echo "seed: $1 run $4: $7 pages written back, real/user/sys $t"
-  umount /mnt/seed
+  umount /tmp/seedmnt
   echo 1 > $S/reset
 }}
 "#,
@@ -175,7 +175,7 @@ pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
     );
     let _ = writeln!(
         md,
-        "| row | pages written | runs: real / user / sys (s) | median real | pages/s | vs upstream |\n|---|---|---|---|---|---|"
+        "| row | pages written | runs: real / user / sys (s) | median real | pages/s | upstream time / this time |\n|---|---|---|---|---|---|"
     );
     let mut median_secs = BTreeMap::new();
     let mut pages_all = 0;
@@ -201,7 +201,7 @@ pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
             "| {label} | {pages} | {list} | {med:.2} s | {:.0} | {} |",
             pages as f64 / med.max(1e-9),
             match zram_med {
-                Some(z) if id != "zram" && med > 0.0 => format!("{:.2}x faster", z / med),
+                Some(z) if id != "zram" && med > 0.0 => format!("{:.2}x", z / med),
                 _ => "-".into(),
             }
         );
