@@ -244,7 +244,27 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
         "zramctl-tests",
         "--bins",
     ]))?;
-    let zramctl = repo_root().join("target/debug/zramctl");
+    // The guest runs copies: a host `cargo build` during the run (another
+    // engineer's, or an editor's) would replace the binaries under it.
+    let bin_dir = repo_root().join(format!("target/vm-test-bin/{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&bin_dir);
+    std::fs::create_dir_all(&bin_dir)?;
+    let copy = |src: &std::path::Path| -> Result<PathBuf> {
+        let dst = bin_dir.join(src.file_name().context("binary name")?);
+        std::fs::copy(src, &dst).with_context(|| format!("copying {}", src.display()))?;
+        Ok(dst)
+    };
+    let zramctl = copy(&repo_root().join("target/debug/zramctl"))?;
+    // The tests find their helper binaries (tests/src/bin) next to zramctl.
+    for entry in std::fs::read_dir(repo_root().join("tests/src/bin"))? {
+        let path = entry?.path();
+        if let Some(stem) = path
+            .file_stem()
+            .filter(|_| path.extension() == Some("rs".as_ref()))
+        {
+            copy(&repo_root().join("target/debug").join(stem))?;
+        }
+    }
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.
     let mut cmd = String::from("rc=0\n");
@@ -253,7 +273,7 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
         .map(|t| (*t, ""))
         .chain(VM_TEST_REPEATS);
     for (target, env) in runs {
-        let bin = build_test_binary("zramctl-tests", target)?;
+        let bin = copy(&build_test_binary("zramctl-tests", target)?)?;
         cmd.push_str(&format!(
             "echo '==> {target} {env}'\n{env} ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
             zramctl.display(),
@@ -271,6 +291,7 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
             ..vm::VmArgs::with_command(cmd)
         },
     )?;
+    let _ = std::fs::remove_dir_all(&bin_dir);
     let console_log = repo_root().join("target/vm-results/vm-test/console.log");
     let mut vm = Tally::default();
     vm.add_text(&std::fs::read_to_string(console_log).unwrap_or_default());
