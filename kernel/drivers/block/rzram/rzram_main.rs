@@ -7,7 +7,6 @@
 //! (Documentation/admin-guide/blockdev/zram.rst) so that zram tools work
 //! unchanged, and named apart so that rzram and zram run side by side.
 
-mod params;
 mod slots;
 mod store;
 mod trace;
@@ -15,8 +14,9 @@ mod writeback;
 
 use kernel::{
     alloc::flags::GFP_NOIO,
+    bindings,
     block::{
-        attr::{parse_str, parse_u64, Attribute, AttributeGroup, SysfsBuf},
+        attr::{Attribute, AttributeGroup, SysfsBuf},
         bio::{Bio, BioOp, Segment},
         bio_disk::{BioDisk, BioDiskBuilder, BioOperations, DiskRef},
         SECTOR_SHIFT,
@@ -29,9 +29,13 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, ArcBorrow, Mutex, SpinLock,
     },
+    sysfs::{CInput, KstrtoInt},
 };
 use store::{now_secs, Algorithms, RecompressMode, Store, ALGORITHMS, MAX_COMPS, PAGE};
 use writeback::{Backing, DEFAULT_BATCH, MAX_BIO_PAGES};
+
+/// Longest algorithm name upstream takes, its NUL included.
+const MAX_ALGO_NAME_SZ: usize = 128;
 
 module! {
     type: RzramModule,
@@ -250,35 +254,23 @@ fn discard(store: &Store, sector: u64, size: u32) {
     }
 }
 
-/// `memparse()` as zram uses it: a number (decimal, `0x` hex or `0` octal)
-/// and an optional K/M/G/T/P/E suffix; anything after is ignored, as in C.
-/// `None` when there is no number at all; `EINVAL` on overflow.
+/// The kernel's `memparse()` of the input (a number with an optional
+/// K/M/G/T/P/E suffix, the rest ignored, wrapping on overflow as in C);
+/// `None` when no number was parsed.
 fn memparse(input: &[u8]) -> Result<Option<u64>> {
-    let s = parse_str(input)?.as_bytes();
-    let (radix, start) = match s {
-        [b'0', b'x' | b'X', ..] => (16, 2),
-        [b'0', ..] => (8, 0),
-        _ => (10, 0),
-    };
-    let digits = s[start..]
-        .iter()
-        .take_while(|c| (**c as char).is_digit(radix))
-        .count();
-    if digits == 0 {
-        return Ok(None);
-    }
-    let text = core::str::from_utf8(&s[start..start + digits]).map_err(|_| EINVAL)?;
-    let n = u64::from_str_radix(text, radix).map_err(|_| EINVAL)?;
-    let shift = match s.get(start + digits).map(|c| c.to_ascii_uppercase()) {
-        Some(b'K') => 10,
-        Some(b'M') => 20,
-        Some(b'G') => 30,
-        Some(b'T') => 40,
-        Some(b'P') => 50,
-        Some(b'E') => 60,
-        _ => 0,
-    };
-    n.checked_mul(1u64 << shift).map(Some).ok_or(EINVAL)
+    let (v, used) = CInput::new(input)?.memparse();
+    Ok((used > 0).then_some(v))
+}
+
+/// A decimal (`base` 10) or prefixed (`base` 0) number, with the errors of
+/// the kernel's `kstrto*` functions, which upstream zram's attributes use.
+fn kstrto<T: KstrtoInt>(input: &[u8], base: u32) -> Result<T> {
+    CInput::new(input)?.kstrto(base)
+}
+
+/// `PAGE_ALIGN()`, wrapping like C's.
+fn page_align(n: u64) -> u64 {
+    n.wrapping_add(PAGE as u64 - 1) & !(PAGE as u64 - 1)
 }
 
 type Z<'a> = ArcBorrow<'a, Zram>;
@@ -290,13 +282,16 @@ fn disksize_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
 
 fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     let size = memparse(input)?.unwrap_or(0);
-    let size = size.checked_next_multiple_of(PAGE as u64).ok_or(EINVAL)?;
     if size == 0 {
         return Err(EINVAL);
     }
     let config = z.config.lock();
     if z.store().is_some() {
         return Err(EBUSY);
+    }
+    let size = page_align(size);
+    if size == 0 {
+        return Err(EINVAL);
     }
     let store = Arc::new(
         Store::new(
@@ -318,7 +313,7 @@ fn initstate_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
 }
 
 fn reset_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let v = parse_str(input)?.parse::<u16>().map_err(|_| EINVAL)?;
+    let v: u16 = kstrto(input, 10)?;
     if v == 0 {
         return Err(EINVAL);
     }
@@ -367,27 +362,40 @@ fn recomp_algorithm_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Resul
     Ok(())
 }
 
+/// The index in `ALGORITHMS` of a name as `__comp_algorithm_store` takes
+/// it: `E2BIG` for a name that long, `EINVAL` for an unknown one; a trailing
+/// newline is ignored (`sysfs_streq`).
+fn algorithm_index(name: &[u8]) -> Result<usize> {
+    if name.len() >= MAX_ALGO_NAME_SZ {
+        return Err(E2BIG);
+    }
+    let name = name.strip_suffix(b"\n").unwrap_or(name);
+    ALGORITHMS
+        .iter()
+        .position(|a| a.as_bytes() == name)
+        .ok_or(EINVAL)
+}
+
 /// `algo=NAME [priority=N]` (priority 1 by default), as upstream.
 fn recomp_algorithm_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let (mut algo, mut prio) = (None, 1);
-    for (key, val) in params::args(input) {
-        if val.is_empty() {
+    let mut input = CInput::new(input)?;
+    let (mut algo, mut prio) = (None, 1i32);
+    for (key, val) in input.args()? {
+        let Some(val) = val.filter(|v| !v.is_empty()) else {
             return Err(EINVAL);
-        }
+        };
         match key {
             b"algo" => algo = Some(val),
-            b"priority" => prio = params::decimal(val)? as usize,
+            b"priority" => prio = kstrto(val, 10)?,
             _ => {}
         }
     }
     let algo = algo.ok_or(EINVAL)?;
+    let prio = usize::try_from(prio).map_err(|_| EINVAL)?;
     if !(1..MAX_COMPS).contains(&prio) {
         return Err(EINVAL);
     }
-    let index = ALGORITHMS
-        .iter()
-        .position(|a| a.as_bytes() == algo)
-        .ok_or(EINVAL)?;
+    let index = algorithm_index(algo)?;
     let mut config = z.config.lock();
     if z.store().is_some() {
         return Err(EBUSY);
@@ -403,41 +411,39 @@ fn parse_recompress(
     algorithms: &Algorithms,
     huge_class_size: usize,
 ) -> Result<(RecompressMode, usize, usize, u64)> {
+    let mut input = CInput::new(input)?;
     let mut mode = RecompressMode::default();
-    let (mut threshold, mut max_pages) = (0u64, u64::MAX);
+    let (mut threshold, mut max_pages) = (0u32, u64::MAX);
     let (mut algo, mut prio) = (None, None);
-    for (key, val) in params::args(input) {
-        if val.is_empty() {
+    for (key, val) in input.args()? {
+        let Some(val) = val.filter(|v| !v.is_empty()) else {
             return Err(EINVAL);
-        }
+        };
         match key {
             b"type" => {
-                mode = match val {
-                    b"idle" => RecompressMode {
-                        idle: true,
-                        huge: false,
-                    },
-                    b"huge" => RecompressMode {
-                        idle: false,
-                        huge: true,
-                    },
-                    b"huge_idle" => RecompressMode {
-                        idle: true,
-                        huge: true,
-                    },
-                    _ => return Err(EINVAL),
+                let (idle, huge) = match val {
+                    b"idle" => (true, false),
+                    b"huge" => (false, true),
+                    b"huge_idle" => (true, true),
+                    // Upstream keeps a mode set by an earlier `type=`.
+                    _ => (mode.idle, mode.huge),
+                };
+                mode = RecompressMode { idle, huge };
+                if mode == RecompressMode::default() {
+                    return Err(EINVAL);
                 }
             }
-            b"max_pages" => max_pages = params::decimal(val)?,
-            b"threshold" => threshold = params::decimal(val)?,
+            b"max_pages" => max_pages = kstrto(val, 10)?,
+            b"threshold" => threshold = kstrto(val, 10)?,
             b"algo" => algo = Some(val),
-            b"priority" => prio = Some(params::decimal(val)? as usize),
+            b"priority" => prio = Some(kstrto::<i32>(val, 10)?),
             _ => {}
         }
     }
-    if threshold >= huge_class_size as u64 {
+    if threshold as usize >= huge_class_size {
         return Err(EINVAL);
     }
+    let prio = prio.map(|p| usize::try_from(p).unwrap_or(usize::MAX));
     let named = |p: usize| {
         algorithms.0[p].is_some_and(|i| algo.is_none_or(|a| ALGORITHMS[i].as_bytes() == a))
     };
@@ -454,15 +460,18 @@ fn parse_recompress(
 
 fn recompress_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     let _config = z.config.lock();
-    let store = z.store().ok_or(EINVAL)?;
+    let Some(store) = z.store() else {
+        // As upstream: a malformed request is reported before the state.
+        parse_recompress(input, &Algorithms::primary(0), usize::MAX)?;
+        return Err(EINVAL);
+    };
     let (mode, threshold, prio, max_pages) =
         parse_recompress(input, &store.algorithms, store.huge_class_size())?;
     store.recompress(mode, threshold, prio, max_pages)
 }
 
 fn comp_algorithm_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let name = parse_str(input)?;
-    let index = ALGORITHMS.iter().position(|a| *a == name).ok_or(EINVAL)?;
+    let index = algorithm_index(CInput::new(input)?.as_bytes())?;
     let mut config = z.config.lock();
     if z.store().is_some() {
         return Err(EBUSY);
@@ -472,8 +481,7 @@ fn comp_algorithm_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
 }
 
 fn mem_limit_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let limit = memparse(input)?.ok_or(EINVAL)?;
-    let limit = limit.checked_next_multiple_of(PAGE as u64).ok_or(EINVAL)?;
+    let limit = page_align(memparse(input)?.ok_or(EINVAL)?);
     let mut config = z.config.lock();
     config.mem_limit = limit;
     if let Some(s) = z.store() {
@@ -483,7 +491,7 @@ fn mem_limit_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
 }
 
 fn mem_used_max_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    if parse_u64(input)? != 0 {
+    if kstrto::<u64>(input, 10) != Ok(0) {
         return Err(EINVAL);
     }
     if let Some(s) = z.store() {
@@ -537,11 +545,11 @@ fn debug_stat_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
 }
 
 fn idle_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let text = parse_str(input)?;
-    let cutoff = if text == "all" {
+    let input = CInput::new(input)?;
+    let cutoff = if input.streq(c"all") {
         None
     } else {
-        let age: u32 = text.parse().map_err(|_| EINVAL)?;
+        let age: u32 = input.kstrto(0).map_err(|_| EINVAL)?;
         let now = now_secs();
         // No slot is older than the system: nothing to mark.
         if age >= now {
@@ -570,11 +578,16 @@ fn backing_dev_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
 }
 
 fn backing_dev_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let path = input.strip_suffix(b"\n").unwrap_or(input);
     let mut config = z.config.lock();
     if z.store().is_some() {
         return Err(EBUSY);
     }
+    // As upstream reads it: up to a NUL, at most PATH_MAX - 1 bytes
+    // (strscpy), then without one trailing newline.
+    let input = CInput::new(input)?;
+    let path = input.as_bytes();
+    let path = &path[..path.len().min(bindings::PATH_MAX as usize - 1)];
+    let path = path.strip_suffix(b"\n").unwrap_or(path);
     config.backing = Some(Backing::open(path)?);
     Ok(())
 }
@@ -602,8 +615,9 @@ fn writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
 }
 
 /// A decimal number, as `kstrtoull(buf, 10, ...)` reads it.
-fn parse_decimal(input: &[u8]) -> Result<u64> {
-    parse_str(input)?.parse::<u64>().map_err(|_| EINVAL)
+/// Upstream's writeback attributes turn any `kstrto*` error into `EINVAL`.
+fn parse_decimal<T: KstrtoInt>(input: &[u8]) -> Result<T> {
+    kstrto(input, 10).map_err(|_| EINVAL)
 }
 
 fn writeback_limit_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
@@ -611,7 +625,7 @@ fn writeback_limit_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result
 }
 
 fn writeback_limit_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    z.wb_limit.store(parse_decimal(input)?, Relaxed);
+    z.wb_limit.store(parse_decimal::<u64>(input)?, Relaxed);
     Ok(())
 }
 
@@ -620,7 +634,8 @@ fn writeback_limit_enable_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) ->
 }
 
 fn writeback_limit_enable_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    z.wb_limit_enable.store(parse_decimal(input)? != 0, Relaxed);
+    z.wb_limit_enable
+        .store(parse_decimal::<u64>(input)? != 0, Relaxed);
     Ok(())
 }
 
@@ -629,7 +644,7 @@ fn writeback_batch_size_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> R
 }
 
 fn writeback_batch_size_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let v = u32::try_from(parse_decimal(input)?).map_err(|_| EINVAL)?;
+    let v: u32 = parse_decimal(input)?;
     if v == 0 {
         return Err(EINVAL);
     }
@@ -642,8 +657,8 @@ fn writeback_bio_pages_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Re
 }
 
 fn writeback_bio_pages_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let v = parse_decimal(input)?;
-    if v == 0 || v > MAX_BIO_PAGES as u64 {
+    let v: u32 = parse_decimal(input)?;
+    if v == 0 || v > MAX_BIO_PAGES as u32 {
         return Err(EINVAL);
     }
     z.wb_bio_pages.store(v as u32, Relaxed);
@@ -826,7 +841,7 @@ fn hot_add_show(d: &Devices, out: &mut SysfsBuf<'_>) -> Result {
 
 /// `/sys/class/rzram-control/hot_remove`: writing an index removes that disk.
 fn hot_remove_store(d: &Devices, input: &[u8]) -> Result {
-    let id: i32 = parse_str(input)?.parse().map_err(|_| EINVAL)?;
+    let id: i32 = kstrto(input, 10)?;
     d.remove(usize::try_from(id).map_err(|_| EINVAL)?)
 }
 
@@ -873,29 +888,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn memparse_like_zram() {
+    fn memparse_is_the_kernels() {
         assert_eq!(memparse(b"4096\n"), Ok(Some(4096)));
         assert_eq!(memparse(b"1M"), Ok(Some(1 << 20)));
         assert_eq!(memparse(b"2g"), Ok(Some(2 << 30)));
         assert_eq!(memparse(b"0x1000"), Ok(Some(4096)));
         assert_eq!(memparse(b"010"), Ok(Some(8)));
         assert_eq!(memparse(b"0"), Ok(Some(0)));
-        // As C's memparse: trailing junk after the suffix is ignored.
+        // As C: trailing junk after the suffix is ignored, parsing stops at
+        // a NUL, and there is no number in these.
         assert_eq!(memparse(b"12Q"), Ok(Some(12)));
+        assert_eq!(memparse(b"7\x008"), Ok(Some(7)));
         assert_eq!(memparse(b"abc"), Ok(None));
         assert_eq!(memparse(b"-1"), Ok(None));
         assert_eq!(memparse(b""), Ok(None));
-        assert_eq!(memparse(b"99999999999999999999"), Err(EINVAL));
-        assert_eq!(memparse(b"16E"), Err(EINVAL));
-        assert_eq!(memparse(b"\xff\xfe"), Err(EINVAL));
+        assert_eq!(memparse(b" 1"), Ok(None));
     }
 
     #[test]
-    fn attr_number_parser() {
-        assert_eq!(parse_u64(b" 42\n"), Ok(42));
-        assert_eq!(parse_u64(b"0x10"), Ok(16));
-        assert_eq!(parse_u64(b""), Err(EINVAL));
-        assert_eq!(parse_u64(b"4x"), Err(EINVAL));
+    fn numbers_parse_like_kstrto() {
+        assert_eq!(kstrto::<u64>(b"42\n", 10), Ok(42));
+        assert_eq!(kstrto::<u64>(b"+42", 10), Ok(42));
+        // Only one trailing newline, no other space.
+        assert_eq!(kstrto::<u64>(b" 42", 10), Err(EINVAL));
+        assert_eq!(kstrto::<u64>(b"42 ", 10), Err(EINVAL));
+        assert_eq!(kstrto::<u64>(b"42\n\n", 10), Err(EINVAL));
+        assert_eq!(kstrto::<u64>(b"", 10), Err(EINVAL));
+        assert_eq!(kstrto::<u64>(b"0x10", 10), Err(EINVAL));
+        assert_eq!(kstrto::<u32>(b"0x10", 0), Ok(16));
+        assert_eq!(kstrto::<u16>(b"65536", 10), Err(ERANGE));
+        assert_eq!(kstrto::<i32>(b"-3", 10), Ok(-3));
+        assert_eq!(kstrto::<u64>(b"18446744073709551616", 10), Err(ERANGE));
+        assert_eq!(algorithm_index(b"zstd\n"), Ok(1));
+        assert_eq!(algorithm_index(b" zstd"), Err(EINVAL));
+        assert_eq!(algorithm_index(&[b'a'; 128]), Err(E2BIG));
     }
 
     #[test]

@@ -42,6 +42,7 @@ use kernel::{
         atomic::{Atomic, Relaxed},
         Arc, Completion, CondVar, SpinLock, SpinLockIrq,
     },
+    sysfs::CInput,
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
@@ -364,10 +365,15 @@ impl EndIo for WbReq {
             batch.wake_writer(&f);
             return;
         }
-        drop(f);
         // The writer is busy submitting: completion work runs on the
-        // workqueue, in parallel. Already queued is fine: the pending or
-        // running work sees the bio.
+        // workqueue, in parallel, a quarter window at a time (one worker
+        // wake-up per batch of completions, not per bio); a smaller rest is
+        // done by the writer when it next waits.
+        if f.done.len() < batch.window.div_ceil(4) {
+            return;
+        }
+        drop(f);
+        // Already queued is fine: the pending or running work sees the bio.
         let _ = workqueue::system_highpri().enqueue(batch);
     }
 }
@@ -572,9 +578,10 @@ pub(crate) struct Scan {
     hi: usize,
 }
 
+/// A page index, as `kstrtoul(s, 10)` reads it (`EINVAL`, `ERANGE`).
 fn parse_index(s: &[u8]) -> Result<usize> {
-    let s = core::str::from_utf8(s).map_err(|_| EINVAL)?;
-    s.parse::<usize>().map_err(|_| EINVAL)
+    let n: u64 = CInput::new(s)?.kstrto(10)?;
+    usize::try_from(n).map_err(|_| ERANGE)
 }
 
 /// Parses a `writeback` write into the scans it asks for, as upstream's
@@ -584,9 +591,11 @@ fn parse_index(s: &[u8]) -> Result<usize> {
 /// repeat; a mode (bare or `type=`) scans the last range (all when none)
 /// and ends the list. Unknown keys are ignored, as upstream does.
 pub(crate) fn parse_writeback(input: &[u8], nr_pages: usize) -> Result<KVec<Scan>> {
+    let mut input = CInput::new(input)?;
     let mut scans = KVec::new();
     let (mut mode, mut lo, mut hi) = (Mode::ANY, 0, nr_pages);
-    for (key, val) in crate::params::args(input) {
+    for (key, val) in input.args()? {
+        let val = val.unwrap_or(b"");
         if val.is_empty() || key == b"type" {
             mode = Mode::parse(if val.is_empty() { key } else { val })?;
             scans.push(Scan { mode, lo, hi }, GFP_KERNEL)?;

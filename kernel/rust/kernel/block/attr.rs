@@ -20,7 +20,7 @@ use crate::{
 use core::{marker::PhantomData, ptr::NonNull};
 
 use crate::sysfs::Group;
-pub use crate::sysfs::{parse_str, parse_u64, SysfsBuf};
+pub use crate::sysfs::{CInput, SysfsBuf};
 
 type Borrowed<'a, D> = <D as ForeignOwnable>::Borrowed<'a>;
 
