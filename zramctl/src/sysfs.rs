@@ -36,7 +36,21 @@ pub struct RealSysfs;
 
 impl SysfsIo for RealSysfs {
     fn read(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        use std::io::Read as _;
+        // Big reads: some files (debugfs block_state) return nothing when
+        // a line does not fit the buffer, as a small first read would.
+        let mut f = std::fs::File::open(path)?;
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        String::from_utf8(out).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     fn write(&self, path: &Path, value: &str) -> io::Result<()> {
