@@ -328,6 +328,33 @@ pub fn sysfs_read(dev: &str, attr: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The VM's scratch disk (a fresh 1 GiB virtio disk per run).
+pub fn scratch_disk() -> PathBuf {
+    std::env::var_os("ZRAMCTL_BACKING_DISK")
+        .map(PathBuf::from)
+        .expect("ZRAMCTL_BACKING_DISK is set by cargo xtask vm")
+}
+
+/// The two drivers a VM test body runs on: upstream zram and rzram, each
+/// through its second device (the first stays free for other tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Upstream C zram, built into the VM kernel.
+    Zram,
+    /// rzram, our Rust driver (module).
+    Rzram,
+}
+
+impl Kind {
+    /// The device name: zram1 or rzram1.
+    pub fn dev(self) -> &'static str {
+        match self {
+            Kind::Zram => "zram1",
+            Kind::Rzram => "rzram1",
+        }
+    }
+}
+
 /// In the VM: loads the rzram module we built with two devices unless it is
 /// loaded.
 pub fn load_rzram() {

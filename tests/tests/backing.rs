@@ -26,24 +26,9 @@ use std::{
 };
 
 use zramctl_tests::{
-    AlignedBuf, PAGE, drop_caches, load_rzram, page_data, read_bytes_direct, sh, sysfs_read,
+    AlignedBuf, Kind, PAGE, drop_caches, load_rzram, page_data, read_bytes_direct, sh, sysfs_read,
     sysfs_write, write_bytes_direct, zramctl_bin,
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Zram,
-    Rzram,
-}
-
-impl Kind {
-    fn dev(self) -> &'static str {
-        match self {
-            Kind::Zram => "zram1",
-            Kind::Rzram => "rzram1",
-        }
-    }
-}
 
 const MARKER: &[u8] = b"ZRAMCTL-PLAINTEXT-MARKER-5f3a9c";
 const MNT: &str = "/tmp/zramctl-backing-fs";

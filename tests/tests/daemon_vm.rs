@@ -22,8 +22,8 @@ use std::{
 };
 
 use zramctl_tests::{
-    PAGE, load_rzram, read_pages_direct, sh, sysfs_read, sysfs_write, write_pages_direct,
-    zramctl_bin,
+    PAGE, load_rzram, read_pages_direct, scratch_disk, sh, sysfs_read, sysfs_write,
+    write_pages_direct, zramctl_bin,
 };
 
 const DEV: &str = "rzram0";
@@ -32,12 +32,6 @@ const SECTORS_PER_MIB: u64 = 2048;
 /// fio writes to its second half, never to the slice.
 const SLICE_MIB: u64 = 256;
 const FIO_OFFSET_MIB: u64 = 512;
-
-fn scratch_disk() -> PathBuf {
-    std::env::var_os("ZRAMCTL_BACKING_DISK")
-        .map(PathBuf::from)
-        .expect("ZRAMCTL_BACKING_DISK is set by cargo xtask vm")
-}
 
 fn results_dir() -> PathBuf {
     std::env::var_os("ZRAMCTL_RESULTS")

@@ -36,17 +36,11 @@ use std::{
 };
 
 use zramctl_tests::{
-    PAGE, discard_pages, drop_caches, load_rzram, page_data, read_bytes_direct, sh, sysfs_read,
-    sysfs_write, write_bytes_direct, zramctl_bin,
+    Kind, PAGE, discard_pages, drop_caches, load_rzram, page_data, read_bytes_direct, scratch_disk,
+    sh, sysfs_read, sysfs_write, write_bytes_direct, zramctl_bin,
 };
 
 const SECTORS_PER_MIB: u64 = 2048;
-
-fn scratch_disk() -> PathBuf {
-    std::env::var_os("ZRAMCTL_BACKING_DISK")
-        .map(PathBuf::from)
-        .expect("ZRAMCTL_BACKING_DISK is set by cargo xtask vm")
-}
 
 fn results_dir() -> PathBuf {
     std::env::var_os("ZRAMCTL_RESULTS")
@@ -773,21 +767,6 @@ fn swapper_output(c: &mut Child) -> (i32, String) {
 
 // ---------------------------------------------------------------------------
 // 2. Faults of the backing device.
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Zram,
-    Rzram,
-}
-
-impl Kind {
-    fn dev(self) -> &'static str {
-        match self {
-            Kind::Zram => "zram1",
-            Kind::Rzram => "rzram1",
-        }
-    }
-}
 
 const FAULT_PAGES: u64 = 1024;
 

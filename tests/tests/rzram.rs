@@ -7,48 +7,10 @@ use std::{
     process::Command,
 };
 
-use zramctl_tests::{drop_caches, verify_pages, vmstat, write_pages, zramctl};
-
-/// Loads rzram with two devices unless it is loaded.
-fn load_rzram() {
-    assert!(
-        std::env::var_os("ZRAMCTL_VM").is_some(),
-        "run with cargo xtask vm-test"
-    );
-    if Path::new("/sys/block/rzram0").exists() {
-        return;
-    }
-    let modroot = std::env::var("ZRAMCTL_MODROOT").expect("ZRAMCTL_MODROOT");
-    let release = std::env::var("ZRAMCTL_KERNEL_RELEASE").expect("ZRAMCTL_KERNEL_RELEASE");
-    let ko = format!("{modroot}/lib/modules/{release}/kernel/drivers/block/rzram/rzram.ko");
-    sh(&format!("insmod {ko} num_devices=2"));
-    assert!(
-        Path::new("/sys/block/rzram1").exists(),
-        "num_devices=2 makes rzram0 and rzram1"
-    );
-}
-
-/// Runs a shell command that must succeed; returns its stdout.
-fn sh(cmd: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Writes `value` to a sysfs attribute; returns the errno on failure.
-fn sysfs_write(dev: &str, attr: &str, value: &str) -> Result<(), i32> {
-    std::fs::write(format!("/sys/block/{dev}/{attr}"), value)
-        .map_err(|e| e.raw_os_error().unwrap_or(-1))
-}
-
-fn sysfs_read(dev: &str, attr: &str) -> String {
-    std::fs::read_to_string(format!("/sys/block/{dev}/{attr}")).unwrap()
-}
+use zramctl_tests::{
+    drop_caches, load_rzram, sh, sysfs_read, sysfs_write, verify_pages, vmstat, write_pages,
+    zramctl,
+};
 
 fn status(dev: &str) -> serde_json::Value {
     zramctl(&["status", dev, "--json"]).ok().json()[0].clone()

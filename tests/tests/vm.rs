@@ -24,12 +24,6 @@ fn device() -> &'static str {
 }
 const PAGES: u64 = 8192; // 32 MiB of data on a 128 MiB device
 
-fn backing() -> PathBuf {
-    std::env::var_os("ZRAMCTL_BACKING_DISK")
-        .map(PathBuf::from)
-        .expect("ZRAMCTL_BACKING_DISK is set by cargo xtask vm")
-}
-
 /// A clean zram0 with the VM's disk as backing device and `PAGES` pages of data.
 fn fresh_device(seed: u64) -> PathBuf {
     assert!(
@@ -37,7 +31,7 @@ fn fresh_device(seed: u64) -> PathBuf {
         "run with cargo xtask vm-test"
     );
     zramctl(&["reset", device()]).ok();
-    let bd = backing();
+    let bd = zramctl_tests::scratch_disk();
     zramctl(&[
         "setup",
         device(),
@@ -94,7 +88,10 @@ fn idle_writeback_moves_pages_and_data_reads_back() {
         Some(PAGES * 4096)
     );
     assert_eq!(before["bd_stat"]["bd_count"].as_u64(), Some(0));
-    assert_eq!(before["backing_dev"]["path"].as_str(), backing().to_str());
+    assert_eq!(
+        before["backing_dev"]["path"].as_str(),
+        zramctl_tests::scratch_disk().to_str()
+    );
 
     zramctl(&["idle", device(), "--all"]).ok();
     let out = zramctl(&["writeback", device(), "--idle"]).ok();

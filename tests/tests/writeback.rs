@@ -25,43 +25,20 @@ use std::{
 };
 
 use zramctl_tests::{
-    PAGE, drop_caches, load_rzram, page_data, read_bytes_direct, sh, sysfs_read, sysfs_write,
-    write_bytes_direct, zramctl_bin,
+    Kind, PAGE, drop_caches, load_rzram, page_data, read_bytes_direct, scratch_disk, sh,
+    sysfs_read, sysfs_write, write_bytes_direct, zramctl_bin,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// Upstream C zram, built into the VM kernel.
-    Zram,
-    /// rzram, our Rust driver (module).
-    Rzram,
-}
-
-impl Kind {
-    fn dev(self) -> &'static str {
-        match self {
-            Kind::Zram => "zram1",
-            Kind::Rzram => "rzram1",
-        }
-    }
-
-    /// First MiB of this kind's slice of the scratch disk.
-    fn slice_offset_mib(self) -> u64 {
-        match self {
-            Kind::Zram => 0,
-            Kind::Rzram => SLICE_MIB,
-        }
+/// First MiB of a kind's slice of the scratch disk.
+fn slice_offset_mib(kind: Kind) -> u64 {
+    match kind {
+        Kind::Zram => 0,
+        Kind::Rzram => SLICE_MIB,
     }
 }
 
 const SLICE_MIB: u64 = 512;
 const SECTORS_PER_MIB: u64 = 2048;
-
-fn scratch_disk() -> PathBuf {
-    std::env::var_os("ZRAMCTL_BACKING_DISK")
-        .map(PathBuf::from)
-        .expect("ZRAMCTL_BACKING_DISK is set by cargo xtask vm")
-}
 
 // ---------------------------------------------------------------------------
 // Backing devices: dm slices of the scratch disk.
@@ -114,7 +91,7 @@ impl Backing {
     fn slice(kind: Kind) -> Backing {
         Backing::linear(
             &format!("wb-{}", kind.dev()),
-            kind.slice_offset_mib(),
+            slice_offset_mib(kind),
             SLICE_MIB,
         )
     }
