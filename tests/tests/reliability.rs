@@ -878,12 +878,15 @@ fn backing_faults(kind: Kind) {
         }
         if percent == 100 {
             assert_eq!(written, 0);
-        } else {
+        } else if percent >= 30 {
             assert!(
                 written > 0 && failed > 0,
                 "{dev}: {percent}%: {written}/{failed}"
             );
         }
+        // At 5 % the odds are per request: rzram's 32-page bios make about
+        // 28 requests of these 896 pages, so no failure at all is likely
+        // (0.95^28 = 24 %); only the invariants above and below hold.
         match kind {
             Kind::Zram => assert_eq!(after.failed_writes, before.failed_writes),
             Kind::Rzram => assert_eq!(after.failed_writes - before.failed_writes, failed),
