@@ -2061,6 +2061,13 @@ fn daemon_chaos() {
     drop(d);
     let mut d = Daemon::start("restart", &chaos_config(port, &[DEV]));
     let w1 = bd_writes();
+    // Up and serving (its signal handlers are in place) before the SIGTERM
+    // below: with every page already written back the next wait can end at
+    // once, and a SIGTERM before the handlers would just kill it.
+    wait_for(60, "the restarted daemon's metrics", || {
+        d.assert_alive("after the restart");
+        d.scrape(port).is_some()
+    });
     wait_for(60, "writeback after the restart", || {
         d.assert_alive("after the restart");
         bd_writes() > w1 || fields(DEV, "bd_stat")[0] == candidates_of(PAGES)
