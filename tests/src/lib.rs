@@ -328,6 +328,18 @@ pub fn sysfs_read(dev: &str, attr: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// The whitespace-separated numbers of a sysfs attribute (mm_stat,
+/// bd_stat, io_stat, ...).
+pub fn fields(dev: &str, attr: &str) -> Vec<u64> {
+    sysfs_read(dev, attr)
+        .split_whitespace()
+        .map(|f| {
+            f.parse()
+                .unwrap_or_else(|_| panic!("{dev}/{attr}: bad field {f:?}"))
+        })
+        .collect()
+}
+
 /// The VM's scratch disk (a fresh 1 GiB virtio disk per run).
 pub fn scratch_disk() -> PathBuf {
     std::env::var_os("ZRAMCTL_BACKING_DISK")

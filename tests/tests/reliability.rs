@@ -36,8 +36,8 @@ use std::{
 };
 
 use zramctl_tests::{
-    Kind, PAGE, discard_pages, drop_caches, load_rzram, page_data, read_bytes_direct, scratch_disk,
-    sh, sysfs_read, sysfs_write, write_bytes_direct, zramctl_bin,
+    Kind, PAGE, discard_pages, drop_caches, fields, load_rzram, page_data, read_bytes_direct,
+    scratch_disk, sh, sysfs_read, sysfs_write, write_bytes_direct, zramctl_bin,
 };
 
 const SECTORS_PER_MIB: u64 = 2048;
@@ -132,16 +132,6 @@ fn show(r: &Result<usize, i32>) -> String {
         Ok(n) => format!("ok({n})"),
         Err(e) => errno_name(*e),
     }
-}
-
-fn fields(dev: &str, attr: &str) -> Vec<u64> {
-    sysfs_read(dev, attr)
-        .split_whitespace()
-        .map(|f| {
-            f.parse()
-                .unwrap_or_else(|_| panic!("{dev}/{attr}: bad field {f:?}"))
-        })
-        .collect()
 }
 
 /// bd_stat, mm_stat and io_stat fields the tests look at.

@@ -25,7 +25,7 @@ use std::{
 };
 
 use zramctl_tests::{
-    Kind, PAGE, drop_caches, load_rzram, page_data, read_bytes_direct, scratch_disk, sh,
+    Kind, PAGE, drop_caches, fields, load_rzram, page_data, read_bytes_direct, scratch_disk, sh,
     sysfs_read, sysfs_write, write_bytes_direct, zramctl_bin,
 };
 
@@ -249,16 +249,6 @@ fn device(kind: Kind, disksize: &str) -> Dev {
 
 // ---------------------------------------------------------------------------
 // Stats.
-
-fn fields(dev: &str, attr: &str) -> Vec<u64> {
-    sysfs_read(dev, attr)
-        .split_whitespace()
-        .map(|f| {
-            f.parse()
-                .unwrap_or_else(|_| panic!("{dev}/{attr}: bad field {f:?}"))
-        })
-        .collect()
-}
 
 /// The counters the tests look at, from bd_stat, mm_stat and io_stat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
