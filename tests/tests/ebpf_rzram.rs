@@ -17,8 +17,8 @@ use std::{
 };
 
 use zramctl::{
-    ebpf::{LatencyKind, ProbeOptions, Probes, WatchSpec},
-    hist::RzramStats,
+    probes::hist::RzramStats,
+    probes::{LatencyKind, ProbeOptions, Probes, WatchSpec},
 };
 use zramctl_common::SlotState;
 use zramctl_tests::{

@@ -162,17 +162,26 @@ pub struct TopArgs {
     pub probes: ProbeKind,
 }
 
+/// A value clap's parser refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ArgError(pub String);
+
 /// Parses `--interval`: seconds, at least 0.05.
-pub fn parse_interval(s: &str) -> Result<f64, String> {
+pub fn parse_interval(s: &str) -> Result<f64, ArgError> {
     let v: f64 = s
         .trim()
         .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+        .map_err(|_| ArgError(format!("{s:?} is not a number of seconds")))?;
     if !v.is_finite() || v < 0.05 {
-        return Err(format!("interval {s} is too short: at least 0.05 s"));
+        return Err(ArgError(format!(
+            "interval {s} is too short: at least 0.05 s"
+        )));
     }
     if v > 86400.0 {
-        return Err(format!("interval {s} is too long: at most one day"));
+        return Err(ArgError(format!(
+            "interval {s} is too long: at most one day"
+        )));
     }
     Ok(v)
 }
@@ -262,17 +271,17 @@ pub struct WritebackArgs {
 pub struct PageRanges(pub Vec<(u64, u64)>);
 
 /// Parses `A-B,C-D,N` (inclusive ranges).
-pub fn parse_page_ranges(s: &str) -> Result<PageRanges, String> {
+pub fn parse_page_ranges(s: &str) -> Result<PageRanges, ArgError> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let part = part.trim();
         if part.is_empty() {
-            return Err(format!("empty range in {s:?}"));
+            return Err(ArgError(format!("empty range in {s:?}")));
         }
         let num = |t: &str| {
             t.trim()
                 .parse::<u64>()
-                .map_err(|_| format!("{t:?} is not a page index (in {part:?})"))
+                .map_err(|_| ArgError(format!("{t:?} is not a page index (in {part:?})")))
         };
         let (a, b) = match part.split_once('-') {
             Some((a, b)) => (num(a)?, num(b)?),
@@ -282,10 +291,10 @@ pub fn parse_page_ranges(s: &str) -> Result<PageRanges, String> {
             }
         };
         if a > b {
-            return Err(format!("range {part:?} is reversed: {a} > {b}"));
+            return Err(ArgError(format!("range {part:?} is reversed: {a} > {b}")));
         }
         if b == u64::MAX {
-            return Err(format!("page index {b} is too large"));
+            return Err(ArgError(format!("page index {b} is too large")));
         }
         out.push((a, b));
     }
@@ -389,15 +398,17 @@ mod tests {
         );
         assert_eq!(parse_page_ranges("7").unwrap().0, [(7, 7)]);
         assert_eq!(parse_page_ranges(" 3 - 4 ").unwrap().0, [(3, 4)]);
-        assert!(parse_page_ranges("5-1").unwrap_err().contains("reversed"));
+        assert!(parse_page_ranges("5-1").unwrap_err().0.contains("reversed"));
         assert!(
             parse_page_ranges("a-3")
                 .unwrap_err()
+                .0
                 .contains("not a page index")
         );
         assert!(
             parse_page_ranges("1-2,")
                 .unwrap_err()
+                .0
                 .contains("empty range")
         );
         assert!(parse_page_ranges("-3").is_err());

@@ -1,20 +1,27 @@
 //! zramctl: inspect and drive zram writeback.
 //!
-//! - [`sysfs`]: the typed zram sysfs ABI, rooted at a path;
-//! - [`commands`]: the CLI commands over it;
-//! - [`ebpf`]: loader for the embedded eBPF programs;
-//! - [`hist`]: latency and slot-age histograms, percentiles, rates;
-//! - [`top`]: the `zramctl top` live view;
-//! - [`fake`]: a simulated zram sysfs for tests and demos.
+//! Layers, each importing only from those below it (see
+//! `docs/ARCHITECTURE.md`):
+//!
+//! 1. [`platform`] (page size, clocks, terminals) and [`size`] (byte sizes);
+//! 2. [`sysfs`]: the typed zram sysfs ABI behind one I/O trait (with a
+//!    simulated kernel, [`sysfs::fake`]); [`probes`]: the eBPF loader, the
+//!    watch list, the maps read into snapshots and histograms;
+//!    [`provision`]: backing files on loop, dm-integrity and dm-crypt;
+//! 3. [`policy`]: the writeback policy, pure; [`simulate`]: replaying a
+//!    trace through it; [`ops`]: operations on a device (setup, writeback,
+//!    recompress, reset) returning outcomes, shared by CLI and daemon;
+//! 4. [`daemon`]: the policy daemon; [`top`]: the live view;
+//! 5. [`cli`] (the command line as clap types) and [`app`] (dispatch and
+//!    output).
 
-pub mod btf;
+pub mod app;
 pub mod cli;
-pub mod commands;
 pub mod daemon;
-pub mod ebpf;
-pub mod fake;
-pub mod hist;
+pub mod ops;
+pub mod platform;
 pub mod policy;
+pub mod probes;
 pub mod provision;
 pub mod simulate;
 pub mod size;

@@ -26,18 +26,13 @@
 //! `base + per_request * batch_size` (microseconds), so the batch controller
 //! has something to steer against.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
-use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
-use crate::{
-    cli::SimulateArgs,
-    daemon::config::Config,
-    policy::{
-        ColdInput, Inputs, LatencyWindow, Outcome, PAGE_SIZE, Plan, Policy, PolicyConfig,
-        budget::DAY_NS,
-    },
+use crate::policy::{
+    ColdInput, Inputs, LatencyWindow, Outcome, PAGE_SIZE, Plan, Policy, PolicyConfig,
+    budget::DAY_NS,
 };
 
 /// One trace event.
@@ -49,13 +44,25 @@ pub enum Event {
     Pressure(f64),
 }
 
+/// Why a trace could not be read: what is wrong, naming the line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TraceError(pub String);
+
+/// Returns a [`TraceError`] with the formatted message.
+macro_rules! bail {
+    ($($t:tt)*) => {
+        return Err(TraceError(format!($($t)*)))
+    };
+}
+
 /// Parses a trace; errors name the line.
-pub fn parse_trace(r: impl BufRead) -> Result<Vec<(f64, Event)>> {
+pub fn parse_trace(r: impl BufRead) -> Result<Vec<(f64, Event)>, TraceError> {
     let mut out = Vec::new();
     let mut last_t = 0.0f64;
     for (n, line) in r.lines().enumerate() {
         let n = n + 1;
-        let line = line.with_context(|| format!("reading line {n}"))?;
+        let line = line.map_err(|e| TraceError(format!("reading line {n}: {e}")))?;
         let text = line.split('#').next().unwrap_or("").trim();
         if text.is_empty() {
             continue;
@@ -75,21 +82,28 @@ pub fn parse_trace(r: impl BufRead) -> Result<Vec<(f64, Event)>> {
             .parse()
             .ok()
             .filter(|t: &f64| t.is_finite() && *t >= 0.0)
-            .with_context(|| format!("line {n}: time {:?} is not a number of seconds", f[0]))?;
+            .ok_or_else(|| {
+                TraceError(format!(
+                    "line {n}: time {:?} is not a number of seconds",
+                    f[0]
+                ))
+            })?;
         if t < last_t {
             bail!("line {n}: time {t} goes backwards (previous event at {last_t})");
         }
         last_t = t;
-        let slots = |s: &str| -> Result<(u64, u64)> {
+        let slots = |s: &str| -> Result<(u64, u64), TraceError> {
             let (a, b) = s.split_once('+').unwrap_or((s, "1"));
             let slot = a
                 .parse()
-                .with_context(|| format!("line {n}: slot {a:?} is not a number"))?;
+                .map_err(|e| TraceError(format!("line {n}: slot {a:?} is not a number: {e}")))?;
             let pages: u64 = b
                 .parse()
                 .ok()
                 .filter(|p| (1..=1 << 24).contains(p))
-                .with_context(|| format!("line {n}: page count {b:?} must be 1..=16777216"))?;
+                .ok_or_else(|| {
+                    TraceError(format!("line {n}: page count {b:?} must be 1..=16777216"))
+                })?;
             Ok((slot, pages))
         };
         let ev = match f[1] {
@@ -109,7 +123,9 @@ pub fn parse_trace(r: impl BufRead) -> Result<Vec<(f64, Event)>> {
                 f[2].parse()
                     .ok()
                     .filter(|p: &f64| (0.0..=100.0).contains(p))
-                    .with_context(|| format!("line {n}: psi {:?} must be 0..100", f[2]))?,
+                    .ok_or_else(|| {
+                        TraceError(format!("line {n}: psi {:?} must be 0..100", f[2]))
+                    })?,
             ),
             op => bail!("line {n}: unknown operation {op:?} (expected r, w, d or psi)"),
         };
@@ -312,121 +328,6 @@ pub fn replay(
     s.final_idle_age_secs = p.threshold_secs();
     s.end_ram_pages = dev.iter().filter(|d| d.stored && !d.wb).count() as u64;
     s
-}
-
-/// Runs `zramctl simulate`.
-pub fn run(a: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
-    let events = if a.trace.as_os_str() == "-" {
-        parse_trace(std::io::stdin().lock())
-    } else {
-        let f = std::fs::File::open(&a.trace)
-            .with_context(|| format!("opening trace {}", a.trace.display()))?;
-        parse_trace(std::io::BufReader::new(f))
-    }
-    .with_context(|| format!("trace {}", a.trace.display()))?;
-    let mut cfg = match &a.config {
-        Some(p) => {
-            let c = Config::load(p)?;
-            c.devices
-                .into_iter()
-                .next()
-                .map(|d| d.policy)
-                .context("configuration has no device")?
-        }
-        None => PolicyConfig::default(),
-    };
-    if let Some(b) = a.budget {
-        // A day's budget never allows more than a day's worth at once.
-        cfg.budget_bytes_per_day = b.0;
-        cfg.budget_burst_bytes = cfg.budget_burst_bytes.min(b.0);
-    }
-    if !(a.step.is_finite() && a.step > 0.0) {
-        bail!("--step must be a positive number of seconds");
-    }
-    let max_slot = events
-        .iter()
-        .filter_map(|(_, e)| match *e {
-            Event::Read { slot, pages }
-            | Event::Write { slot, pages }
-            | Event::Discard { slot, pages } => Some(slot.saturating_add(pages)),
-            Event::Pressure(_) => None,
-        })
-        .max()
-        .unwrap_or(0);
-    let slots = a.slots.unwrap_or(max_slot);
-    if slots > 1 << 28 {
-        bail!("{slots} slots is too many to simulate (at most 2^28, a 1 TiB device)");
-    }
-    let mut rounds = Vec::new();
-    let s = replay(
-        &events,
-        cfg,
-        slots,
-        a.step,
-        LatencyModel {
-            base_us: a.latency_base_us,
-            per_request_us: a.latency_per_request_us,
-        },
-        |r| {
-            if a.verbose {
-                rounds.push(r.clone());
-            }
-        },
-    );
-    if a.json {
-        let mut v = serde_json::to_value(&s)?;
-        if a.verbose {
-            v["rounds"] = serde_json::to_value(&rounds)?;
-        }
-        serde_json::to_writer_pretty(&mut *out, &v)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    for r in &rounds {
-        writeln!(
-            out,
-            "t={:>9.1}s {:<11} wrote {:>7} pages in {:>5} ranges  idle-age {:>6}s  batch {:>4}  budget left {}",
-            r.t,
-            r.trigger,
-            r.pages,
-            r.ranges,
-            r.threshold_secs,
-            r.batch,
-            crate::size::ByteSize(r.budget_left_bytes)
-        )?;
-    }
-    let b = |n: u64| crate::size::ByteSize(n).to_string();
-    writeln!(
-        out,
-        "trace:        {} events over {:.0}s, {} slots, {} policy steps",
-        s.events, s.duration_secs, slots, s.steps
-    )?;
-    writeln!(
-        out,
-        "written back: {} pages ({}) in {} rounds; peak on backing device {}",
-        s.written_back_pages,
-        b(s.written_back_bytes),
-        s.rounds,
-        b(s.peak_written_back_bytes)
-    )?;
-    writeln!(
-        out,
-        "refaults:     {} ({} within the refault window), {:.3} per page written back",
-        s.refaults, s.recent_refaults, s.refault_ratio
-    )?;
-    writeln!(
-        out,
-        "budget:       {} spent of {} allowed ({:.1}%)",
-        b(s.budget_spent_bytes),
-        b(s.budget_allowed_bytes),
-        100.0 * s.budget_spent_bytes as f64 / s.budget_allowed_bytes.max(1) as f64
-    )?;
-    writeln!(
-        out,
-        "final:        batch {}, idle-age threshold {}s, {} pages in RAM",
-        s.final_batch_size, s.final_idle_age_secs, s.end_ram_pages
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]

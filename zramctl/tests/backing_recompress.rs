@@ -7,10 +7,12 @@
 
 use clap::Parser as _;
 use zramctl::{
+    app,
     cli::Cli,
-    commands,
-    fake::{FAKE_ROOT, FakeDevice, FakeZram},
-    sysfs::Sysfs,
+    sysfs::{
+        Sysfs,
+        fake::{FAKE_ROOT, FakeDevice, FakeZram},
+    },
 };
 
 const MIB: u64 = 1 << 20;
@@ -20,7 +22,7 @@ fn run(fake: &FakeZram, args: &[&str]) -> Result<String, String> {
         .unwrap_or_else(|e| panic!("zramctl {args:?} did not parse: {e}"));
     let sys = Sysfs::new(FAKE_ROOT, fake.clone());
     let mut out = Vec::new();
-    let r = commands::run(cli, &sys, &mut out);
+    let r = app::run(cli, &sys, &mut out);
     let out = String::from_utf8(out).expect("UTF-8");
     r.map(|()| out).map_err(|e| format!("{e:#}"))
 }
@@ -435,12 +437,11 @@ mod daemon {
     use std::path::Path;
 
     use zramctl::{
-        daemon::{
-            config::Config,
-            core::{DaemonCore, PressureSource},
+        daemon::{DaemonCore, PressureSource, config::Config},
+        sysfs::{
+            Sysfs,
+            fake::{FAKE_ROOT, FakeDevice, FakeZram},
         },
-        fake::{FAKE_ROOT, FakeDevice, FakeZram},
-        sysfs::Sysfs,
     };
 
     const S: u64 = 1_000_000_000;
@@ -448,7 +449,7 @@ mod daemon {
 
     struct NoPsi;
     impl PressureSource for NoPsi {
-        fn some_avg10(&mut self) -> Result<Option<f64>, String> {
+        fn some_avg10(&mut self) -> anyhow::Result<Option<f64>> {
             Ok(None)
         }
     }
@@ -468,7 +469,7 @@ name = "zram0"
         DaemonCore::new(
             Sysfs::new(FAKE_ROOT, z.clone()),
             Config::parse(Path::new("t.toml"), CONFIG).unwrap(),
-            Err("off".into()),
+            Err(anyhow::anyhow!("off")),
             Box::new(NoPsi),
             T0,
         )
@@ -567,8 +568,7 @@ name = "zram0"
                 ..FakeDevice::default()
             },
         );
-        zramctl::commands::setup_configured(&Sysfs::new(FAKE_ROOT, z.clone()), &cfg.devices)
-            .unwrap();
+        zramctl::daemon::setup_configured(&Sysfs::new(FAKE_ROOT, z.clone()), &cfg.devices).unwrap();
         let w: Vec<String> = z
             .writes()
             .into_iter()

@@ -5,10 +5,12 @@
 use clap::Parser as _;
 use serde_json::{Value, json};
 use zramctl::{
+    app,
     cli::Cli,
-    commands,
-    fake::{FAKE_ROOT, FakeDevice, FakeZram},
-    sysfs::Sysfs,
+    sysfs::{
+        Sysfs,
+        fake::{FAKE_ROOT, FakeDevice, FakeZram},
+    },
 };
 
 const PAGE: u64 = 4096;
@@ -25,7 +27,7 @@ fn run_at(root: &str, fake: &FakeZram, args: &[&str]) -> Result<String, String> 
         .unwrap_or_else(|e| panic!("zramctl {args:?} did not parse: {e}"));
     let sys = Sysfs::new(root, fake.clone());
     let mut out = Vec::new();
-    let result = commands::run(cli, &sys, &mut out);
+    let result = app::run(cli, &sys, &mut out);
     let out = String::from_utf8(out).expect("output is UTF-8");
     result.map(|()| out).map_err(|e| format!("{e:#}"))
 }

@@ -1,4 +1,4 @@
-//! Host tests of the access and latency probes (`zramctl::ebpf::Probes`) on
+//! Host tests of the access and latency probes (`zramctl::probes::Probes`) on
 //! this machine's real zram0 and on a loop device, and of `zramctl top`.
 //! They run as root when zram0 exists and is unused, and print why they
 //! skipped otherwise. Every test that uses zram0 holds the ZRAM0 lock and
@@ -14,7 +14,7 @@ use std::{
 };
 
 use zramctl::{
-    ebpf::{BlockDevInfo, Flavour, LatencyKind, ProbeError, ProbeOptions, Probes, WatchSpec},
+    probes::{BlockDevInfo, Flavour, LatencyKind, ProbeError, ProbeOptions, Probes, WatchSpec},
     sysfs::Sysfs,
 };
 use zramctl_common::op;

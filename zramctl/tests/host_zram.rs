@@ -4,7 +4,7 @@
 
 use std::{path::Path, sync::Mutex};
 
-use zramctl::{ebpf::BioCounter, sysfs::Sysfs};
+use zramctl::{probes::BioCounter, sysfs::Sysfs};
 use zramctl_tests::{
     PAGE, Zram0Reset, drop_caches, require_zram0, verify_pages, write_pages, zramctl,
 };

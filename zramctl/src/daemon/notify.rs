@@ -62,7 +62,7 @@ impl Notifier {
     pub fn reloading(&self) -> io::Result<()> {
         self.send(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}",
-            crate::ebpf::monotonic_ns() / 1000
+            crate::platform::monotonic_ns() / 1000
         ))
     }
 

@@ -4,13 +4,14 @@
 use std::path::Path;
 
 use super::{
-    FakeProbes,
     config::Config,
-    core::{DaemonCore, PressureSource, ProbeSource, parse_psi_some_avg10},
+    core::DaemonCore,
+    fake::FakeProbes,
+    sources::{PressureSource, ProbeSource, parse_psi_some_avg10},
 };
-use crate::{
+use crate::sysfs::{
+    Sysfs,
     fake::{FAKE_ROOT, FakeDevice, FakeZram},
-    sysfs::Sysfs,
 };
 use zramctl_common::op;
 
@@ -20,7 +21,7 @@ const T0: u64 = 10_000 * S;
 
 struct NoPsi;
 impl PressureSource for NoPsi {
-    fn some_avg10(&mut self) -> Result<Option<f64>, String> {
+    fn some_avg10(&mut self) -> anyhow::Result<Option<f64>> {
         Ok(None)
     }
 }
@@ -61,7 +62,7 @@ fn fake(writeback: bool) -> FakeZram {
     z
 }
 
-fn core(z: &FakeZram, probes: Result<Box<dyn ProbeSource>, String>) -> DaemonCore {
+fn core(z: &FakeZram, probes: anyhow::Result<Box<dyn ProbeSource>>) -> DaemonCore {
     DaemonCore::new(
         Sysfs::new(FAKE_ROOT, z.clone()),
         config(CONFIG),
@@ -230,7 +231,7 @@ fn a_reset_and_new_setup_ask_for_probes_again_and_resume() {
     at(&p, t);
     c.step(t);
     assert!(c.take_reattach(), "new setup seen");
-    c.set_probes(Err("not attached in this test".into()));
+    c.set_probes(Err(anyhow::anyhow!("not attached in this test")));
     for k in 3..6u64 {
         let t = T0 + k * 60 * S;
         c.step(t);
@@ -316,7 +317,7 @@ fn eio_backs_off_and_is_counted() {
 fn without_probes_it_uses_kernel_idle_marking_and_learns_missing_actime() {
     let z = fake(true);
     z.with("zram0", |d| d.actime = false);
-    let mut c = core(&z, Err("no BTF".into()));
+    let mut c = core(&z, Err(anyhow::anyhow!("no BTF")));
     c.step(T0 + 60 * S);
     // `idle 540` is refused (no CONFIG_ZRAM_TRACK_ENTRY_ACTIME) ...
     assert_eq!(z.with("zram0", |d| d.bd_writes), 0);
@@ -349,7 +350,7 @@ fn without_probes_it_uses_kernel_idle_marking_and_learns_missing_actime() {
 #[test]
 fn a_device_without_backing_is_only_watched() {
     let z = fake(false);
-    let mut c = core(&z, Err("off".into()));
+    let mut c = core(&z, Err(anyhow::anyhow!("off")));
     for k in 0..5 {
         c.step(T0 + k * 100 * S);
     }
@@ -373,7 +374,7 @@ fn a_device_without_backing_is_only_watched() {
 #[test]
 fn reload_keeps_state_and_a_bad_device_keeps_the_old_config() {
     let z = fake(true);
-    let mut c = core(&z, Err("off".into()));
+    let mut c = core(&z, Err(anyhow::anyhow!("off")));
     c.step(T0 + 60 * S);
     let bad = CONFIG.replace(
         "name = \"zram0\"",
@@ -473,7 +474,7 @@ fn metrics_are_well_formed_and_complete() {
 #[test]
 fn psi_lines() {
     let s = "some avg10=12.50 avg60=3.00 avg300=1.00 total=123\nfull avg10=1.00 avg60=0 avg300=0 total=1\n";
-    assert_eq!(parse_psi_some_avg10(s), Ok(12.5));
+    assert_eq!(parse_psi_some_avg10(s).unwrap(), 12.5);
     assert!(parse_psi_some_avg10("full avg10=1").is_err());
     assert!(parse_psi_some_avg10("some avg10=x").is_err());
 }

@@ -1,8 +1,73 @@
-//! Cold-page choice: from per-slot ages (eBPF) to coalesced page ranges.
+//! Cold-page choice: from per-slot state (eBPF) to candidate ages, and from
+//! those to coalesced page ranges.
+
+use std::collections::HashMap;
+
+use zramctl_common::{SLOT_TIME_SHIFT, SlotState};
 
 /// Longest value the kernel takes in one sysfs write (PAGE_SIZE, minus the
 /// terminating byte).
 pub const SYSFS_WRITE_MAX: usize = 4095;
+
+/// What the slot array says about one device at one moment.
+#[derive(Clone, Copy, Debug)]
+pub struct SlotClock {
+    /// CLOCK_MONOTONIC of the read, ns (the clock of `SlotState::last_time`).
+    pub now_ns: u64,
+    /// When the probes were attached, same clock.
+    pub attached_ns: u64,
+}
+
+/// The write-back candidates of a device, `(slot index, age in seconds)`,
+/// from its per-slot state.
+///
+/// A slot is left out while it is on the backing device: `written_back`
+/// maps slots written back to their access time then, and an entry whose
+/// slot was touched since is dropped (the page came back to RAM). A slot
+/// never touched since the probes attached has the attach's age; such slots
+/// are the oldest, but on a device set up after the attach (or reset since)
+/// they are empty, and writing back empty slots wastes whole rounds. So
+/// they are candidates only while the device holds more pages in RAM
+/// (`stored_pages`) than the touched slots account for (data from before
+/// the attach).
+pub fn candidates(
+    slots: &[SlotState],
+    clock: SlotClock,
+    written_back: &mut HashMap<u64, u32>,
+    stored_pages: u64,
+) -> Vec<(u64, u64)> {
+    let now_t = clock.now_ns >> SLOT_TIME_SHIFT;
+    let attach_age = clock.now_ns.saturating_sub(clock.attached_ns) / 1_000_000_000;
+    let mut cands = Vec::with_capacity(slots.len());
+    let mut untouched = Vec::new();
+    let mut touched_with_data = 0u64;
+    for (i, s) in slots.iter().enumerate() {
+        let i = i as u64;
+        if let Some(&t) = written_back.get(&i) {
+            if t == s.last_time {
+                continue; // still on the backing device, untouched
+            }
+            written_back.remove(&i);
+        }
+        let age = if s.last_time == 0 {
+            attach_age
+        } else {
+            (now_t.saturating_sub(u64::from(s.last_time)) << SLOT_TIME_SHIFT) / 1_000_000_000
+        };
+        if s.reads == 0 && s.writes == 0 && s.discards == 0 {
+            untouched.push((i, age));
+            continue;
+        }
+        if s.writes > s.discards || s.reads > 0 {
+            touched_with_data += 1;
+        }
+        cands.push((i, age));
+    }
+    if stored_pages > touched_with_data {
+        cands.extend(untouched);
+    }
+    cands
+}
 
 /// The `max_pages` oldest candidates whose age is at least `threshold_secs`,
 /// as inclusive `(first, last)` ranges of adjacent slots, ordered by the age

@@ -1,0 +1,251 @@
+//! What a daemon step writes to a device: the batch size, the writeback
+//! limit around a round, the round itself (page ranges, idle marking),
+//! recompression, and the limit put back at shutdown. All device writes of
+//! the daemon are here.
+
+use tracing::{debug, info, warn};
+
+use super::{
+    sources::ProbeView,
+    state::{DevState, Stats},
+};
+use crate::{
+    ops,
+    policy::{Outcome, Plan, RoundError, cold},
+    sysfs::{self, IdleMode, Recompress, RecompressType, WritebackLimit, WritebackMode},
+};
+
+pub(super) fn restore_limit(d: &mut DevState) {
+    let Some(s) = d.saved_limit.take() else {
+        return;
+    };
+    // Limit first, then the switch: never enabled with a stale limit.
+    let r = ops::writeback::restore_limit(&d.dev, s.enable, s.pages);
+    match r {
+        Ok(()) => {
+            if let Some(p) = &d.limit_record {
+                let _ = std::fs::remove_file(p);
+            }
+            info!(device = %d.cfg.name, enable = s.enable, pages = s.pages, "writeback limit restored")
+        }
+        Err(e) => warn!(device = %d.cfg.name, "restoring the writeback limit failed: {e}"),
+    }
+}
+
+fn classify(e: &sysfs::Error) -> RoundError {
+    if e.errno() == Some(libc::EIO) {
+        RoundError::Io
+    } else {
+        RoundError::Other
+    }
+}
+
+/// Recompresses pages idle for `recompress_idle_age_secs` with the
+/// configured secondary algorithm (zstd by default), at most once per
+/// `recompress_interval_secs`, before the writeback policy looks at the
+/// device: what shrinks in RAM need not go to flash. Savings are the
+/// `compr_data_size` drop. Needs per-slot access times (`idle <age>`);
+/// without them it does nothing (marking everything idle would recompress
+/// hot pages too).
+pub(super) fn recompress_step(d: &mut DevState, now_ns: u64) {
+    let Some(rc) = d.cfg.recompress.clone() else {
+        return;
+    };
+    if d.recomp.disabled || !d.actime {
+        return;
+    }
+    if d.recomp
+        .last_ns
+        .is_some_and(|t| now_ns.saturating_sub(t) < (rc.interval_secs * 1e9) as u64)
+    {
+        return;
+    }
+    d.recomp.last_ns = Some(now_ns);
+    let dev = d.dev.clone();
+    let name = d.cfg.name.clone();
+    if !dev.has_recompression() {
+        warn!(device = %name, "recompression configured but the device cannot recompress (no recomp_algorithm/recompress attributes): not trying again");
+        d.recomp.disabled = true;
+        return;
+    }
+    let prio = match dev.recomp_algorithms() {
+        Ok(v) => v
+            .unwrap_or_default()
+            .iter()
+            .find(|r| r.algorithms.current == rc.algorithm)
+            .map(|r| r.priority),
+        Err(e) => {
+            warn!(device = %name, "reading recomp_algorithm failed: {e}");
+            d.recomp.errors += 1;
+            return;
+        }
+    };
+    let Some(priority) = prio else {
+        warn!(device = %name, "{} is not a recompression algorithm of the device: it is set before disksize (recomp_algorithm in the config, or zramctl setup --recomp-algorithm {})", rc.algorithm, rc.algorithm);
+        d.recomp.errors += 1;
+        return;
+    };
+    match dev.mark_idle(IdleMode::Age(rc.idle_age_secs)) {
+        Ok(()) => {}
+        Err(e) if e.errno() == Some(libc::EINVAL) => {
+            info!(device = %name, "kernel has no per-slot access times: no recompression");
+            d.actime = false;
+            return;
+        }
+        Err(e) => {
+            warn!(device = %name, "marking pages idle for recompression failed: {e}");
+            d.recomp.errors += 1;
+            return;
+        }
+    }
+    let req = Recompress {
+        kind: Some(RecompressType::Idle),
+        threshold: (rc.threshold > 0).then_some(rc.threshold),
+        algo: None,
+        priority: Some(priority),
+        max_pages: rc.max_pages,
+    };
+    match ops::recompress::run(&dev, &req) {
+        Ok(o) => {
+            d.recomp.runs += 1;
+            d.recomp.saved_bytes += o.saved_bytes;
+            d.recomp.slots = o.recompressed_slots;
+            info!(device = %name, request = %o.request, saved_bytes = o.saved_bytes, compr_after = o.compr_after, "recompressed idle pages");
+        }
+        Err(e) => {
+            d.recomp.errors += 1;
+            warn!(device = %name, "recompression failed: {e:#}");
+        }
+    }
+}
+
+/// Carries out a plan under a writeback limit of `limit` pages.
+pub(super) fn run_plan(
+    d: &mut DevState,
+    plan: &Plan,
+    limit: u64,
+    before: &Stats,
+    view: Option<&ProbeView>,
+) -> Outcome {
+    let dev = d.dev.clone();
+    let name = d.cfg.name.clone();
+    let fail = |e: sysfs::Error| {
+        warn!(device = %name, "writeback round failed: {e}");
+        Outcome {
+            written_pages: 0,
+            error: Some(classify(&e)),
+        }
+    };
+    if *plan == Plan::MarkAll {
+        return match dev.mark_idle(IdleMode::All) {
+            Ok(()) => Outcome {
+                written_pages: 0,
+                error: None,
+            },
+            Err(e) => fail(e),
+        };
+    }
+    // The budget, enforced by the kernel: limit first, then the switch.
+    if let Err(e) = ops::writeback::set_limit(&dev, limit) {
+        return fail(e);
+    }
+    let result: Result<(), sysfs::Error> = match plan {
+        Plan::Pages(ranges) => {
+            let mut r = Ok(());
+            for chunk in cold::chunk_for_sysfs(ranges) {
+                let modes: Vec<WritebackMode> = chunk
+                    .iter()
+                    .map(|&(first, last)| WritebackMode::Pages { first, last })
+                    .collect();
+                r = dev.writeback(&modes);
+                if r.is_err() {
+                    break;
+                }
+            }
+            r
+        }
+        Plan::IdleAge(secs) => match dev.mark_idle(IdleMode::Age(*secs)) {
+            Err(e) if e.errno() == Some(libc::EINVAL) => {
+                info!(device = %name, "kernel has no per-slot access times: switching to idle-all marking");
+                d.actime = false;
+                Ok(())
+            }
+            Err(e) => Err(e),
+            Ok(()) => dev.writeback(&[WritebackMode::Idle]),
+        },
+        Plan::IdleAll => {
+            // Re-mark even when the limit stopped the writeback.
+            let r = dev.writeback(&[WritebackMode::Idle]);
+            let m = dev.mark_idle(IdleMode::All);
+            r.and(m)
+        }
+        Plan::MarkAll => Ok(()),
+    };
+    // What went: the limit's drop, else the bd_writes delta.
+    let left = dev.writeback_limit();
+    let written = match left {
+        Ok(WritebackLimit::On { pages_left }) => limit.saturating_sub(pages_left),
+        _ => match (dev.bd_stat(), before.bd) {
+            (Ok(Some(a)), Some(b)) => a.bd_writes.saturating_sub(b.bd_writes),
+            _ => 0,
+        },
+    };
+    // The kernel stops a writeback with EIO when the limit runs out: for
+    // idle-mode rounds that is the budget working, not a failure.
+    let result = match result {
+        Err(e)
+            if e.errno() == Some(libc::EIO)
+                && matches!(left, Ok(WritebackLimit::On { pages_left: 0 }))
+                && limit > 0 =>
+        {
+            debug!(device = %name, "writeback stopped at the round's limit of {limit} pages");
+            Ok(())
+        }
+        other => other,
+    };
+    // Nothing more may go until the next round.
+    if let Err(e) = dev.set_writeback_limit(0) {
+        warn!(device = %name, "closing the writeback limit failed: {e}");
+    }
+    if let (Plan::Pages(ranges), Some(v)) = (plan, view)
+        && let Some(slots) = v
+            .devices
+            .iter()
+            .find(|p| p.name == name && p.backing_of.is_none())
+            .and_then(|p| p.slots.as_ref())
+    {
+        for &(a, b) in ranges {
+            for i in a..=b {
+                if let Some(s) = slots.get(i as usize) {
+                    d.written_back.insert(i, s.last_time);
+                }
+            }
+        }
+    }
+    match result {
+        Ok(()) => Outcome {
+            written_pages: written,
+            error: None,
+        },
+        Err(e) => {
+            let mut o = fail(e);
+            o.written_pages = written;
+            o
+        }
+    }
+}
+
+/// Sets the batch size the policy wants, if the kernel has one and it
+/// differs from `current`.
+pub(super) fn apply_batch_size(d: &DevState, current: Option<u64>, wanted: u64) {
+    if let Some(cur) = current
+        && cur != wanted
+    {
+        match d.dev.set_writeback_batch_size(wanted) {
+            Ok(()) => {
+                debug!(device = %d.cfg.name, from = cur, to = wanted, "writeback batch size")
+            }
+            Err(e) => warn!(device = %d.cfg.name, "setting the batch size failed: {e}"),
+        }
+    }
+}

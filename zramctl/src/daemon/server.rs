@@ -1,0 +1,83 @@
+//! The `/metrics` endpoint: a minimal HTTP/1.1 server of the last rendered
+//! page.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpListener,
+};
+use tracing::warn;
+
+/// Serves `/metrics` from the last rendered page. Each connection is
+/// bounded: 8 KiB of request, 5 s to send it.
+pub(super) async fn serve(listener: TcpListener, page: Arc<Mutex<String>>) {
+    loop {
+        let (mut sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let page = page.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(1024);
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut chunk = [0u8; 1024];
+                while buf.len() < 8192 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = sock.read(&mut chunk).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+            if !matches!(read, Ok(Ok(()))) {
+                return;
+            }
+            let req = String::from_utf8_lossy(&buf);
+            let first = req.lines().next().unwrap_or("");
+            let mut parts = first.split_whitespace();
+            let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let path = target.split('?').next().unwrap_or("");
+            let (status, ctype, body) = match (method, path) {
+                ("GET" | "HEAD", "/metrics") => (
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    page.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                ),
+                ("GET" | "HEAD", "/") => (
+                    "200 OK",
+                    "text/plain; charset=utf-8",
+                    "zramctl daemon: metrics at /metrics\n".to_owned(),
+                ),
+                ("GET" | "HEAD", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+                _ => (
+                    "405 Method Not Allowed",
+                    "text/plain",
+                    "GET only\n".to_owned(),
+                ),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                sock.write_all(head.as_bytes()).await?;
+                if method != "HEAD" {
+                    sock.write_all(body.as_bytes()).await?;
+                }
+                sock.shutdown().await
+            })
+            .await;
+            let _ = peer;
+        });
+    }
+}

@@ -1,0 +1,171 @@
+//! The tokio shell around [`DaemonCore`]: the step timer, SIGHUP reload,
+//! SIGTERM/SIGINT shutdown, sd_notify and the metrics server.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{error, info, warn};
+
+use super::{
+    config::{Config, DeviceConfig, ProbeMode},
+    core::DaemonCore,
+    fake::fake_setup,
+    notify::{self, Notifier},
+    server::serve,
+    sources::{ProbeSource, PsiFile, attach_probes},
+};
+use crate::{ops, platform::monotonic_ns, sysfs::Sysfs};
+
+/// Runs the daemon on `sys` until SIGTERM or SIGINT. `fake`: on simulated
+/// devices with synthetic probes instead.
+pub(super) async fn main_loop(
+    sys: Sysfs,
+    config_path: &Path,
+    fake: bool,
+    config: Config,
+) -> Result<()> {
+    let notify = Notifier::from_env().context("NOTIFY_SOCKET")?;
+    let (sys, fake_probes) = if fake {
+        let (s, p) = fake_setup(&config);
+        (s, Some(p))
+    } else {
+        (sys, None)
+    };
+    // Devices the configuration sets up (disksize, [device.backing]).
+    setup_configured(&sys, &config.devices)?;
+    let probe_factory = |sys: &Sysfs, c: &Config| -> Result<Box<dyn ProbeSource>> {
+        match &fake_probes {
+            Some(p) => Ok(Box::new(p.clone())),
+            None => attach_probes(sys, c),
+        }
+    };
+    let probes = probe_factory(&sys, &config);
+    match &probes {
+        Ok(p) => info!(flavour = p.flavour(), "eBPF probes attached"),
+        Err(why) => warn!("eBPF probes not used, policy runs on sysfs only: {why}"),
+    }
+    let mut core = DaemonCore::new(
+        sys.clone(),
+        config.clone(),
+        probes,
+        Box::new(PsiFile(config.psi_path.clone())),
+        monotonic_ns(),
+    )?;
+    let page = Arc::new(Mutex::new(String::new()));
+    let listen = config.metrics_listen;
+    if let Some(addr) = listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("daemon.metrics_listen: cannot listen on {addr}"))?;
+        let bound = listener.local_addr()?;
+        info!(%bound, "metrics on http://{bound}/metrics");
+        tokio::spawn(serve(listener, page.clone()));
+    }
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(config.interval_secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wd_every = notify::watchdog_interval().map(|d| d / 2);
+    let mut wd = tokio::time::interval(wd_every.unwrap_or(Duration::from_secs(3600)));
+    core.step(monotonic_ns());
+    *page.lock().unwrap_or_else(|e| e.into_inner()) = core.metrics();
+    if let Err(e) = notify.ready(&core.status_line()) {
+        warn!("sd_notify READY failed: {e}");
+    }
+    info!(
+        devices = config.devices.len(),
+        interval_secs = config.interval_secs,
+        "ready"
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                core.step(monotonic_ns());
+                if core.take_reattach() && core.config().probes != ProbeMode::Off {
+                    // A device was reset or set up again: watch it as it is now.
+                    let c = core.config().clone();
+                    let p = probe_factory(&sys, &c);
+                    match &p {
+                        Ok(p) => info!(flavour = p.flavour(), "eBPF probes attached again"),
+                        Err(why) => warn!("eBPF probes not used until the devices change again: {why}"),
+                    }
+                    core.set_probes(p);
+                }
+                let _ = notify.status(&core.status_line());
+            }
+            _ = wd.tick(), if wd_every.is_some() => {
+                let _ = notify.watchdog();
+            }
+            _ = hup.recv() => {
+                let _ = notify.reloading();
+                match Config::load(config_path) {
+                    Err(e) => {
+                        core.reloads_failed += 1;
+                        error!("reload refused, the running configuration stays: {e}");
+                        let _ = notify.status(&format!("reload refused: {e}"));
+                    }
+                    Ok(c) => {
+                        if c.metrics_listen != listen {
+                            warn!("daemon.metrics_listen changed: takes effect at the next restart");
+                        }
+                        if c.interval_secs != core.config().interval_secs {
+                            tick = tokio::time::interval(Duration::from_secs_f64(c.interval_secs));
+                            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        }
+                        let probes_before = core.config().probes;
+                        let new_probes = c.probes;
+                        match core.reload(c, monotonic_ns()) {
+                            Ok(changed) => {
+                                if changed || new_probes != probes_before {
+                                    let c2 = core.config().clone();
+                                    core.set_probes(probe_factory(&sys, &c2));
+                                }
+                                info!("configuration reloaded from {}", config_path.display());
+                            }
+                            Err(e) => error!("reload refused, the running configuration stays: {e:#}"),
+                        }
+                    }
+                }
+                let _ = notify.ready(&core.status_line());
+            }
+            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { info!("SIGINT: stopping"); break; }
+        }
+        *page.lock().unwrap_or_else(|e| e.into_inner()) = core.metrics();
+    }
+    let _ = notify.stopping();
+    core.shutdown();
+    drop(core); // detaches the probes
+    info!("stopped");
+    Ok(())
+}
+
+/// The daemon's start: sets up every unused device whose configuration has
+/// a disk size (and maybe `[device.backing]`), as `zramctl setup` would.
+/// A device already initialised is left as it is.
+pub fn setup_configured(sys: &Sysfs, devices: &[DeviceConfig]) -> Result<()> {
+    for d in devices {
+        let Some(spec) = &d.setup else { continue };
+        let dev = sys.device(&d.name)?;
+        if dev.initstate()? {
+            tracing::info!(device = %d.name, "already set up: configuration's disksize/backing left as found");
+            continue;
+        }
+        let name = d.name.clone();
+        let outcome = ops::setup::setup(sys, &d.name, spec, &mut |p| {
+            tracing::info!(device = %name, "{p}");
+        })
+        .with_context(|| format!("{}: setting up from the configuration", d.name))?;
+        tracing::info!(device = %d.name, "{outcome}");
+    }
+    Ok(())
+}
