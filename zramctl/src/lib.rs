@@ -13,7 +13,8 @@
 //!    recompress, reset) returning outcomes, shared by CLI and daemon;
 //! 4. [`daemon`]: the policy daemon; [`top`]: the live view;
 //! 5. [`cli`] (the command line as clap types) and [`app`] (dispatch and
-//!    output).
+//!    output); [`ulcompat`]: util-linux's `zramctl(8)` forms (no command),
+//!    their parse and output, over [`ops::ulcompat`].
 
 pub mod app;
 pub mod cli;
@@ -27,3 +28,4 @@ pub mod simulate;
 pub mod size;
 pub mod sysfs;
 pub mod top;
+pub mod ulcompat;

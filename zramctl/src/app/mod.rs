@@ -39,9 +39,17 @@ pub fn run(cli: Cli, sys: &Sysfs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `zramctl`'s `main`: parses the command line, runs it on the sysfs tree
-/// it names, prints an error as `zramctl: error: ...`.
+/// it names, prints an error as `zramctl: error: ...`. Without one of our
+/// commands the arguments are util-linux's ([`crate::ulcompat`]).
 pub fn main() -> std::process::ExitCode {
     use clap::Parser as _;
+    // No command (or a device first): util-linux's zramctl forms.
+    let argv: Option<Vec<String>> = std::env::args_os().map(|a| a.into_string().ok()).collect();
+    if let Some([argv0, args @ ..]) = argv.as_deref()
+        && crate::ulcompat::is_util_linux_form(args)
+    {
+        return std::process::ExitCode::from(crate::ulcompat::main(argv0, args.to_vec()) as u8);
+    }
     let cli = Cli::parse();
     let sys = Sysfs::new(cli.sysfs_root.clone(), RealSysfs);
     let stdout = std::io::stdout();

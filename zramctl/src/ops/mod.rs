@@ -11,13 +11,16 @@
 //! - [`writeback`]: writeback with its measured outcome, and the writeback
 //!   limit (opened limit-first, closed, restored);
 //! - [`recompress`]: recompression with its measured outcome;
-//! - [`reset`]: reset, taking down a provisioned backing file.
+//! - [`reset`]: reset, taking down a provisioned backing file;
+//! - [`ulcompat`]: what util-linux's zramctl does to devices (find with
+//!   `hot_add`, reset with `hot_remove`, attributes with their errno).
 
 mod error;
 pub mod recompress;
 pub mod reset;
 pub mod setup;
 pub mod status;
+pub mod ulcompat;
 pub mod writeback;
 
 pub use error::{Error, Result};
