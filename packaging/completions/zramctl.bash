@@ -95,13 +95,45 @@ _zramctl() {
 
     case "${cmd}" in
         zramctl)
-            opts="-h -V --sysfs-root --help --version status writeback idle limit batch setup reset recompress top daemon simulate help"
+            opts="-a -b -f -n -o -r -s -t -h -V --sysfs-root --algorithm --bytes --find --noheadings --output --output-all --raw --reset --size --streams --help --version status writeback idle limit batch setup reset recompress top daemon simulate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --sysfs-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --algorithm)
+                    COMPREPLY=($(compgen -W "lzo lzo-rle lz4 lz4hc zstd deflate 842" -- "${cur}"))
+                    return 0
+                    ;;
+                -a)
+                    COMPREPLY=($(compgen -W "lzo lzo-rle lz4 lz4hc zstd deflate 842" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --streams)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -131,7 +163,7 @@ _zramctl() {
             return 0
             ;;
         zramctl__subcmd__daemon)
-            opts="-h -V --config --check --fake --sysfs-root --help --version"
+            opts="-h -V --config --check --setup-only --fake --sysfs-root --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

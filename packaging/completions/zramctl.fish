@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_zramctl_global_optspecs
-    string join \n sysfs-root= h/help V/version
+    string join \n sysfs-root= a/algorithm= b/bytes f/find n/noheadings o/output= output-all raw r/reset s/size= t/streams= h/help V/version
 end
 
 function __fish_zramctl_needs_command
@@ -25,20 +25,36 @@ function __fish_zramctl_using_subcommand
 end
 
 complete -c zramctl -n "__fish_zramctl_needs_command" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
+complete -c zramctl -n "__fish_zramctl_needs_command" -s a -l algorithm -d 'Compression algorithm to use (with --size)' -r -f -a "lzo\t''
+lzo-rle\t''
+lz4\t''
+lz4hc\t''
+zstd\t''
+deflate\t''
+842\t''"
+complete -c zramctl -n "__fish_zramctl_needs_command" -s o -l output -d 'Columns to show, comma-separated: NAME, DISKSIZE, DATA, COMPR, ALGORITHM, STREAMS, ZERO-PAGES, TOTAL, MEM-LIMIT, MEM-USED, MIGRATED, MOUNTPOINT' -r
+complete -c zramctl -n "__fish_zramctl_needs_command" -s s -l size -d 'Device size: K, M, G, T, P, E (KiB... binary), KB, MB, GB... decimal' -r
+complete -c zramctl -n "__fish_zramctl_needs_command" -s t -l streams -d 'Number of compression streams (kernels that have max_comp_streams)' -r
+complete -c zramctl -n "__fish_zramctl_needs_command" -s b -l bytes -d 'Print sizes in bytes rather than in human readable format'
+complete -c zramctl -n "__fish_zramctl_needs_command" -s f -l find -d 'Find a free device (with --size: set it up and print its name; creates one through hot_add when every device is in use)'
+complete -c zramctl -n "__fish_zramctl_needs_command" -s n -l noheadings -d 'Don\'t print headings'
+complete -c zramctl -n "__fish_zramctl_needs_command" -l output-all -d 'Output all columns'
+complete -c zramctl -n "__fish_zramctl_needs_command" -l raw -d 'Use raw status output format'
+complete -c zramctl -n "__fish_zramctl_needs_command" -s r -l reset -d 'Reset all specified devices (and hot-remove them, as util-linux does)'
 complete -c zramctl -n "__fish_zramctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zramctl -n "__fish_zramctl_needs_command" -s V -l version -d 'Print version'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "status" -d 'Show devices: size, algorithm, memory use, ratio, backing device, writeback state'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "writeback" -d 'Write pages from RAM to the backing device, and report how many went'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "idle" -d 'Mark pages idle, to be picked by `writeback --idle`'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "limit" -d 'Limit how much writeback may write (flash wear budget), or lift the limit'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "batch" -d 'Set how many writeback requests may be in flight at once'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "setup" -d 'Configure an unused device: backing device, algorithm, then size'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "reset" -d 'Reset a device: free its memory and detach its backing device'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "recompress" -d 'Recompress stored pages with a secondary (stronger) algorithm'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "top" -d 'Live view from eBPF probes: access rates, slot ages, latency histograms'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "daemon" -d 'Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466)'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "simulate" -d 'Replay an access trace through the policy and report what it would do'
-complete -c zramctl -n "__fish_zramctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "status" -d 'Show devices: size, algorithm, memory use, ratio, backing device, writeback state'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "writeback" -d 'Write pages from RAM to the backing device, and report how many went'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "idle" -d 'Mark pages idle, to be picked by `writeback --idle`'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "limit" -d 'Limit how much writeback may write (flash wear budget), or lift the limit'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "batch" -d 'Set how many writeback requests may be in flight at once'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "setup" -d 'Configure an unused device: backing device, algorithm, then size'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "reset" -d 'Reset a device: free its memory and detach its backing device'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "recompress" -d 'Recompress stored pages with a secondary (stronger) algorithm'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "top" -d 'Live view from eBPF probes: access rates, slot ages, latency histograms'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "daemon" -d 'Run the writeback policy daemon (systemd Type=notify, /metrics on 127.0.0.1:9466)'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "simulate" -d 'Replay an access trace through the policy and report what it would do'
+complete -c zramctl -n "__fish_zramctl_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c zramctl -n "__fish_zramctl_using_subcommand status" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
 complete -c zramctl -n "__fish_zramctl_using_subcommand status" -l json -d 'Print JSON (sizes always in bytes)'
 complete -c zramctl -n "__fish_zramctl_using_subcommand status" -s b -l bytes -d 'Print sizes in bytes instead of K/M/G'
@@ -106,6 +122,7 @@ complete -c zramctl -n "__fish_zramctl_using_subcommand top" -s V -l version -d 
 complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l config -d 'Configuration file (TOML)' -r -F
 complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
 complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l check -d 'Only validate the configuration and exit'
+complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l setup-only -d 'Only set up the devices the configuration sets up (disksize, algorithms, [device.backing]), then exit: zramctl-setup.service runs this with the privileges that needs, the daemon\'s unit without them'
 complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -l fake -d 'Run on simulated zram devices with synthetic probes (demos and tests)'
 complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c zramctl -n "__fish_zramctl_using_subcommand daemon" -s V -l version -d 'Print version'

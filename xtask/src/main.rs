@@ -9,6 +9,7 @@
 //! - `vm-test`: run the VM integration tests.
 
 mod bench;
+mod deb;
 mod demo;
 mod kernel;
 mod util;
@@ -59,6 +60,8 @@ enum Cmd {
     VmTest(VmTestArgs),
     /// Benchmarks measured side by side in one VM run (prints ratios).
     Bench(bench::BenchArgs),
+    /// Build the Debian package (target/deb/zramctl_VERSION_ARCH.deb).
+    Deb(deb::DebArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +105,7 @@ fn real_main() -> Result<ExitCode> {
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Cmd::Bench(args) => bench::bench(&args).map(|_| ExitCode::SUCCESS),
+        Cmd::Deb(args) => deb::deb(&args).map(|_| ExitCode::SUCCESS),
         Cmd::VmTest(args) => vm_test_tallied(&args, Tally::default()).map(|t| {
             println!(
                 "vm: {} passed, {} failed, {} skipped",

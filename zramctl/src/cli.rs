@@ -91,6 +91,11 @@ pub struct DaemonArgs {
     /// Only validate the configuration and exit.
     #[arg(long)]
     pub check: bool,
+    /// Only set up the devices the configuration sets up (disksize,
+    /// algorithms, [device.backing]), then exit: zramctl-setup.service runs
+    /// this with the privileges that needs, the daemon's unit without them.
+    #[arg(long, conflicts_with = "check")]
+    pub setup_only: bool,
     /// Run on simulated zram devices with synthetic probes (demos and tests).
     #[arg(long, hide = true)]
     pub fake: bool,

@@ -77,6 +77,9 @@ pub fn run(sys: &Sysfs, config_path: &Path, check: bool, fake: bool) -> Result<(
         );
         return Ok(());
     }
+    if a.setup_only {
+        return crate::commands::setup_configured(sys, &config.devices);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -16,6 +16,7 @@
 //! argument is a path or `zramN`, never one of their names, so the first
 //! operand decides ([`is_util_linux_form`]).
 
+pub mod doc;
 mod getopt;
 pub mod size;
 mod table;
