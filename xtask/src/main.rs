@@ -12,6 +12,7 @@ mod bench;
 mod deb;
 mod demo;
 mod kernel;
+mod systemd_test;
 mod util;
 mod vm;
 
@@ -62,6 +63,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Build the Debian package (target/deb/zramctl_VERSION_ARCH.deb).
     Deb(deb::DebArgs),
+    /// Install the .deb in our kernel booted with systemd as PID 1 and run
+    /// the daemon under its units.
+    SystemdTest(systemd_test::SystemdTestArgs),
 }
 
 #[derive(clap::Args)]
@@ -106,6 +110,7 @@ fn real_main() -> Result<ExitCode> {
         }
         Cmd::Bench(args) => bench::bench(&args).map(|_| ExitCode::SUCCESS),
         Cmd::Deb(args) => deb::deb(&args).map(|_| ExitCode::SUCCESS),
+        Cmd::SystemdTest(args) => systemd_test::systemd_test(&args).map(|_| ExitCode::SUCCESS),
         Cmd::VmTest(args) => vm_test_tallied(&args, Tally::default()).map(|t| {
             println!(
                 "vm: {} passed, {} failed, {} skipped",
@@ -169,6 +174,9 @@ fn test(host_only: bool) -> Result<()> {
             debug_kernel: false,
         };
         tally = vm_test_tallied(&vm_args, tally)?;
+        let (passed, failed) = systemd_test::systemd_test(&Default::default())?;
+        tally.passed += passed;
+        tally.failed += failed;
     }
     progress(&format!(
         "all tests passed ({:.0}s in all)",
