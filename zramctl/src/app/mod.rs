@@ -32,6 +32,7 @@ pub fn run(cli: Cli, sys: &Sysfs, out: &mut dyn Write) -> Result<()> {
         Command::Reset(a) => setup::reset(sys, &a, out),
         Command::Recompress(a) => device::recompress(sys, &a, out),
         Command::Top(a) => crate::top::run(sys, &top_options(&a), out),
+        Command::Daemon(a) if a.setup_only => crate::daemon::setup_only(sys, &a.config),
         Command::Daemon(a) => crate::daemon::run(sys, &a.config, a.check, a.fake),
         Command::Simulate(a) => simulate::run(&a, out),
     };

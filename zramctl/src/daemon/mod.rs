@@ -77,14 +77,21 @@ pub fn run(sys: &Sysfs, config_path: &Path, check: bool, fake: bool) -> Result<(
         );
         return Ok(());
     }
-    if a.setup_only {
-        return crate::commands::setup_configured(sys, &config.devices);
-    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(service::main_loop(sys.clone(), config_path, fake, config))
+}
+
+/// Sets up the devices the configuration at `config_path` sets up (disksize,
+/// algorithms, `[device.backing]`; devices already set up are left as
+/// found), then returns: `zramctl daemon --setup-only`, run by
+/// zramctl-setup.service with the privileges that needs.
+pub fn setup_only(sys: &Sysfs, config_path: &Path) -> Result<()> {
+    init_logging();
+    let config = Config::load(config_path)?;
+    setup_configured(sys, &config.devices)
 }
 
 #[cfg(test)]
