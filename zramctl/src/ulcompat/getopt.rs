@@ -207,13 +207,13 @@ mod tests {
 
     #[test]
     fn permutes_bundles_and_prefixes() {
-        let (o, ops) = run(&["/dev/zram1", "-bs64M", "--out=NAME", "x", "--", "-b"]);
+        let (o, ops) = run(&["/dev/zram1", "-bs64M", "--si=2M", "x", "--", "-b"]);
         assert_eq!(
             o,
             vec![
                 Ok(('b', None)),
                 Ok(('s', Some("64M".into()))),
-                Ok(('o', Some("NAME".into())))
+                Ok(('s', Some("2M".into())))
             ]
         );
         assert_eq!(ops, ["/dev/zram1", "x", "-b"]);
