@@ -101,7 +101,11 @@ fn maintainer_scripts() -> [(&'static str, String); 4] {
     let add: String = DIVERSIONS
         .iter()
         .map(|(f, to)| {
-            format!("    dpkg-divert --package {PACKAGE} --add --rename --divert {to} {f}\n")
+            // util-linux is Essential: its file is copied aside and the
+            // diversion added without a rename, so zramctl is never missing.
+            format!(
+                "    if [ -e {f} ] && [ ! -e {to} ]; then cp -a {f} {to}; fi\n    dpkg-divert --package {PACKAGE} --add --no-rename --divert {to} {f}\n"
+            )
         })
         .collect();
     // Removed in reverse: on merged-/usr the /usr/sbin entry is the alias.
