@@ -131,8 +131,9 @@ fi
 install - bc flex bison libelf-dev libssl-dev cpio dwarves busybox-static make patch iproute2 \
   e2fsprogs kmod util-linux fio
 install trixie-backports linux-source-7.3
-# the .deb (cargo xtask deb: lintian) and its systemd test (a debootstrapped root)
-install - debootstrap lintian
+# the .deb (cargo xtask deb: lintian) and its systemd test (systemd-nspawn
+# of a debootstrapped root)
+install - debootstrap lintian systemd-container
 install bookworm-backports qemu-system-x86
 
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }

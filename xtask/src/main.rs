@@ -173,10 +173,18 @@ fn test(host_only: bool) -> Result<()> {
             filter: None,
             debug_kernel: false,
         };
+        // The .deb under systemd (a systemd-nspawn container of a cached
+        // debootstrapped root); `systemd-test --vm`, in our kernel with
+        // writeback, is not part of this yet (docs/packaging.md).
+        let t = Instant::now();
+        let (passed, failed) = systemd_test::systemd_test(&Default::default())?;
+        tally.passed += passed;
+        tally.failed += failed;
+        progress(&format!(
+            "systemd test passed ({:.0}s)",
+            t.elapsed().as_secs_f64()
+        ));
         tally = vm_test_tallied(&vm_args, tally)?;
-        // `cargo xtask systemd-test` (the .deb under systemd in the VM) is
-        // not part of this yet: it has not run to the end once (see
-        // docs/packaging.md).
     }
     progress(&format!(
         "all tests passed ({:.0}s in all)",
