@@ -94,6 +94,8 @@ pub mod prog {
 }
 
 /// rzram's tracepoints (`include/trace/events/rzram.h`, TRACE_SYSTEM rzram).
+pub mod trace;
+
 pub mod rzram_tp {
     pub const SLOT_ACCESS: &str = "rzram_slot_access";
     pub const WB_SUBMIT: &str = "rzram_wb_submit";

@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod budget;
 pub mod cold;
+pub mod lab;
 pub mod refault;
 
 use std::collections::VecDeque;
@@ -73,6 +74,20 @@ impl Default for PolicyConfig {
             refault: RefaultConfig::default(),
         }
     }
+}
+
+/// zram utilisation for the utilisation trigger: pages resident in zram's
+/// RAM over the device's pages. `orig_data_size` counts written-back pages
+/// too (upstream zram and rzram alike: writeback frees the RAM but keeps
+/// the slot), so `bd_count` (pages on the backing device) comes off it;
+/// without that, utilisation never drops after a writeback and the trigger
+/// fires at every `min_interval` once it reached the threshold.
+pub fn zram_utilisation(orig_data_size: u64, bd_count_pages: u64, disksize: u64) -> f64 {
+    if disksize < PAGE_SIZE {
+        return 0.0;
+    }
+    let resident = (orig_data_size / PAGE_SIZE).saturating_sub(bd_count_pages);
+    resident as f64 / (disksize / PAGE_SIZE) as f64
 }
 
 /// Why a round runs.
@@ -178,6 +193,9 @@ pub enum RoundError {
     Io,
     /// Anything else (sysfs errors, device gone).
     Other,
+    /// ENOSPC: the backing device is full. Not a failure of the device:
+    /// no backoff, the next round waits for the period.
+    NoSpace,
 }
 
 /// What a round did.
@@ -268,6 +286,12 @@ impl Policy {
             self.recent.pop_front();
         }
         self.recent.iter().map(|&(_, n)| n).sum()
+    }
+
+    /// Whether a round would start at `now_ns` with these inputs (the
+    /// caller can skip collecting slot ages when not).
+    pub fn round_due(&self, now_ns: u64, inputs: &Inputs) -> bool {
+        self.trigger(now_ns, inputs).is_ok()
     }
 
     /// One observation step; see [`Decision`].
@@ -379,6 +403,10 @@ impl Policy {
         }
         self.last_round_ns = now_ns;
         match outcome.error {
+            Some(RoundError::NoSpace) => {
+                self.backoff_ns = 0;
+                self.backoff_until_ns = 0;
+            }
             Some(_) => {
                 self.failures_total += 1;
                 self.backoff_ns = if self.backoff_ns == 0 {

@@ -1,0 +1,248 @@
+//! `cargo xtask trace <name>|all`: records the policy lab's swap traces in
+//! the VM: real programs (PostgreSQL + pgbench under a zipfian load, sqlite3
+//! under zipfian point queries, xz compressing) each in a memory cgroup
+//! small enough that it swaps to upstream zram0 (with a dm-linear slice of
+//! the VM disk as backing device), while `zramctl trace record` writes the
+//! per-slot events. The traces land compressed (zstd -19) in
+//! `docs/bench/traces/<name>.trace.zst`, where `cargo xtask bench policy`
+//! reads them.
+
+use std::{
+    fs,
+    path::PathBuf,
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    kernel,
+    util::{progress, repo_root, run},
+    vm,
+};
+
+/// The traces and what each runs.
+pub const TRACES: &[(&str, &str)] = &[
+    (
+        "pgbench",
+        "PostgreSQL 15 (shared_buffers 128 MiB) in a 72 MiB cgroup, pgbench -i -s 6, then 4 clients of a zipfian (s=1.1) read/update mix for 240 s",
+    ),
+    (
+        "sqlite",
+        "sqlite3 with a 160 MiB page cache over a 200k-row (1 KiB blobs) table in a 64 MiB cgroup: a full scan, then 60k zipfian (s=1.0) point reads and updates",
+    ),
+    (
+        "xz",
+        "xz -7 (16 MiB dictionary, 186 MiB of match finder) compressing 40 MiB of shared libraries in a 64 MiB cgroup",
+    ),
+];
+
+#[derive(clap::Args)]
+pub struct TraceArgs {
+    /// pgbench, sqlite, xz or all.
+    pub name: String,
+    /// Keep the VM's results directory here instead of a fresh one.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct GuestArgs {
+    #[arg(long)]
+    pub zramctl: PathBuf,
+    pub names: Vec<String>,
+}
+
+pub fn traces_dir() -> PathBuf {
+    repo_root().join("docs/bench/traces")
+}
+
+pub fn trace(args: &TraceArgs) -> Result<()> {
+    let names: Vec<&str> = if args.name == "all" {
+        TRACES.iter().map(|t| t.0).collect()
+    } else if let Some(t) = TRACES.iter().find(|t| t.0 == args.name) {
+        vec![t.0]
+    } else {
+        bail!(
+            "unknown trace {:?}: expected one of {} or all",
+            args.name,
+            TRACES.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+        );
+    };
+    crate::setup(false)?;
+    let k = kernel::build(&kernel::KernelArgs::default())?;
+    run(crate::cargo().args(["build", "--locked", "-q", "-p", "zramctl"]))?;
+    let me = std::env::current_exe().context("finding the xtask binary")?;
+    let guest_bin = repo_root().join("target/trace-xtask");
+    fs::copy(&me, &guest_bin)?;
+    let zramctl = repo_root().join("target/trace-zramctl");
+    fs::copy(repo_root().join("target/debug/zramctl"), &zramctl)?;
+    let out = args
+        .results
+        .clone()
+        .unwrap_or_else(|| repo_root().join("target/trace"));
+    let _ = fs::remove_dir_all(&out);
+    fs::create_dir_all(&out)?;
+    let t = Instant::now();
+    progress(&format!("booting the VM for {}", names.join(", ")));
+    let code = vm::run(
+        &k,
+        &vm::VmArgs {
+            results: Some(out.clone()),
+            timeout: 3600,
+            memory: 2048,
+            disk: 2048,
+            ..vm::VmArgs::with_command(format!(
+                "{} trace-guest --zramctl {} {}",
+                guest_bin.display(),
+                zramctl.display(),
+                names.join(" ")
+            ))
+        },
+    )?;
+    if code != 0 {
+        bail!("recording failed in the VM (exit code {code}); see {}", out.display());
+    }
+    fs::create_dir_all(traces_dir())?;
+    for n in &names {
+        let raw = out.join(format!("{n}.trace"));
+        let dst = traces_dir().join(format!("{n}.trace.zst"));
+        run(Command::new("zstd")
+            .args(["-19", "-q", "-f", "-T0", "-o"])
+            .arg(&dst)
+            .arg(&raw))?;
+        progress(&format!(
+            "{n}: {} ({:.1} MiB raw, {:.1} MiB compressed)",
+            dst.display(),
+            fs::metadata(&raw)?.len() as f64 / 1048576.0,
+            fs::metadata(&dst)?.len() as f64 / 1048576.0
+        ));
+    }
+    progress(&format!("traces recorded in {:.0}s", t.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+fn sh(cmd: &str) -> Result<String> {
+    println!("# {cmd}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !text.trim().is_empty() {
+        println!("{}", text.trim_end());
+    }
+    if !out.status.success() {
+        bail!("{cmd} failed: {}", out.status);
+    }
+    Ok(text)
+}
+
+const CG: &str = "/sys/fs/cgroup/trace";
+
+/// The guest side: one zram0 per trace, fresh each time.
+pub fn guest(args: &GuestArgs) -> Result<()> {
+    let results = PathBuf::from(std::env::var("ZRAMCTL_RESULTS").unwrap_or("/tmp/results".into()));
+    let disk = std::env::var("ZRAMCTL_BACKING_DISK").unwrap_or_else(|_| "/dev/vda".into());
+    let z = args.zramctl.display().to_string();
+    // 512 MiB of the disk as backing device, 1 GiB as ext4 for data.
+    sh(&format!(
+        "dmsetup create trace-backing --table '0 {} linear {disk} 0'",
+        512 * 2048
+    ))?;
+    sh(&format!(
+        "dmsetup create trace-data --table '0 {} linear {disk} {}'",
+        1024 * 2048,
+        512 * 2048
+    ))?;
+    sh("mkfs.ext4 -q -F /dev/mapper/trace-data && mkdir -p /mnt/data && mount /dev/mapper/trace-data /mnt/data")?;
+    sh("echo +memory > /sys/fs/cgroup/cgroup.subtree_control")?;
+    sh("sysctl -qw vm.swappiness=100 kernel.bpf_stats_enabled=1")?;
+    for name in &args.names {
+        let t = Instant::now();
+        println!("\n=== trace {name} ===");
+        let backing = format!(
+            "/dev/{}",
+            sh("dmsetup info -c --noheadings -o blkdevname trace-backing")?.trim()
+        );
+        sh(&format!("{z} setup zram0 --size 512M --algorithm lz4 --backing-dev {backing}"))?;
+        sh("mkswap /dev/zram0 >/dev/null && swapon /dev/zram0")?;
+        let (mib, prep, work) = workload(name)?;
+        sh(&format!("mkdir -p {CG} && echo {mib}M > {CG}/memory.max"))?;
+        if !prep.is_empty() {
+            sh(&format!("sh -c 'echo $$ > {CG}/cgroup.procs; {prep}'"))?;
+        }
+        let out = results.join(format!("{name}.trace"));
+        let desc = TRACES.iter().find(|t| t.0 == name).map_or("", |t| t.1);
+        sh(&format!(
+            "{z} trace record zram0 --output {} --cgroup {CG} --meta workload={name} --meta 'description={desc}' -- sh -c 'echo $$ > {CG}/cgroup.procs; {work}'",
+            out.display()
+        ))?;
+        sh("cat /sys/block/zram0/mm_stat /sys/block/zram0/bd_stat; grep -E 'pswp' /proc/vmstat")?;
+        cleanup(name);
+        sh(&format!("swapoff /dev/zram0 && {z} reset zram0"))?;
+        println!("=== trace {name}: {:.0}s ===", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// (cgroup MiB, preparation (runs in the cgroup), the traced command).
+fn workload(name: &str) -> Result<(u64, String, String)> {
+    let pg = "/usr/lib/postgresql/15/bin";
+    Ok(match name {
+        "pgbench" => (
+            72,
+            format!(
+                "mkdir -p /mnt/data/pg && chown postgres /mnt/data/pg && \
+                 runuser -u postgres -- {pg}/initdb -q -D /mnt/data/pg/db >/dev/null && \
+                 runuser -u postgres -- {pg}/pg_ctl -D /mnt/data/pg/db -l /mnt/data/pg/log -w \
+                   -o \"-c shared_buffers=128MB -c listen_addresses= -k /mnt/data/pg -c fsync=off\" start && \
+                 runuser -u postgres -- pgbench -q -h /mnt/data/pg -i -s 6 postgres"
+            ),
+            "printf \"\\\\set aid random_zipfian(1, 600000, 1.1)\\\\n\\\\set delta random(-5000, 5000)\\\\nUPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\\\\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\\\\n\" > /mnt/data/pg/skew.sql && \
+             runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 240 -f /mnt/data/pg/skew.sql postgres"
+                .to_string(),
+        ),
+        "sqlite" => (
+            64,
+            String::new(),
+            "/usr/bin/python3 -c \"
+import random, itertools
+random.seed(1)
+n = 200000
+print('PRAGMA cache_size=-160000; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;')
+print('CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);')
+print('WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d) INSERT INTO t SELECT i, randomblob(1024) FROM c;' % n)
+print('SELECT count(*), sum(length(v)) FROM t;')
+cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(n)))
+ids = random.choices(range(1, n + 1), cum_weights=cum, k=60000)
+for k in ids:
+    if random.random() < 0.1: print('UPDATE t SET v = randomblob(1024) WHERE id = %d;' % k)
+    else: print('SELECT length(v) FROM t WHERE id = %d;' % k)
+\" | sqlite3 /mnt/data/trace.db > /dev/null"
+                .to_string(),
+        ),
+        "xz" => (
+            64,
+            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 40M > /mnt/data/xz-input".to_string(),
+            "xz -7 -T1 -c /mnt/data/xz-input | wc -c".to_string(),
+        ),
+        n => bail!("unknown trace {n}"),
+    })
+}
+
+fn cleanup(name: &str) {
+    let _ = match name {
+        "pgbench" => sh(
+            "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /mnt/data/pg/db -m immediate stop; rm -rf /mnt/data/pg",
+        ),
+        "sqlite" => sh("rm -f /mnt/data/trace.db"),
+        _ => sh("rm -f /mnt/data/xz-input"),
+    };
+}
