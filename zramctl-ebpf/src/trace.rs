@@ -6,9 +6,9 @@ use core::ptr::read_volatile;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
-    macros::{kprobe, map, raw_tracepoint},
+    macros::{fentry, map, raw_tracepoint},
     maps::{HashMap, PerCpuArray, RingBuf},
-    programs::{ProbeContext, RawTracePointContext},
+    programs::{FEntryContext, RawTracePointContext},
 };
 use zramctl_common::{
     KernelOffsets, SECTORS_PER_SLOT_SHIFT, req_op,
@@ -123,27 +123,29 @@ fn bio(bio: *const u8) -> Result<(), i32> {
 }
 
 // zs_malloc(struct zs_pool *pool, size_t size, gfp_t gfp, const int nid)
-#[kprobe]
-pub fn trace_malloc(ctx: ProbeContext) -> u32 {
+#[fentry(function = "zs_malloc")]
+pub fn trace_malloc(ctx: FEntryContext) -> u32 {
     let t = tid();
     // SAFETY: a lookup whose value is only copied out.
     if unsafe { TRACE_WRITERS.get(&t) }.is_some() {
-        let size: u64 = ctx.arg(1).unwrap_or(0);
+        let size: u64 = ctx.arg(1);
         emit(kind::MALLOC, 0, size as u32, t);
     }
     0
 }
 
-// zram_free_page(struct zram *zram, size_t index)
-#[kprobe]
-pub fn trace_free_page(ctx: ProbeContext) -> u32 {
+// slot_free(struct zram *zram, unsigned long index) in 7.3,
+// zram_free_page(struct zram *zram, size_t index) before: userspace loads
+// this program against whichever the kernel has.
+#[fentry(function = "slot_free")]
+pub fn trace_free_page(ctx: FEntryContext) -> u32 {
     let t = tid();
     // SAFETY: the value is only read, then replaced or removed by this task.
     let left = match unsafe { TRACE_WRITERS.get(&t) } {
         Some(&n) => n,
         None => return 0,
     };
-    let index: u64 = ctx.arg(1).unwrap_or(0);
+    let index: u64 = ctx.arg(1);
     emit(kind::FREE_PAGE, index, 0, t);
     if left <= 1 {
         let _ = TRACE_WRITERS.remove(&t);
@@ -154,10 +156,10 @@ pub fn trace_free_page(ctx: ProbeContext) -> u32 {
 }
 
 // zram_slot_free_notify(struct block_device *bdev, unsigned long index)
-#[kprobe]
-pub fn trace_free_notify(ctx: ProbeContext) -> u32 {
-    let bdev: u64 = ctx.arg(0).unwrap_or(0);
-    let index: u64 = ctx.arg(1).unwrap_or(0);
+#[fentry(function = "zram_slot_free_notify")]
+pub fn trace_free_notify(ctx: FEntryContext) -> u32 {
+    let bdev: u64 = ctx.arg(0);
+    let index: u64 = ctx.arg(1);
     if let Ok(dev) = read::<u32>(bdev as *const u8, global!(TRACE_OFFSETS.bdev_bd_dev))
         && dev == global!(TRACE_DEV)
     {

@@ -27,3 +27,4 @@ pub mod simulate;
 pub mod size;
 pub mod sysfs;
 pub mod top;
+pub mod trace_record;

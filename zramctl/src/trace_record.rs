@@ -21,7 +21,7 @@ use std::{
 use aya::{
     EbpfLoader,
     maps::{PerCpuArray, RingBuf},
-    programs::{KProbe, RawTracePoint},
+    programs::{FEntry, RawTracePoint},
 };
 use zramctl_common::{
     kernel_dev, rzram_tp,
@@ -45,7 +45,7 @@ pub struct Pairer {
     /// Whether sizes are paired (the size probes are attached).
     pub sizes: bool,
     /// Written pages whose size was not seen (flushed as unknown).
-    pub unsized: u64,
+    pub unsized_writes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ impl Pairer {
     fn flush(&mut self, w: WriteBio, out: &mut Vec<Event>) {
         for (k, seen) in w.seen.iter().enumerate() {
             if !seen {
-                self.unsized += 1;
+                self.unsized_writes += 1;
                 out.push(Event {
                     t_us: w.t_us,
                     op: Op::Write {
@@ -281,8 +281,13 @@ fn failed(what: &str, e: impl std::fmt::Display) -> ProbeError {
     }
 }
 
-/// Records until `stop()` returns true (checked every 20 ms).
-pub fn record(opts: &RecordOptions, mut stop: impl FnMut() -> bool) -> anyhow::Result<RecordStats> {
+/// Records until `stop()` returns true (checked every 20 ms); `ready` is
+/// called once the programs are attached.
+pub fn record(
+    opts: &RecordOptions,
+    ready: impl FnOnce(),
+    mut stop: impl FnMut() -> bool,
+) -> anyhow::Result<RecordStats> {
     use anyhow::Context as _;
     let sys = PathBuf::from("/sys/block").join(&opts.device);
     let devnum = std::fs::read_to_string(sys.join("dev"))
@@ -332,17 +337,19 @@ pub fn record(opts: &RecordOptions, mut stop: impl FnMut() -> bool) -> anyhow::R
     } else {
         raw(&mut ebpf, prog::BIO, "block_bio_queue")?;
     }
+    let btf = aya::Btf::from_sys_fs().context("reading kernel BTF")?;
+    // fentry on the first of `funcs` the kernel's BTF has.
     let mut kprobe = |ebpf: &mut aya::Ebpf, name: &'static str, funcs: &[&str]| -> Result<String, String> {
-        let p: &mut KProbe = ebpf
+        let p: &mut FEntry = ebpf
             .program_mut(name)
             .ok_or_else(|| format!("{name} is not in the eBPF object"))?
             .try_into()
             .map_err(|e| format!("{e}"))?;
-        p.load().map_err(|e| format!("loading {name}: {e}"))?;
         let mut errs = Vec::new();
         for f in funcs {
-            match p.attach(f, 0) {
-                Ok(_) => {
+            match p.load(f, &btf) {
+                Ok(()) => {
+                    p.attach().map_err(|e| format!("attaching {name} to fentry/{f}: {e}"))?;
                     attached.push(name);
                     return Ok(f.to_string());
                 }
@@ -401,6 +408,7 @@ pub fn record(opts: &RecordOptions, mut stop: impl FnMut() -> bool) -> anyhow::R
         meta.push((k.as_str(), v.clone()));
     }
     let mut w = Writer::new(std::io::BufWriter::new(file), meta)?;
+    ready();
     let mut pairer = Pairer::new(sizes);
     let t0 = crate::ebpf::monotonic_ns();
     let start = Instant::now();
@@ -446,7 +454,7 @@ pub fn record(opts: &RecordOptions, mut stop: impl FnMut() -> bool) -> anyhow::R
         w.event(&e)?;
     }
     st.secs = start.elapsed().as_secs_f64();
-    st.unsized_writes = pairer.unsized;
+    st.unsized_writes = pairer.unsized_writes;
     let stats: PerCpuArray<_, TraceStats> = PerCpuArray::try_from(
         ebpf.map(map::STATS).context("the trace stats map is not in the object")?,
     )?;
@@ -528,7 +536,7 @@ mod tests {
                 Op::Discard { slot: 10, pages: 1 }
             ]
         );
-        assert_eq!(p.unsized, 0);
+        assert_eq!(p.unsized_writes, 0);
     }
 
     #[test]
@@ -551,7 +559,7 @@ mod tests {
                 size: None
             }
         );
-        assert_eq!(p.unsized, 2);
+        assert_eq!(p.unsized_writes, 2);
     }
 
     #[test]
