@@ -17,6 +17,8 @@ pub mod budget;
 pub mod cold;
 pub mod lab;
 pub mod refault;
+pub mod round;
+pub mod suspend;
 
 use std::collections::VecDeque;
 
@@ -25,6 +27,8 @@ use serde::Serialize;
 pub use batch::{BatchConfig, BatchController, BatchMove};
 pub use budget::Budget;
 pub use refault::{RefaultConfig, RefaultController};
+pub use round::RoundConfig;
+pub use suspend::SuspendLog;
 
 /// Bytes per zram slot the policy accounts in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -123,6 +127,8 @@ pub enum Skip {
     NothingCold,
     /// Idle-all mode: the first mark is set; writeback comes next round.
     Marking,
+    /// The round would write fewer pages than `RoundConfig::min_pages`.
+    TooFew,
 }
 
 /// What to write back.
@@ -222,11 +228,22 @@ pub struct Policy {
     refaults_total: u64,
     failures_total: u64,
     last_plan: Option<Plan>,
+    round: RoundConfig,
+    backing_free_pages: Option<u64>,
+    suspend: SuspendLog,
 }
 
 impl Policy {
+    /// The policy with today's round behaviour ([`RoundConfig::legacy`]).
     pub fn new(cfg: PolicyConfig, now_ns: u64) -> Self {
+        Self::with_rounds(cfg, RoundConfig::legacy(), now_ns)
+    }
+
+    pub fn with_rounds(cfg: PolicyConfig, round: RoundConfig, now_ns: u64) -> Self {
         Policy {
+            round,
+            backing_free_pages: None,
+            suspend: SuspendLog::default(),
             budget: Budget::new(cfg.budget_bytes_per_day, cfg.budget_burst_bytes, now_ns),
             batch: BatchController::new(cfg.batch.clone()),
             refault: RefaultController::new(cfg.refault.clone()),
@@ -255,6 +272,25 @@ impl Policy {
 
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
+    }
+    pub fn round_config(&self) -> &RoundConfig {
+        &self.round
+    }
+    pub fn set_round_config(&mut self, round: RoundConfig) {
+        self.round = round;
+    }
+
+    /// Free pages on the backing device (its pages minus `bd_stat`'s
+    /// bd_count): rounds never plan more.
+    pub fn observe_backing_free(&mut self, pages: Option<u64>) {
+        self.backing_free_pages = pages;
+    }
+
+    /// Both clocks at a tick (CLOCK_BOOTTIME, CLOCK_MONOTONIC; `tick`'s
+    /// `now_ns` is the monotonic one): the policy learns when the machine
+    /// slept, for idle ages the kernel measures on boot time.
+    pub fn observe_clocks(&mut self, boot_ns: u64, mono_ns: u64) {
+        self.suspend.observe(boot_ns, mono_ns);
     }
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -322,30 +358,58 @@ impl Policy {
         };
         // A round is due: first learn from the refaults since the last one.
         let written = self.recent_written(now_ns);
-        let threshold = self.refault.update(self.refaults_pending, written);
+        let threshold = if self.refaults_pending == 0 && written < self.round.min_evidence_pages
+        {
+            // Too few pages written to see a refault ratio: no evidence
+            // that younger pages are cold too.
+            self.refault.threshold_secs()
+        } else {
+            self.refault.update(self.refaults_pending, written)
+        };
         self.refaults_pending = 0;
         decision.threshold_secs = threshold;
-        let pages = self
-            .budget
-            .available_pages()
-            .min(self.cfg.max_pages_per_round);
-        if pages == 0 {
+        let budget_pages = self.budget.available_pages();
+        if budget_pages == 0 {
             decision.run = Err(Skip::BudgetSpent);
+            self.last_round_ns = now_ns;
+            return decision;
+        }
+        let pages = round::round_pages(
+            &self.round,
+            budget_pages,
+            self.cfg.max_pages_per_round,
+            inputs.utilisation,
+            self.backing_free_pages,
+        );
+        if pages == 0 {
+            decision.run = Err(Skip::TooFew);
             self.last_round_ns = now_ns;
             return decision;
         }
         let (plan, limit) = match &inputs.cold {
             ColdInput::Slots(c) => {
-                let ranges = cold::select_cold(c.iter().copied(), threshold, pages);
+                // More candidates than pages: the kernel writes the largest
+                // objects among them first and stops at the limit.
+                let offer = pages.saturating_mul(self.round.candidate_factor.max(1));
+                let ranges = cold::select_cold(c.iter().copied(), threshold, offer);
                 if ranges.is_empty() {
                     decision.run = Err(Skip::NothingCold);
                     self.last_round_ns = now_ns;
                     return decision;
                 }
-                let n = cold::pages_in(&ranges);
+                let n = cold::pages_in(&ranges).min(pages);
                 (Plan::Pages(ranges), n)
             }
-            ColdInput::KernelAge => (Plan::IdleAge(threshold), pages),
+            ColdInput::KernelAge => {
+                // The kernel's ages run on boot time: add the time slept
+                // within the window, as mmd does.
+                let now_boot = now_ns.saturating_add(self.suspend.gap_ns());
+                let extra = self
+                    .suspend
+                    .suspended_within(threshold.saturating_mul(NS), now_boot)
+                    .div_ceil(NS);
+                (Plan::IdleAge(threshold + extra), pages)
+            }
             ColdInput::KernelMarkAll => match self.marked_all_ns {
                 Some(t) if now_ns.saturating_sub(t) >= threshold.saturating_mul(NS) => {
                     (Plan::IdleAll, pages)

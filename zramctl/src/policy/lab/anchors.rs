@@ -234,31 +234,6 @@ impl LabPolicy for Anchor {
     }
 }
 
-/// Suspended time as mmd's `SuspendHistory` accounts it, for an idle age
-/// measured on boot time: how much of the window `[now - age, now]` the
-/// machine slept, extending the window by what it slept (so that the
-/// awake time in the window is `age`).
-impl SuspendLog {
-    pub fn suspended_within(&self, age_ns: u64, now_ns: u64) -> u64 {
-        let Some(target) = now_ns.checked_sub(age_ns) else {
-            return 0;
-        };
-        let mut total = 0u64;
-        // Newest first.
-        for &(woke_at, slept) in self.entries.iter().rev() {
-            let Some(t) = target.checked_sub(total) else {
-                break;
-            };
-            if woke_at > t {
-                total = total.saturating_add(slept);
-            } else {
-                break;
-            }
-        }
-        total
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,20 +260,6 @@ mod tests {
         assert_eq!(round_pages(&p, slots * PAGE, slots, u64::MAX), 300 * 256);
         assert_eq!(round_pages(&p, slots * PAGE, slots, 2000), 2000);
         assert_eq!(round_pages(&p, slots * PAGE, slots, 1000), 0, "below the minimum");
-    }
-
-    #[test]
-    fn suspend_extends_the_window_as_mmd_does() {
-        let mut s = SuspendLog::default();
-        // Slept 10 s, waking at 100 s; slept 5 s waking at 200 s.
-        s.entries.push((100 * NS, 10 * NS));
-        s.entries.push((200 * NS, 5 * NS));
-        assert_eq!(s.suspended_within(50 * NS, 210 * NS), 5 * NS);
-        // Window [110, 210] contains the wake at 200; extended by 5 to 105,
-        // which still does not reach the wake at 100.
-        assert_eq!(s.suspended_within(100 * NS, 210 * NS), 5 * NS);
-        assert_eq!(s.suspended_within(106 * NS, 210 * NS), 15 * NS);
-        assert_eq!(s.suspended_within(300 * NS, 210 * NS), 0);
     }
 
     #[test]

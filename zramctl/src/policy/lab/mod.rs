@@ -24,23 +24,7 @@ use trace::{Op, Trace};
 
 const NS: u64 = 1_000_000_000;
 
-/// Sleeps of the machine, on the boot-time clock.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SuspendLog {
-    /// (boot time at wake-up, ns slept), oldest first.
-    pub entries: Vec<(u64, u64)>,
-}
-
-impl SuspendLog {
-    /// Total ns slept before boot time `t`.
-    pub fn slept_before(&self, t: u64) -> u64 {
-        self.entries
-            .iter()
-            .take_while(|&&(w, _)| w <= t)
-            .map(|&(_, s)| s)
-            .sum()
-    }
-}
+pub use crate::policy::suspend::SuspendLog;
 
 /// What a policy observes at a step besides the device.
 #[derive(Clone, Copy, Debug)]
@@ -274,6 +258,7 @@ pub fn replay(trace: &Trace, cfg: &ReplayConfig, policy: &mut dyn LabPolicy) -> 
 pub fn standard_policies() -> Vec<Box<dyn LabPolicy>> {
     vec![
         Box::new(ours::Ours::new(ours::OursConfig::default())),
+        Box::new(ours::Ours::new(ours::OursConfig::before())),
         Box::new(anchors::Anchor::new(anchors::AnchorParams::android_mmd(), 0)),
         Box::new(anchors::Anchor::new(anchors::AnchorParams::chromeos(), 0)),
     ]
@@ -301,8 +286,9 @@ pub fn policies_named(name: &str) -> Option<Vec<Box<dyn LabPolicy>>> {
     match name {
         "all" => Some(all),
         "ours" | "zramctl" => Some(all.into_iter().take(1).collect()),
-        "android-mmd" | "mmd" => Some(all.into_iter().skip(1).take(1).collect()),
-        "chromeos" | "chromeos-swap_management" => Some(all.into_iter().skip(2).collect()),
+        "ours-before" | "zramctl-before" => Some(all.into_iter().skip(1).take(1).collect()),
+        "android-mmd" | "mmd" => Some(all.into_iter().skip(2).take(1).collect()),
+        "chromeos" | "chromeos-swap_management" => Some(all.into_iter().skip(3).collect()),
         _ => None,
     }
 }

@@ -9,7 +9,8 @@ use super::{
     kernel::{Errno, Request, Zram},
 };
 use crate::policy::{
-    ColdInput, Inputs, Outcome, Plan, Policy, PolicyConfig, RoundError, cold::chunk_for_sysfs,
+    ColdInput, Inputs, Outcome, Plan, Policy, PolicyConfig, RoundConfig, RoundError,
+    cold::chunk_for_sysfs,
 };
 
 /// How the lab runs ours.
@@ -17,6 +18,22 @@ use crate::policy::{
 pub struct OursConfig {
     pub name: String,
     pub policy: PolicyConfig,
+    pub round: RoundConfig,
+    /// Utilisation from RAM-resident pages (`orig_data_size` minus
+    /// `bd_count`) instead of `orig_data_size` alone.
+    pub resident_utilisation: bool,
+}
+
+impl OursConfig {
+    /// The daemon before the lab's changes.
+    pub fn before() -> Self {
+        OursConfig {
+            name: "zramctl-before".into(),
+            policy: PolicyConfig::default(),
+            round: RoundConfig::legacy(),
+            resident_utilisation: false,
+        }
+    }
 }
 
 impl Default for OursConfig {
@@ -24,6 +41,8 @@ impl Default for OursConfig {
         OursConfig {
             name: "zramctl".into(),
             policy: PolicyConfig::default(),
+            round: RoundConfig::default(),
+            resident_utilisation: true,
         }
     }
 }
@@ -50,17 +69,21 @@ impl LabPolicy for Ours {
     }
 
     fn step(&mut self, env: &Env, dev: &mut Zram, log: &mut Vec<RoundLog>) {
-        let now = env.now_ns;
-        let p = self
-            .p
-            .get_or_insert_with(|| Policy::new(self.cfg.policy.clone(), now));
+        let boot = env.now_ns;
+        // The daemon's clock is monotonic: it stops while the machine sleeps.
+        let now = boot - env.suspend.slept_before(boot);
+        let p = self.p.get_or_insert_with(|| {
+            Policy::with_rounds(self.cfg.policy.clone(), self.cfg.round.clone(), now)
+        });
+        p.observe_clocks(boot, now);
         let mm = dev.mm_stat();
         let bd = dev.bd_stat();
-        let utilisation = Some(crate::policy::zram_utilisation(
-            mm.orig_data_size,
-            bd.bd_count,
-            dev.disksize(),
-        ));
+        p.observe_backing_free(Some(dev.backing_pages().saturating_sub(bd.bd_count)));
+        let utilisation = Some(if self.cfg.resident_utilisation {
+            crate::policy::zram_utilisation(mm.orig_data_size, bd.bd_count, dev.disksize())
+        } else {
+            mm.orig_data_size as f64 / dev.disksize().max(1) as f64
+        });
         let bd_reads = bd.bd_reads.saturating_sub(self.last_bd_reads);
         self.last_bd_reads = bd.bd_reads;
         let mut inputs = Inputs {
@@ -73,12 +96,11 @@ impl LabPolicy for Ours {
         };
         if p.round_due(now, &inputs) {
             // eBPF slot ages come from jiffies: suspended time does not count.
-            let awake_now = now - env.suspend.slept_before(now);
             inputs.cold = ColdInput::Slots(
                 dev.resident()
                     .map(|(i, ac, _)| {
                         let awake_ac = ac - env.suspend.slept_before(ac);
-                        (i, awake_now.saturating_sub(awake_ac) / 1_000_000_000)
+                        (i, now.saturating_sub(awake_ac) / 1_000_000_000)
                     })
                     .collect(),
             );
@@ -93,18 +115,23 @@ impl LabPolicy for Ours {
         };
         dev.set_writeback_limit(Some(d.limit_pages));
         let mut entry = RoundLog {
-            t_ns: now,
+            t_ns: boot,
             policy_limit_pages: d.limit_pages,
             idle_age_ns: d.threshold_secs * 1_000_000_000,
             ..RoundLog::default()
         };
         for chunk in chunk_for_sysfs(&ranges) {
-            let (w, r) = dev.writeback(now, &Request::Pages(chunk));
+            let (w, r) = dev.writeback(boot, &Request::Pages(chunk));
             entry.pages += w.pages;
             entry.ram_bytes += w.ram_bytes;
-            if let Err(e) = r {
-                entry.error = Some(e);
-                break;
+            match r {
+                Ok(()) => {}
+                // The limit spent is the end of the round, not a failure.
+                Err(Errno::Eio) if dev.writeback_limit() == 0 => break,
+                Err(e) => {
+                    entry.error = Some(e);
+                    break;
+                }
             }
         }
         dev.set_writeback_limit(None);
