@@ -1,5 +1,7 @@
 use proptest::prelude::*;
 
+const NS: u64 = 1_000_000_000;
+
 use super::{
     anchors::{Anchor, AnchorParams},
     kernel::{PAGE, Request, Zram},
@@ -225,4 +227,85 @@ proptest! {
             prop_assert!(r.refaults_per_gib >= 0.0 && r.mib_h_per_gib >= 0.0);
         }
     }
+}
+
+/// The utilisation trigger on the 7.3 model: 900 of 1000 slots stored
+/// (90 % > the 80 % trigger), a tick every 30 s (the minimum interval), a
+/// period far away. Returns the rounds the utilisation trigger started and
+/// the pages they wrote.
+fn utilisation_rounds(util: impl Fn(&Zram) -> f64) -> (u64, u64) {
+    use crate::policy::{Outcome, Policy, PolicyConfig, Trigger, cold::chunk_for_sysfs};
+    let mut z = Zram::new(1000 * PAGE, 1000 * PAGE);
+    for i in 0..900 {
+        z.write(0, i, 1500);
+    }
+    let cfg = PolicyConfig {
+        period_ns: 86_400 * NS,
+        min_interval_ns: 30 * NS,
+        max_pages_per_round: 200,
+        refault: crate::policy::RefaultConfig {
+            initial_secs: 60,
+            floor_secs: 60,
+            ..Default::default()
+        },
+        ..PolicyConfig::default()
+    };
+    let mut p = Policy::new(cfg, 0);
+    let (mut rounds, mut pages) = (0, 0);
+    for k in 1..=20u64 {
+        let now = 3600 * NS + k * 30 * NS;
+        let inputs = crate::policy::Inputs {
+            psi_some_avg10: None,
+            utilisation: Some(util(&z)),
+            latency: None,
+            refaults: None,
+            bd_reads: None,
+            cold: crate::policy::ColdInput::Slots(
+                z.resident().map(|(i, ac, _)| (i, (now - ac) / NS)).collect(),
+            ),
+        };
+        let d = p.tick(now, &inputs);
+        if d.run != Ok(Trigger::Utilisation) {
+            continue;
+        }
+        let Some(crate::policy::Plan::Pages(r)) = d.plan else {
+            panic!("{d:?}")
+        };
+        z.set_writeback_limit(Some(d.limit_pages));
+        let mut n = 0;
+        for c in chunk_for_sysfs(&r) {
+            n += z.writeback(now, &Request::Pages(c)).0.pages;
+        }
+        z.set_writeback_limit(None);
+        p.complete(
+            now,
+            Outcome {
+                written_pages: n,
+                error: None,
+            },
+        );
+        rounds += 1;
+        pages += n;
+    }
+    (rounds, pages)
+}
+
+#[test]
+fn the_utilisation_trigger_clears_after_a_writeback() {
+    let resident = |z: &Zram| {
+        crate::policy::zram_utilisation(z.mm_stat().orig_data_size, z.bd_stat().bd_count, z.disksize())
+    };
+    // One round of 200 pages brings RAM-resident pages to 70 %: the
+    // trigger clears and nothing more is written for it.
+    assert_eq!(utilisation_rounds(resident), (1, 200));
+}
+
+#[test]
+fn orig_data_size_keeps_the_utilisation_trigger_firing() {
+    // orig_data_size counts written-back pages (7.3 `slot_free` keeps
+    // `pages_stored`): the old input never drops, so the trigger fires at
+    // every minimum interval until nothing cold is left.
+    let orig = |z: &Zram| z.mm_stat().orig_data_size as f64 / z.disksize() as f64;
+    let (rounds, pages) = utilisation_rounds(orig);
+    assert!(rounds >= 5 && pages == 900, "{rounds} rounds, {pages} pages");
 }
