@@ -72,12 +72,19 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
     };
     crate::setup(false)?;
     let k = kernel::build(&kernel::KernelArgs::default())?;
-    run(crate::cargo().args(["build", "--locked", "-q", "-p", "zramctl"]))?;
+    run(crate::cargo().args([
+        "build", "--locked", "-q", "-p", "zramctl", "--bins", "--example", "trace_record",
+    ]))?;
     let me = std::env::current_exe().context("finding the xtask binary")?;
     let guest_bin = repo_root().join("target/trace-xtask");
     fs::copy(&me, &guest_bin)?;
+    // Copies, so that a host build meanwhile cannot swap them under the guest.
     let zramctl = repo_root().join("target/trace-zramctl");
     fs::copy(repo_root().join("target/debug/zramctl"), &zramctl)?;
+    fs::copy(
+        repo_root().join("target/debug/examples/trace_record"),
+        repo_root().join("target/trace-recorder"),
+    )?;
     let out = args
         .results
         .clone()
@@ -175,15 +182,32 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
         sh("mkswap /dev/zram0 >/dev/null && swapon /dev/zram0")?;
         let (mib, prep, work) = workload(name)?;
         sh(&format!("mkdir -p {CG} && echo {mib}M > {CG}/memory.max"))?;
+        // The workload's scripts join the cgroup first.
+        let script = |what: &str, body: &str| -> Result<PathBuf> {
+            let p = PathBuf::from(format!("/tmp/trace-{name}-{what}.sh"));
+            fs::write(&p, format!("set -e\necho $$ > {CG}/cgroup.procs\n{body}\n"))?;
+            Ok(p)
+        };
         if !prep.is_empty() {
-            sh(&format!("sh -c 'echo $$ > {CG}/cgroup.procs; {prep}'"))?;
+            sh(&format!("sh {}", script("prep", &prep)?.display()))?;
         }
         let out = results.join(format!("{name}.trace"));
         let desc = TRACES.iter().find(|t| t.0 == name).map_or("", |t| t.1);
-        sh(&format!(
-            "{z} trace record zram0 --output {} --cgroup {CG} --meta workload={name} --meta 'description={desc}' -- sh -c 'echo $$ > {CG}/cgroup.procs; {work}'",
-            out.display()
-        ))?;
+        let work = script("work", &work)?;
+        println!("# recording {name}: {desc}");
+        let rec = repo_root().join("target/trace-recorder");
+        let st = Command::new(&rec)
+            .arg("zram0")
+            .arg(&out)
+            .args(["--cgroup", CG, "--meta", &format!("workload={name}")])
+            .args(["--meta", &format!("description={desc}")])
+            .args(["--", "sh"])
+            .arg(&work)
+            .status()
+            .context("running the recorder")?;
+        if !st.success() {
+            bail!("recording {name} failed: {st}");
+        }
         sh("cat /sys/block/zram0/mm_stat /sys/block/zram0/bd_stat; grep -E 'pswp' /proc/vmstat")?;
         cleanup(name);
         sh(&format!("swapoff /dev/zram0 && {z} reset zram0"))?;
@@ -192,40 +216,46 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
     Ok(())
 }
 
-/// (cgroup MiB, preparation (runs in the cgroup), the traced command).
+/// (cgroup MiB, preparation script, the traced script); both run in the
+/// cgroup.
 fn workload(name: &str) -> Result<(u64, String, String)> {
-    let pg = "/usr/lib/postgresql/15/bin";
     Ok(match name {
         "pgbench" => (
             72,
-            format!(
-                "mkdir -p /mnt/data/pg && chown postgres /mnt/data/pg && \
-                 runuser -u postgres -- {pg}/initdb -q -D /mnt/data/pg/db >/dev/null && \
-                 runuser -u postgres -- {pg}/pg_ctl -D /mnt/data/pg/db -l /mnt/data/pg/log -w \
-                   -o \"-c shared_buffers=128MB -c listen_addresses= -k /mnt/data/pg -c fsync=off\" start && \
-                 runuser -u postgres -- pgbench -q -h /mnt/data/pg -i -s 6 postgres"
-            ),
-            "printf \"\\\\set aid random_zipfian(1, 600000, 1.1)\\\\n\\\\set delta random(-5000, 5000)\\\\nUPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\\\\nSELECT abalance FROM pgbench_accounts WHERE aid = :aid;\\\\n\" > /mnt/data/pg/skew.sql && \
-             runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 240 -f /mnt/data/pg/skew.sql postgres"
+            r#"PG=/usr/lib/postgresql/15/bin
+mkdir -p /mnt/data/pg && chown postgres /mnt/data/pg
+runuser -u postgres -- $PG/initdb -q -D /mnt/data/pg/db >/dev/null
+runuser -u postgres -- $PG/pg_ctl -D /mnt/data/pg/db -l /mnt/data/pg/log -w -o "-c shared_buffers=128MB -c listen_addresses= -k /mnt/data/pg -c fsync=off" start
+runuser -u postgres -- pgbench -q -h /mnt/data/pg -i -s 6 postgres
+cat > /mnt/data/pg/skew.sql <<'SQL'
+\set aid random_zipfian(1, 600000, 1.1)
+\set delta random(-5000, 5000)
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+SQL
+chmod a+r /mnt/data/pg/skew.sql"#
+                .to_string(),
+            "runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 240 -f /mnt/data/pg/skew.sql postgres"
                 .to_string(),
         ),
         "sqlite" => (
             64,
             String::new(),
-            "/usr/bin/python3 -c \"
+            r#"/usr/bin/python3 - <<'PY' | sqlite3 /mnt/data/trace.db > /dev/null
 import random, itertools
 random.seed(1)
 n = 200000
-print('PRAGMA cache_size=-160000; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;')
-print('CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);')
-print('WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d) INSERT INTO t SELECT i, randomblob(1024) FROM c;' % n)
-print('SELECT count(*), sum(length(v)) FROM t;')
+print("PRAGMA cache_size=-160000; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+print("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);")
+print("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d) INSERT INTO t SELECT i, randomblob(1024) FROM c;" % n)
+print("SELECT count(*), sum(length(v)) FROM t;")
 cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(n)))
-ids = random.choices(range(1, n + 1), cum_weights=cum, k=60000)
-for k in ids:
-    if random.random() < 0.1: print('UPDATE t SET v = randomblob(1024) WHERE id = %d;' % k)
-    else: print('SELECT length(v) FROM t WHERE id = %d;' % k)
-\" | sqlite3 /mnt/data/trace.db > /dev/null"
+for k in random.choices(range(1, n + 1), cum_weights=cum, k=60000):
+    if random.random() < 0.1:
+        print("UPDATE t SET v = randomblob(1024) WHERE id = %d;" % k)
+    else:
+        print("SELECT length(v) FROM t WHERE id = %d;" % k)
+PY"#
                 .to_string(),
         ),
         "xz" => (

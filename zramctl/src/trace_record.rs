@@ -581,3 +581,81 @@ mod tests {
         );
     }
 }
+
+/// Records while `cmd` runs (started once the probes are attached), or
+/// for `secs` seconds without a command; SIGINT/SIGTERM end it early. The
+/// command's exit status comes back with the stats.
+pub fn record_while(
+    opts: &RecordOptions,
+    cmd: &[String],
+    secs: Option<f64>,
+) -> anyhow::Result<(RecordStats, Option<std::process::ExitStatus>)> {
+    use anyhow::Context as _;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        signal_flag(sig, term.clone());
+    }
+    let child = std::cell::RefCell::new(None::<std::process::Child>);
+    let status = std::cell::RefCell::new(None);
+    let start = std::cell::Cell::new(None::<Instant>);
+    let st = record(
+        opts,
+        || {
+            start.set(Some(Instant::now()));
+            if let Some((prog, args)) = cmd.split_first() {
+                match std::process::Command::new(prog).args(args).spawn() {
+                    Ok(c) => *child.borrow_mut() = Some(c),
+                    Err(e) => {
+                        eprintln!("zramctl trace: cannot start {prog}: {e}");
+                        term.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        },
+        || {
+            if term.load(Ordering::Relaxed) {
+                return true;
+            }
+            if let Some(c) = child.borrow_mut().as_mut()
+                && let Ok(Some(s)) = c.try_wait()
+            {
+                *status.borrow_mut() = Some(s);
+                return true;
+            }
+            match (secs, start.get()) {
+                (Some(s), Some(t0)) => t0.elapsed().as_secs_f64() >= s,
+                _ => false,
+            }
+        },
+    )
+    .context("recording")?;
+    if let Some(mut c) = child.into_inner()
+        && status.borrow().is_none()
+    {
+        // Stopped by a signal: the command gets SIGTERM and is waited for.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        *status.borrow_mut() = c.wait().ok();
+    }
+    Ok((st, status.into_inner()))
+}
+
+/// Sets `flag` when `sig` arrives.
+fn signal_flag(sig: libc::c_int, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::{OnceLock, atomic::Ordering};
+    static FLAG: OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = OnceLock::new();
+    let _ = FLAG.set(flag);
+    extern "C" fn on_signal(_: libc::c_int) {
+        if let Some(f) = FLAG.get() {
+            f.store(true, Ordering::Relaxed);
+        }
+    }
+    // SAFETY: the handler only does an atomic store (async-signal-safe).
+    unsafe {
+        libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+    }
+}

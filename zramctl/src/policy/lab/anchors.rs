@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 
 use super::{
-    Env, LabPolicy, RoundLog, SuspendLog,
+    Env, LabPolicy, RoundLog,
     kernel::{Errno, PAGE, Request, Zram},
 };
 
@@ -237,6 +237,7 @@ impl LabPolicy for Anchor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::SuspendLog;
 
     #[test]
     fn idle_age_decays_with_utilisation() {
