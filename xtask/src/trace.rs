@@ -7,12 +7,7 @@
 //! `docs/bench/traces/<name>.trace.zst`, where `cargo xtask bench policy`
 //! reads them.
 
-use std::{
-    fs,
-    path::PathBuf,
-    process::Command,
-    time::Instant,
-};
+use std::{fs, path::PathBuf, process::Command, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -73,7 +68,14 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
     crate::setup(false)?;
     let k = kernel::build(&kernel::KernelArgs::default())?;
     run(crate::cargo().args([
-        "build", "--locked", "-q", "-p", "zramctl", "--bins", "--example", "trace_record",
+        "build",
+        "--locked",
+        "-q",
+        "-p",
+        "zramctl",
+        "--bins",
+        "--example",
+        "trace_record",
     ]))?;
     let me = std::env::current_exe().context("finding the xtask binary")?;
     let guest_bin = repo_root().join("target/trace-xtask");
@@ -109,7 +111,10 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
         },
     )?;
     if code != 0 {
-        bail!("recording failed in the VM (exit code {code}); see {}", out.display());
+        bail!(
+            "recording failed in the VM (exit code {code}); see {}",
+            out.display()
+        );
     }
     fs::create_dir_all(traces_dir())?;
     for n in &names {
@@ -126,7 +131,10 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
             fs::metadata(&dst)?.len() as f64 / 1048576.0
         ));
     }
-    progress(&format!("traces recorded in {:.0}s", t.elapsed().as_secs_f64()));
+    progress(&format!(
+        "traces recorded in {:.0}s",
+        t.elapsed().as_secs_f64()
+    ));
     Ok(())
 }
 
@@ -168,7 +176,9 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
         1024 * 2048,
         512 * 2048
     ))?;
-    sh("mkfs.ext4 -q -F /dev/mapper/trace-data && mkdir -p /mnt/data && mount /dev/mapper/trace-data /mnt/data")?;
+    sh(
+        "mkfs.ext4 -q -F /dev/mapper/trace-data && mkdir -p /mnt/data && mount /dev/mapper/trace-data /mnt/data",
+    )?;
     sh("echo +memory > /sys/fs/cgroup/cgroup.subtree_control")?;
     sh("sysctl -qw vm.swappiness=100 kernel.bpf_stats_enabled=1")?;
     for name in &args.names {
@@ -178,7 +188,9 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
             "/dev/{}",
             sh("dmsetup info -c --noheadings -o blkdevname trace-backing")?.trim()
         );
-        sh(&format!("{z} setup zram0 --size 512M --algorithm lz4 --backing-dev {backing}"))?;
+        sh(&format!(
+            "{z} setup zram0 --size 512M --algorithm lz4 --backing-dev {backing}"
+        ))?;
         sh("mkswap /dev/zram0 >/dev/null && swapon /dev/zram0")?;
         let (mib, prep, work) = workload(name)?;
         sh(&format!("mkdir -p {CG} && echo {mib}M > {CG}/memory.max"))?;

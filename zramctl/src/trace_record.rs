@@ -327,7 +327,8 @@ pub fn record(
             .with_context(|| format!("{name} is not in the eBPF object"))?
             .try_into()?;
         p.load().with_context(|| format!("loading {name}"))?;
-        p.attach(tp).with_context(|| format!("attaching {name} to {tp}"))?;
+        p.attach(tp)
+            .with_context(|| format!("attaching {name} to {tp}"))?;
         attached.push(name);
         Ok(())
     };
@@ -339,25 +340,27 @@ pub fn record(
     }
     let btf = aya::Btf::from_sys_fs().context("reading kernel BTF")?;
     // fentry on the first of `funcs` the kernel's BTF has.
-    let mut kprobe = |ebpf: &mut aya::Ebpf, name: &'static str, funcs: &[&str]| -> Result<String, String> {
-        let p: &mut FEntry = ebpf
-            .program_mut(name)
-            .ok_or_else(|| format!("{name} is not in the eBPF object"))?
-            .try_into()
-            .map_err(|e| format!("{e}"))?;
-        let mut errs = Vec::new();
-        for f in funcs {
-            match p.load(f, &btf) {
-                Ok(()) => {
-                    p.attach().map_err(|e| format!("attaching {name} to fentry/{f}: {e}"))?;
-                    attached.push(name);
-                    return Ok(f.to_string());
+    let mut kprobe =
+        |ebpf: &mut aya::Ebpf, name: &'static str, funcs: &[&str]| -> Result<String, String> {
+            let p: &mut FEntry = ebpf
+                .program_mut(name)
+                .ok_or_else(|| format!("{name} is not in the eBPF object"))?
+                .try_into()
+                .map_err(|e| format!("{e}"))?;
+            let mut errs = Vec::new();
+            for f in funcs {
+                match p.load(f, &btf) {
+                    Ok(()) => {
+                        p.attach()
+                            .map_err(|e| format!("attaching {name} to fentry/{f}: {e}"))?;
+                        attached.push(name);
+                        return Ok(f.to_string());
+                    }
+                    Err(e) => errs.push(format!("{f}: {e}")),
                 }
-                Err(e) => errs.push(format!("{f}: {e}")),
             }
-        }
-        Err(errs.join("; "))
-    };
+            Err(errs.join("; "))
+        };
     let mut notes = Vec::new();
     if !rzram {
         match kprobe(&mut ebpf, prog::FREE_NOTIFY, &["zram_slot_free_notify"]) {
@@ -374,7 +377,11 @@ pub fn record(
             }
             (a, b) => notes.push(format!(
                 "no compressed sizes ({})",
-                [a.err(), b.err()].into_iter().flatten().collect::<Vec<_>>().join("; ")
+                [a.err(), b.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )),
         }
     }
@@ -456,7 +463,8 @@ pub fn record(
     st.secs = start.elapsed().as_secs_f64();
     st.unsized_writes = pairer.unsized_writes;
     let stats: PerCpuArray<_, TraceStats> = PerCpuArray::try_from(
-        ebpf.map(map::STATS).context("the trace stats map is not in the object")?,
+        ebpf.map(map::STATS)
+            .context("the trace stats map is not in the object")?,
     )?;
     let per_cpu = stats.get(&0, 0)?;
     st.dropped = per_cpu.iter().map(|s| s.dropped).sum();
@@ -488,6 +496,84 @@ pub fn record(
     )?;
     f.flush()?;
     Ok(st)
+}
+
+/// Records while `cmd` runs (started once the probes are attached), or
+/// for `secs` seconds without a command; SIGINT/SIGTERM end it early. The
+/// command's exit status comes back with the stats.
+pub fn record_while(
+    opts: &RecordOptions,
+    cmd: &[String],
+    secs: Option<f64>,
+) -> anyhow::Result<(RecordStats, Option<std::process::ExitStatus>)> {
+    use anyhow::Context as _;
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        signal_flag(sig, term.clone());
+    }
+    let child = std::cell::RefCell::new(None::<std::process::Child>);
+    let status = std::cell::RefCell::new(None);
+    let start = std::cell::Cell::new(None::<Instant>);
+    let st = record(
+        opts,
+        || {
+            start.set(Some(Instant::now()));
+            if let Some((prog, args)) = cmd.split_first() {
+                match std::process::Command::new(prog).args(args).spawn() {
+                    Ok(c) => *child.borrow_mut() = Some(c),
+                    Err(e) => {
+                        eprintln!("zramctl trace: cannot start {prog}: {e}");
+                        term.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+        },
+        || {
+            if term.load(Ordering::Relaxed) {
+                return true;
+            }
+            if let Some(c) = child.borrow_mut().as_mut()
+                && let Ok(Some(s)) = c.try_wait()
+            {
+                *status.borrow_mut() = Some(s);
+                return true;
+            }
+            match (secs, start.get()) {
+                (Some(s), Some(t0)) => t0.elapsed().as_secs_f64() >= s,
+                _ => false,
+            }
+        },
+    )
+    .context("recording")?;
+    if let Some(mut c) = child.into_inner()
+        && status.borrow().is_none()
+    {
+        // Stopped by a signal: the command gets SIGTERM and is waited for.
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        *status.borrow_mut() = c.wait().ok();
+    }
+    Ok((st, status.into_inner()))
+}
+
+/// Sets `flag` when `sig` arrives.
+fn signal_flag(sig: libc::c_int, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::{OnceLock, atomic::Ordering};
+    static FLAG: OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = OnceLock::new();
+    let _ = FLAG.set(flag);
+    extern "C" fn on_signal(_: libc::c_int) {
+        if let Some(f) = FLAG.get() {
+            f.store(true, Ordering::Relaxed);
+        }
+    }
+    // SAFETY: the handler only does an atomic store (async-signal-safe).
+    unsafe {
+        libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+    }
 }
 
 #[cfg(test)]
@@ -567,8 +653,18 @@ mod tests {
         let mut p = Pairer::new(false);
         let mut out = Vec::new();
         p.push(1, &rec(kind::READ, 1, 5, 1), true, &mut out);
-        p.push(2, &rec(kind::RZ_ACCESS, 1, 5, rzram_tp::ACCESS_WRITE), true, &mut out);
-        p.push(3, &rec(kind::RZ_ACCESS, 1, 5, rzram_tp::ACCESS_FREE), true, &mut out);
+        p.push(
+            2,
+            &rec(kind::RZ_ACCESS, 1, 5, rzram_tp::ACCESS_WRITE),
+            true,
+            &mut out,
+        );
+        p.push(
+            3,
+            &rec(kind::RZ_ACCESS, 1, 5, rzram_tp::ACCESS_FREE),
+            true,
+            &mut out,
+        );
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].op, Op::Discard { slot: 5, pages: 1 });
     }
@@ -579,83 +675,5 @@ mod tests {
             some_avg10("some avg10=1.25 avg60=0.00 avg300=0.00 total=5\nfull avg10=0.00"),
             Some(1.25)
         );
-    }
-}
-
-/// Records while `cmd` runs (started once the probes are attached), or
-/// for `secs` seconds without a command; SIGINT/SIGTERM end it early. The
-/// command's exit status comes back with the stats.
-pub fn record_while(
-    opts: &RecordOptions,
-    cmd: &[String],
-    secs: Option<f64>,
-) -> anyhow::Result<(RecordStats, Option<std::process::ExitStatus>)> {
-    use anyhow::Context as _;
-    use std::sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    };
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        signal_flag(sig, term.clone());
-    }
-    let child = std::cell::RefCell::new(None::<std::process::Child>);
-    let status = std::cell::RefCell::new(None);
-    let start = std::cell::Cell::new(None::<Instant>);
-    let st = record(
-        opts,
-        || {
-            start.set(Some(Instant::now()));
-            if let Some((prog, args)) = cmd.split_first() {
-                match std::process::Command::new(prog).args(args).spawn() {
-                    Ok(c) => *child.borrow_mut() = Some(c),
-                    Err(e) => {
-                        eprintln!("zramctl trace: cannot start {prog}: {e}");
-                        term.store(true, Ordering::Relaxed);
-                    }
-                }
-            }
-        },
-        || {
-            if term.load(Ordering::Relaxed) {
-                return true;
-            }
-            if let Some(c) = child.borrow_mut().as_mut()
-                && let Ok(Some(s)) = c.try_wait()
-            {
-                *status.borrow_mut() = Some(s);
-                return true;
-            }
-            match (secs, start.get()) {
-                (Some(s), Some(t0)) => t0.elapsed().as_secs_f64() >= s,
-                _ => false,
-            }
-        },
-    )
-    .context("recording")?;
-    if let Some(mut c) = child.into_inner()
-        && status.borrow().is_none()
-    {
-        // Stopped by a signal: the command gets SIGTERM and is waited for.
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        *status.borrow_mut() = c.wait().ok();
-    }
-    Ok((st, status.into_inner()))
-}
-
-/// Sets `flag` when `sig` arrives.
-fn signal_flag(sig: libc::c_int, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    use std::sync::{OnceLock, atomic::Ordering};
-    static FLAG: OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = OnceLock::new();
-    let _ = FLAG.set(flag);
-    extern "C" fn on_signal(_: libc::c_int) {
-        if let Some(f) = FLAG.get() {
-            f.store(true, Ordering::Relaxed);
-        }
-    }
-    // SAFETY: the handler only does an atomic store (async-signal-safe).
-    unsafe {
-        libc::signal(sig, on_signal as *const () as libc::sighandler_t);
     }
 }

@@ -57,7 +57,11 @@ fn records_slot_events_with_compressed_sizes() {
     let s2 = stop.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let rec = std::thread::spawn(move || {
-        record(&opts, move || tx.send(()).unwrap(), || s2.load(Ordering::Relaxed))
+        record(
+            &opts,
+            move || tx.send(()).unwrap(),
+            || s2.load(Ordering::Relaxed),
+        )
     });
     if rx.recv_timeout(Duration::from_secs(60)).is_err() {
         let e = rec.join().unwrap().unwrap_err();
@@ -96,7 +100,10 @@ fn records_slot_events_with_compressed_sizes() {
     eprintln!("recorder: {st:?}");
     let text = std::fs::read_to_string(out.path()).unwrap();
     let t = Trace::parse(text.as_bytes()).unwrap();
-    assert_eq!(t.meta.get("device").map(String::as_str), Some(name.as_str()));
+    assert_eq!(
+        t.meta.get("device").map(String::as_str),
+        Some(name.as_str())
+    );
     assert_eq!(t.meta_u64("disksize"), Some(16 << 20));
     let slots: Vec<Op> = t
         .events
@@ -133,7 +140,10 @@ fn records_slot_events_with_compressed_sizes() {
         );
     }
     assert!(slots.contains(&Op::Read { slot: 11, pages: 1 }), "{text}");
-    assert!(slots.contains(&Op::Discard { slot: 12, pages: 1 }), "{text}");
+    assert!(
+        slots.contains(&Op::Discard { slot: 12, pages: 1 }),
+        "{text}"
+    );
     assert_eq!(st.dropped, 0);
     assert!(text.contains("# recorder: "));
 }

@@ -46,7 +46,10 @@ pub fn bench() -> Result<()> {
         .collect();
     names.sort();
     if names.is_empty() {
-        bail!("no *.trace.zst in {} (cargo xtask trace all)", traces.display());
+        bail!(
+            "no *.trace.zst in {} (cargo xtask trace all)",
+            traces.display()
+        );
     }
     run(crate::cargo().args(["build", "--locked", "-q", "--release", "-p", "zramctl"]))?;
     let zramctl = repo_root().join("target/release/zramctl");
@@ -200,9 +203,11 @@ fn pareto(path: &Path, rows: &[Row]) -> Result<()> {
             .label(p.to_string())
             .legend(move |(x, y)| Circle::new((x + 8, y), 5, c.filled()));
         chart
-            .draw_series(pts.iter().map(|(x, y, _, t)| {
-                Text::new(t.clone(), (*x, *y), ("sans-serif", 11).into_font())
-            }))
+            .draw_series(
+                pts.iter().map(|(x, y, _, t)| {
+                    Text::new(t.clone(), (*x, *y), ("sans-serif", 11).into_font())
+                }),
+            )
             .map_err(|x| e(&x))?;
     }
     chart

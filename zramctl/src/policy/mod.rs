@@ -358,8 +358,7 @@ impl Policy {
         };
         // A round is due: first learn from the refaults since the last one.
         let written = self.recent_written(now_ns);
-        let threshold = if self.refaults_pending == 0 && written < self.round.min_evidence_pages
-        {
+        let threshold = if self.refaults_pending == 0 && written < self.round.min_evidence_pages {
             // Too few pages written to see a refault ratio: no evidence
             // that younger pages are cold too.
             self.refault.threshold_secs()

@@ -78,8 +78,16 @@ mod tests {
         assert_eq!(round_pages(&c, 10_000, 4096, Some(0.5), None), 2048);
         assert_eq!(round_pages(&c, 1000, 4096, Some(0.5), None), 1000);
         assert_eq!(round_pages(&c, 10_000, 4096, Some(0.5), Some(300)), 300);
-        assert_eq!(round_pages(&c, 10_000, 4096, Some(0.01), None), 0, "41 < 256");
-        assert_eq!(round_pages(&c, 10_000, 4096, None, Some(200)), 0, "backing nearly full");
+        assert_eq!(
+            round_pages(&c, 10_000, 4096, Some(0.01), None),
+            0,
+            "41 < 256"
+        );
+        assert_eq!(
+            round_pages(&c, 10_000, 4096, None, Some(200)),
+            0,
+            "backing nearly full"
+        );
         let l = RoundConfig::legacy();
         assert_eq!(round_pages(&l, 10_000, 4096, Some(0.01), None), 4096);
         assert_eq!(round_pages(&l, 3, 4096, Some(0.5), None), 3);

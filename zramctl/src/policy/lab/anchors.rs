@@ -167,7 +167,12 @@ impl Anchor {
             return;
         }
         let free_bd = dev.backing_pages().saturating_sub(dev.bd_stat().bd_count);
-        let pages = round_pages(&self.p, dev.mm_stat().orig_data_size, dev.nr_slots(), free_bd);
+        let pages = round_pages(
+            &self.p,
+            dev.mm_stat().orig_data_size,
+            dev.nr_slots(),
+            free_bd,
+        );
         let limit = pages.min(self.daily_left(now));
         if limit == 0 {
             return;
@@ -256,11 +261,18 @@ mod tests {
         // 1 % used: 3 MiB < 5 MiB minimum -> skip.
         assert_eq!(round_pages(&p, (slots / 100) * PAGE, slots, u64::MAX), 0);
         // 50 % used: 150 MiB.
-        assert_eq!(round_pages(&p, (slots / 2) * PAGE, slots, u64::MAX), 150 * 256);
+        assert_eq!(
+            round_pages(&p, (slots / 2) * PAGE, slots, u64::MAX),
+            150 * 256
+        );
         // Full: 300 MiB, capped at free backing pages.
         assert_eq!(round_pages(&p, slots * PAGE, slots, u64::MAX), 300 * 256);
         assert_eq!(round_pages(&p, slots * PAGE, slots, 2000), 2000);
-        assert_eq!(round_pages(&p, slots * PAGE, slots, 1000), 0, "below the minimum");
+        assert_eq!(
+            round_pages(&p, slots * PAGE, slots, 1000),
+            0,
+            "below the minimum"
+        );
     }
 
     #[test]

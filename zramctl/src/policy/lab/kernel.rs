@@ -480,7 +480,11 @@ mod tests {
         assert_eq!((w.pages, w.ram_bytes), (1, 4096));
         let mut z = dev();
         let (w, _) = z.writeback(1, &Request::Pages(vec![(2, 3)]));
-        assert_eq!((w.pages, w.ram_bytes), (1, 2000), "same-filled slot 2 is skipped");
+        assert_eq!(
+            (w.pages, w.ram_bytes),
+            (1, 2000),
+            "same-filled slot 2 is skipped"
+        );
     }
 
     #[test]

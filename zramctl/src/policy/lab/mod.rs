@@ -159,7 +159,9 @@ pub fn replay(trace: &Trace, cfg: &ReplayConfig, policy: &mut dyn LabPolicy) -> 
         let dt = to_us.saturating_sub(*last_us) as f64 / 1e6;
         area += dev.wb_ram_bytes() as f64 * dt;
         *last_us = (*last_us).max(to_us);
-        r.peak_ram_freed_mib = r.peak_ram_freed_mib.max(dev.wb_ram_bytes() as f64 / 1048576.0);
+        r.peak_ram_freed_mib = r
+            .peak_ram_freed_mib
+            .max(dev.wb_ram_bytes() as f64 / 1048576.0);
     };
     let mut events = trace.events.iter().peekable();
     loop {
@@ -241,11 +243,22 @@ pub fn replay(trace: &Trace, cfg: &ReplayConfig, policy: &mut dyn LabPolicy) -> 
     r.written_bytes = bd.bd_writes * PAGE;
     r.refaults = bd.bd_reads;
     let gib = r.written_bytes as f64 / (1u64 << 30) as f64;
-    r.refaults_per_gib = if gib > 0.0 { r.refaults as f64 / gib } else { 0.0 };
-    r.mib_h_per_gib = if gib > 0.0 { r.ram_freed_mib_h / gib } else { 0.0 };
+    r.refaults_per_gib = if gib > 0.0 {
+        r.refaults as f64 / gib
+    } else {
+        0.0
+    };
+    r.mib_h_per_gib = if gib > 0.0 {
+        r.ram_freed_mib_h / gib
+    } else {
+        0.0
+    };
     r.rounds = log.iter().filter(|l| l.pages > 0).count() as u64;
     r.eio = log.iter().filter(|l| l.error == Some(Errno::Eio)).count() as u64;
-    r.enospc = log.iter().filter(|l| l.error == Some(Errno::Enospc)).count() as u64;
+    r.enospc = log
+        .iter()
+        .filter(|l| l.error == Some(Errno::Enospc))
+        .count() as u64;
     refault_ages.sort_by(f64::total_cmp);
     r.refault_age_p50_s = refault_ages
         .get(refault_ages.len() / 2)
@@ -259,7 +272,10 @@ pub fn standard_policies() -> Vec<Box<dyn LabPolicy>> {
     vec![
         Box::new(ours::Ours::new(ours::OursConfig::default())),
         Box::new(ours::Ours::new(ours::OursConfig::before())),
-        Box::new(anchors::Anchor::new(anchors::AnchorParams::android_mmd(), 0)),
+        Box::new(anchors::Anchor::new(
+            anchors::AnchorParams::android_mmd(),
+            0,
+        )),
         Box::new(anchors::Anchor::new(anchors::AnchorParams::chromeos(), 0)),
     ]
 }
@@ -330,7 +346,11 @@ pub fn run(
 pub fn table(info: &TraceInfo, results: &[Results]) -> String {
     let mut s = format!(
         "{}: {:.0} s, {} events, stretch x{:.0} (policy time {:.1} h), sizes {}\n",
-        if info.workload.is_empty() { "trace" } else { &info.workload },
+        if info.workload.is_empty() {
+            "trace"
+        } else {
+            &info.workload
+        },
         info.duration_s,
         info.events,
         info.stretch,

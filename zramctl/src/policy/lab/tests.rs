@@ -51,9 +51,11 @@ pub(crate) fn synthetic(n: u64, hot: u64, secs: u64, cold_every: u64) -> Trace {
         for i in 0..hot {
             ev(s * 1_000_000 + i, Op::Read { slot: i, pages: 1 });
         }
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let j = hot + (x >> 33) % (n - hot);
-        if (x >> 20) % cold_every == 0 {
+        if (x >> 20).is_multiple_of(cold_every) {
             ev(s * 1_000_000 + hot + 1, Op::Read { slot: j, pages: 1 });
         }
         s += 10;
@@ -261,7 +263,9 @@ fn utilisation_rounds(util: impl Fn(&Zram) -> f64) -> (u64, u64) {
             refaults: None,
             bd_reads: None,
             cold: crate::policy::ColdInput::Slots(
-                z.resident().map(|(i, ac, _)| (i, (now - ac) / NS)).collect(),
+                z.resident()
+                    .map(|(i, ac, _)| (i, (now - ac) / NS))
+                    .collect(),
             ),
         };
         let d = p.tick(now, &inputs);
@@ -293,7 +297,11 @@ fn utilisation_rounds(util: impl Fn(&Zram) -> f64) -> (u64, u64) {
 #[test]
 fn the_utilisation_trigger_clears_after_a_writeback() {
     let resident = |z: &Zram| {
-        crate::policy::zram_utilisation(z.mm_stat().orig_data_size, z.bd_stat().bd_count, z.disksize())
+        crate::policy::zram_utilisation(
+            z.mm_stat().orig_data_size,
+            z.bd_stat().bd_count,
+            z.disksize(),
+        )
     };
     // One round of 200 pages brings RAM-resident pages to 70 %: the
     // trigger clears and nothing more is written for it.
@@ -307,5 +315,8 @@ fn orig_data_size_keeps_the_utilisation_trigger_firing() {
     // every minimum interval until nothing cold is left.
     let orig = |z: &Zram| z.mm_stat().orig_data_size as f64 / z.disksize() as f64;
     let (rounds, pages) = utilisation_rounds(orig);
-    assert!(rounds >= 5 && pages == 900, "{rounds} rounds, {pages} pages");
+    assert!(
+        rounds >= 5 && pages == 900,
+        "{rounds} rounds, {pages} pages"
+    );
 }

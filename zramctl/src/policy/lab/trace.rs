@@ -146,7 +146,9 @@ impl Trace {
             if v != VERSION {
                 return Err(bad(
                     n0,
-                    format!("trace version {v} is not supported (this zramctl reads 1 and {VERSION})"),
+                    format!(
+                        "trace version {v} is not supported (this zramctl reads 1 and {VERSION})"
+                    ),
                 ));
             }
             t.version = v;
@@ -192,7 +194,10 @@ impl Trace {
             for (n, text) in all {
                 let f: Vec<&str> = text.split_whitespace().collect();
                 if f.len() != 3 {
-                    return Err(bad(n, format!("expected `TIME OP SLOT[+PAGES]`, got {text:?}")));
+                    return Err(bad(
+                        n,
+                        format!("expected `TIME OP SLOT[+PAGES]`, got {text:?}"),
+                    ));
                 }
                 let secs: f64 = f[0]
                     .parse()
@@ -214,7 +219,9 @@ impl Trace {
                         b.parse()
                             .ok()
                             .filter(|p| (1..=1 << 24).contains(p))
-                            .ok_or_else(|| bad(n, format!("page count {b:?} must be 1..=16777216")))?,
+                            .ok_or_else(|| {
+                                bad(n, format!("page count {b:?} must be 1..=16777216"))
+                            })?,
                     )
                 };
                 let op = match f[1] {
@@ -378,9 +385,9 @@ impl<W: Write> Writer<W> {
                 }
                 writeln!(o)
             }
-            Op::Read { slot, pages } if pages == 1 => writeln!(o, "{dt} r {slot}"),
+            Op::Read { slot, pages: 1 } => writeln!(o, "{dt} r {slot}"),
             Op::Read { slot, pages } => writeln!(o, "{dt} r {slot} {pages}"),
-            Op::Discard { slot, pages } if pages == 1 => writeln!(o, "{dt} d {slot}"),
+            Op::Discard { slot, pages: 1 } => writeln!(o, "{dt} d {slot}"),
             Op::Discard { slot, pages } => writeln!(o, "{dt} d {slot} {pages}"),
             Op::Writeback { slot } => writeln!(o, "{dt} wb {slot}"),
             Op::Psi(p) => writeln!(o, "{dt} psi {p:.2}"),
@@ -436,12 +443,30 @@ mod tests {
         assert_eq!(t.version, 1);
         assert_eq!(t.events[1].t_us, 1_500_000);
         for (src, want) in [
-            ("zramctl-trace 3\n", "line 1: trace version 3 is not supported"),
-            ("zramctl-trace 2\n0 x 1\n", "line 2: unknown operation \"x\""),
-            ("zramctl-trace 2\n0 w 1 5000\n", "line 2: size \"5000\" must be"),
-            ("zramctl-trace 2\n0 w 1\n", "line 2: `w` needs a slot and a size"),
-            ("zramctl-trace 2\n-1 r 1\n", "line 2: \"-1\" is not a time delta"),
-            ("zramctl-trace 2\n0 r 1\nmeta a b\n", "line 3: meta lines must come before"),
+            (
+                "zramctl-trace 3\n",
+                "line 1: trace version 3 is not supported",
+            ),
+            (
+                "zramctl-trace 2\n0 x 1\n",
+                "line 2: unknown operation \"x\"",
+            ),
+            (
+                "zramctl-trace 2\n0 w 1 5000\n",
+                "line 2: size \"5000\" must be",
+            ),
+            (
+                "zramctl-trace 2\n0 w 1\n",
+                "line 2: `w` needs a slot and a size",
+            ),
+            (
+                "zramctl-trace 2\n-1 r 1\n",
+                "line 2: \"-1\" is not a time delta",
+            ),
+            (
+                "zramctl-trace 2\n0 r 1\nmeta a b\n",
+                "line 3: meta lines must come before",
+            ),
             ("zramctl-trace 2\n0 mem 5 4\n", "line 2: mem needs"),
             ("1 r 1\n0 r 1\n", "line 2: time 0 goes backwards"),
         ] {
