@@ -67,26 +67,13 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
     };
     crate::setup(false)?;
     let k = kernel::build(&kernel::KernelArgs::default())?;
-    run(crate::cargo().args([
-        "build",
-        "--locked",
-        "-q",
-        "-p",
-        "zramctl",
-        "--bins",
-        "--example",
-        "trace_record",
-    ]))?;
+    run(crate::cargo().args(["build", "--locked", "-q", "-p", "zramctl"]))?;
     let me = std::env::current_exe().context("finding the xtask binary")?;
     let guest_bin = repo_root().join("target/trace-xtask");
     fs::copy(&me, &guest_bin)?;
     // Copies, so that a host build meanwhile cannot swap them under the guest.
     let zramctl = repo_root().join("target/trace-zramctl");
     fs::copy(repo_root().join("target/debug/zramctl"), &zramctl)?;
-    fs::copy(
-        repo_root().join("target/debug/examples/trace_record"),
-        repo_root().join("target/trace-recorder"),
-    )?;
     let out = args
         .results
         .clone()
@@ -207,9 +194,8 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
         let desc = TRACES.iter().find(|t| t.0 == name).map_or("", |t| t.1);
         let work = script("work", &work)?;
         println!("# recording {name}: {desc}");
-        let rec = repo_root().join("target/trace-recorder");
-        let st = Command::new(&rec)
-            .arg("zram0")
+        let st = Command::new(&args.zramctl)
+            .args(["trace", "record", "zram0", "--output"])
             .arg(&out)
             .args(["--cgroup", CG, "--meta", &format!("workload={name}")])
             .args(["--meta", &format!("description={desc}")])

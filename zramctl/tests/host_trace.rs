@@ -1,4 +1,4 @@
-//! Host test of the trace recorder (`zramctl::trace_record`) on a zram
+//! Host test of the trace recorder (`zramctl::probes::trace`) on a zram
 //! device of its own (hot_add, so it never meets another test's zram0):
 //! a known pattern of O_DIRECT writes (a same-filled page, an
 //! incompressible page, text pages), a read and a discard must come back as
@@ -16,8 +16,8 @@ use std::{
 };
 
 use zramctl::{
-    policy::lab::trace::{Op, Trace},
-    trace_record::{RecordOptions, record},
+    probes::trace::{RecordOptions, record},
+    swaptrace::{Op, Trace},
 };
 use zramctl_tests::{PAGE, discard_pages, is_root, read_bytes_direct, write_bytes_direct};
 

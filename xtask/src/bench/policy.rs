@@ -1,6 +1,6 @@
 //! `cargo xtask bench policy`: the policy lab's report. Replays every
 //! trace in `docs/bench/traces/` (recorded by `cargo xtask trace`) through
-//! `zramctl simulate --policy all --json` (ours, Android mmd's and ChromeOS
+//! `zramctl simulate --policy all --json --trace FILE` (ours, Android mmd's and ChromeOS
 //! swap_management's policies over the 7.3 zram model) and writes
 //! `docs/bench/POLICY.md` (a table per trace) and
 //! `docs/bench/policy-pareto.svg` (RAM freed against bytes written to the
@@ -65,7 +65,7 @@ pub fn bench() -> Result<()> {
             .arg(traces.join(format!("{n}.trace.zst"))))?;
         progress(&format!("replaying {n}"));
         let out = Command::new(&zramctl)
-            .args(["simulate", "--policy", "all", "--json"])
+            .args(["simulate", "--policy", "all", "--json", "--trace"])
             .arg(&raw)
             .output()
             .context("running zramctl simulate")?;

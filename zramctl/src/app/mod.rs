@@ -8,6 +8,7 @@ mod hint;
 mod setup;
 mod simulate;
 mod status;
+mod trace;
 
 use std::io::Write;
 
@@ -34,6 +35,7 @@ pub fn run(cli: Cli, sys: &Sysfs, out: &mut dyn Write) -> Result<()> {
         Command::Top(a) => crate::top::run(sys, &top_options(&a), out),
         Command::Daemon(a) => crate::daemon::run(sys, &a.config, a.check, a.fake),
         Command::Simulate(a) => simulate::run(&a, out),
+        Command::Trace(t) => trace::run(&t, out),
     };
     result.map_err(hint::add)
 }

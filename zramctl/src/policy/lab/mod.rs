@@ -15,7 +15,9 @@
 pub mod anchors;
 pub mod kernel;
 pub mod ours;
-pub mod trace;
+
+/// The trace format lives below the policy layer (the recorder writes it).
+pub use crate::swaptrace as trace;
 
 use serde::Serialize;
 

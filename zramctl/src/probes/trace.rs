@@ -1,6 +1,6 @@
 //! `zramctl trace record`: per-slot events of one zram device from eBPF
 //! (`zramctl-ebpf/src/trace.rs`) plus PSI and MemAvailable samples, into a
-//! `zramctl-trace 2` file ([`crate::policy::lab::trace`]).
+//! `zramctl-trace 2` file ([`crate::swaptrace`]).
 //!
 //! On upstream zram the events come from `block_bio_queue` (reads, writes,
 //! discards), `zram_slot_free_notify` (swap freeing slots) and, for the
@@ -31,10 +31,10 @@ use zramctl_common::{
     },
 };
 
+use super::{PROBES_OBJECT, btf::Btf, error::classify, kernel_offsets};
 use crate::{
-    btf::Btf,
-    ebpf::{PROBES_OBJECT, ProbeError, kernel_offsets},
-    policy::lab::trace::{Event, Op, Writer},
+    platform::monotonic_ns,
+    swaptrace::{Event, Op, Writer},
 };
 
 /// Turns raw records into trace events. Pure.
@@ -274,13 +274,6 @@ fn samples(cgroup: Option<&Path>) -> Vec<Op> {
     out
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> ProbeError {
-    ProbeError::Failed {
-        what: what.into(),
-        detail: e.to_string(),
-    }
-}
-
 /// Records until `stop()` returns true (checked every 20 ms); `ready` is
 /// called once the programs are attached.
 pub fn record(
@@ -318,7 +311,7 @@ pub fn record(
         .map_max_entries(map::EVENTS, RINGBUF_BYTES)
         .map_max_entries(map::WRITERS, WRITERS_ENTRIES)
         .load(PROBES_OBJECT)
-        .map_err(|e| failed("loading the object", e))?;
+        .map_err(|e| classify("loading the trace programs", e))?;
     let stats_fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).ok();
     let mut attached: Vec<&str> = Vec::new();
     let mut raw = |ebpf: &mut aya::Ebpf, name: &'static str, tp: &str| -> anyhow::Result<()> {
@@ -417,7 +410,7 @@ pub fn record(
     let mut w = Writer::new(std::io::BufWriter::new(file), meta)?;
     ready();
     let mut pairer = Pairer::new(sizes);
-    let t0 = crate::ebpf::monotonic_ns();
+    let t0 = monotonic_ns();
     let start = Instant::now();
     let mut st = RecordStats {
         sizes,
@@ -425,7 +418,7 @@ pub fn record(
     };
     let mut out = Vec::new();
     let mut next_sample = Instant::now();
-    let now_us = || crate::ebpf::monotonic_ns().saturating_sub(t0) / 1000;
+    let now_us = || monotonic_ns().saturating_sub(t0) / 1000;
     loop {
         let done = stop();
         if Instant::now() >= next_sample {
