@@ -21,15 +21,15 @@ use crate::{
 pub const TRACES: &[(&str, &str)] = &[
     (
         "pgbench",
-        "PostgreSQL 15 (shared_buffers 128 MiB) in a 72 MiB cgroup, pgbench -i -s 6, then 4 clients of a zipfian (s=1.1) read/update mix for 240 s",
+        "PostgreSQL 15 (shared_buffers 128 MiB) in a 72 MiB cgroup, pgbench -i -s 6, then 4 clients of a zipfian (s=1.1) read/update mix for 180 s",
     ),
     (
         "sqlite",
-        "sqlite3 with a 160 MiB page cache over a 200k-row (1 KiB blobs) table in a 64 MiB cgroup: a full scan, then 60k zipfian (s=1.0) point reads and updates",
+        "sqlite3 with a 160 MiB page cache over a 200k-row (1 KiB blobs) table in a 64 MiB cgroup: a full scan, then 40k zipfian (s=1.0) point reads and updates",
     ),
     (
         "xz",
-        "xz -7 (16 MiB dictionary, 186 MiB of match finder) compressing 40 MiB of shared libraries in a 64 MiB cgroup",
+        "xz -7 (16 MiB dictionary, 186 MiB of match finder) compressing 32 MiB of shared libraries in a 64 MiB cgroup",
     ),
 ];
 
@@ -233,7 +233,7 @@ SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 SQL
 chmod a+r /mnt/data/pg/skew.sql"#
                 .to_string(),
-            "runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 240 -f /mnt/data/pg/skew.sql postgres"
+            "runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 180 -f /mnt/data/pg/skew.sql postgres"
                 .to_string(),
         ),
         "sqlite" => (
@@ -248,7 +248,7 @@ print("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);")
 print("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d) INSERT INTO t SELECT i, randomblob(1024) FROM c;" % n)
 print("SELECT count(*), sum(length(v)) FROM t;")
 cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(n)))
-for k in random.choices(range(1, n + 1), cum_weights=cum, k=60000):
+for k in random.choices(range(1, n + 1), cum_weights=cum, k=40000):
     if random.random() < 0.1:
         print("UPDATE t SET v = randomblob(1024) WHERE id = %d;" % k)
     else:
@@ -258,7 +258,7 @@ PY"#
         ),
         "xz" => (
             64,
-            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 40M > /mnt/data/xz-input".to_string(),
+            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 32M > /mnt/data/xz-input".to_string(),
             "xz -7 -T1 -c /mnt/data/xz-input | wc -c".to_string(),
         ),
         n => bail!("unknown trace {n}"),
