@@ -21,15 +21,15 @@ use crate::{
 pub const TRACES: &[(&str, &str)] = &[
     (
         "pgbench",
-        "PostgreSQL 15 (shared_buffers 128 MiB) in a 72 MiB cgroup, pgbench -i -s 6, then 4 clients of a zipfian (s=1.1) read/update mix for 180 s",
+        "PostgreSQL 15 (shared_buffers 96 MiB) in a 48 MiB cgroup, pgbench -i -s 4, then 4 clients of a zipfian (s=1.1) read/update mix for 150 s",
     ),
     (
         "sqlite",
-        "sqlite3 with a 160 MiB page cache over a 200k-row (1 KiB blobs) table in a 64 MiB cgroup: a full scan, then 40k zipfian (s=1.0) point reads and updates",
+        "sqlite3 with a 120 MiB page cache over a 100k-row (1 KiB blobs) table in a 40 MiB cgroup: a full scan, then 30k zipfian (s=1.0) point reads and updates",
     ),
     (
         "xz",
-        "xz -7 (16 MiB dictionary, 186 MiB of match finder) compressing 32 MiB of shared libraries in a 64 MiB cgroup",
+        "xz -6 (8 MiB dictionary, 94 MiB of match finder) compressing 16 MiB of shared libraries in a 40 MiB cgroup",
     ),
 ];
 
@@ -168,6 +168,7 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
     )?;
     sh("echo +memory > /sys/fs/cgroup/cgroup.subtree_control")?;
     sh("sysctl -qw vm.swappiness=100 kernel.bpf_stats_enabled=1")?;
+    utilisation_check(&z)?;
     for name in &args.names {
         let t = Instant::now();
         println!("\n=== trace {name} ===");
@@ -214,41 +215,86 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
     Ok(())
 }
 
+/// Issue 15: does `orig_data_size` drop after a writeback? On upstream
+/// zram and on rzram: 2048 text pages, `idle all`, `writeback idle`, and
+/// mm_stat/bd_stat before and after, with the utilisation the daemon now
+/// uses (RAM-resident pages) next to the old one (orig_data_size).
+fn utilisation_check(z: &str) -> Result<()> {
+    println!("\n=== utilisation check: orig_data_size across a writeback ===");
+    let modroot = std::env::var("ZRAMCTL_MODROOT").unwrap_or_default();
+    let release = std::env::var("ZRAMCTL_KERNEL_RELEASE").unwrap_or_default();
+    let _ = sh(&format!(
+        "insmod {modroot}/lib/modules/{release}/kernel/drivers/block/rzram/rzram.ko num_devices=1"
+    ));
+    let backing = format!(
+        "/dev/{}",
+        sh("dmsetup info -c --noheadings -o blkdevname trace-backing")?.trim()
+    );
+    for dev in ["zram0", "rzram0"] {
+        if !std::path::Path::new(&format!("/sys/block/{dev}")).exists() {
+            println!("{dev}: not present, skipped");
+            continue;
+        }
+        sh(&format!("{z} setup {dev} --size 64M --algorithm lz4 --backing-dev {backing}"))?;
+        sh(&format!(
+            "/usr/bin/python3 -c \"import sys; sys.stdout.buffer.write(b''.join((b'page %d of the utilisation check ' % i) * 120 for i in range(2048)))\" | head -c 8M | dd of=/dev/{dev} bs=1M oflag=direct status=none"
+        ))?;
+        let stat = |when: &str| -> Result<()> {
+            let mm = sh(&format!("cat /sys/block/{dev}/mm_stat"))?;
+            let bd = sh(&format!("cat /sys/block/{dev}/bd_stat"))?;
+            let orig: f64 = mm.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0);
+            let bd_count: f64 = bd.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0);
+            println!(
+                "utilisation check {dev} {when}: orig_data_size {orig:.0} B, bd_count {bd_count:.0} pages; \
+                 old utilisation (orig_data_size/disksize) {:.3}, new (RAM-resident) {:.3}",
+                orig / (64.0 * 1048576.0),
+                (orig / 4096.0 - bd_count).max(0.0) / 16384.0
+            );
+            Ok(())
+        };
+        stat("before writeback")?;
+        sh(&format!("echo all > /sys/block/{dev}/idle && echo idle > /sys/block/{dev}/writeback"))?;
+        stat("after writeback")?;
+        sh(&format!("{z} reset {dev}"))?;
+    }
+    Ok(())
+}
+
 /// (cgroup MiB, preparation script, the traced script); both run in the
 /// cgroup.
 fn workload(name: &str) -> Result<(u64, String, String)> {
     Ok(match name {
         "pgbench" => (
-            72,
+            48,
             r#"PG=/usr/lib/postgresql/15/bin
 mkdir -p /mnt/data/pg && chown postgres /mnt/data/pg
 runuser -u postgres -- $PG/initdb -q -D /mnt/data/pg/db >/dev/null
-runuser -u postgres -- $PG/pg_ctl -D /mnt/data/pg/db -l /mnt/data/pg/log -w -o "-c shared_buffers=128MB -c listen_addresses= -k /mnt/data/pg -c fsync=off" start
-runuser -u postgres -- pgbench -q -h /mnt/data/pg -i -s 6 postgres
+runuser -u postgres -- $PG/pg_ctl -D /mnt/data/pg/db -l /mnt/data/pg/log -w -o "-c shared_buffers=96MB -c listen_addresses= -k /mnt/data/pg -c fsync=off" start
+runuser -u postgres -- pgbench -q -h /mnt/data/pg -i -s 4 postgres
 cat > /mnt/data/pg/skew.sql <<'SQL'
-\set aid random_zipfian(1, 600000, 1.1)
+\set aid random_zipfian(1, 400000, 1.1)
 \set delta random(-5000, 5000)
 UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
 SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 SQL
 chmod a+r /mnt/data/pg/skew.sql"#
                 .to_string(),
-            "runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 180 -f /mnt/data/pg/skew.sql postgres"
+            "runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 150 -f /mnt/data/pg/skew.sql postgres"
                 .to_string(),
         ),
         "sqlite" => (
-            64,
+            40,
             String::new(),
             r#"/usr/bin/python3 - <<'PY' | sqlite3 /mnt/data/trace.db > /dev/null
 import random, itertools
 random.seed(1)
-n = 200000
-print("PRAGMA cache_size=-160000; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+n = 100000
+print("PRAGMA cache_size=-120000; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
 print("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);")
 print("WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d) INSERT INTO t SELECT i, randomblob(1024) FROM c;" % n)
 print("SELECT count(*), sum(length(v)) FROM t;")
 cum = list(itertools.accumulate(1.0 / (i + 1) for i in range(n)))
-for k in random.choices(range(1, n + 1), cum_weights=cum, k=40000):
+for k in random.choices(range(1, n + 1), cum_weights=cum, k=30000):
     if random.random() < 0.1:
         print("UPDATE t SET v = randomblob(1024) WHERE id = %d;" % k)
     else:
@@ -257,9 +303,9 @@ PY"#
                 .to_string(),
         ),
         "xz" => (
-            64,
-            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 32M > /mnt/data/xz-input".to_string(),
-            "xz -7 -T1 -c /mnt/data/xz-input | wc -c".to_string(),
+            40,
+            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 16M > /mnt/data/xz-input".to_string(),
+            "xz -6 -T1 -c /mnt/data/xz-input | wc -c".to_string(),
         ),
         n => bail!("unknown trace {n}"),
     })
