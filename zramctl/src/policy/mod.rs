@@ -59,6 +59,8 @@ pub struct PolicyConfig {
     pub refault_window_ns: u64,
     pub batch: BatchConfig,
     pub refault: RefaultConfig,
+    /// Round sizing and candidate choice.
+    pub round: RoundConfig,
 }
 
 impl Default for PolicyConfig {
@@ -76,6 +78,7 @@ impl Default for PolicyConfig {
             refault_window_ns: 3600 * NS,
             batch: BatchConfig::default(),
             refault: RefaultConfig::default(),
+            round: RoundConfig::default(),
         }
     }
 }
@@ -234,14 +237,9 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The policy with today's round behaviour ([`RoundConfig::legacy`]).
     pub fn new(cfg: PolicyConfig, now_ns: u64) -> Self {
-        Self::with_rounds(cfg, RoundConfig::legacy(), now_ns)
-    }
-
-    pub fn with_rounds(cfg: PolicyConfig, round: RoundConfig, now_ns: u64) -> Self {
         Policy {
-            round,
+            round: cfg.round.clone(),
             backing_free_pages: None,
             suspend: SuspendLog::default(),
             budget: Budget::new(cfg.budget_bytes_per_day, cfg.budget_burst_bytes, now_ns),
@@ -267,17 +265,12 @@ impl Policy {
             .reconfigure(cfg.budget_bytes_per_day, cfg.budget_burst_bytes, now_ns);
         self.batch.reconfigure(cfg.batch.clone());
         self.refault.reconfigure(cfg.refault.clone());
+        self.round = cfg.round.clone();
         self.cfg = cfg;
     }
 
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
-    }
-    pub fn round_config(&self) -> &RoundConfig {
-        &self.round
-    }
-    pub fn set_round_config(&mut self, round: RoundConfig) {
-        self.round = round;
     }
 
     /// Free pages on the backing device (its pages minus `bd_stat`'s

@@ -8,6 +8,7 @@ const S: u64 = NS;
 
 fn cfg() -> PolicyConfig {
     PolicyConfig {
+        round: RoundConfig::legacy(),
         budget_bytes_per_day: 1 << 30,
         budget_burst_bytes: 100 * PAGE_SIZE,
         max_pages_per_round: 64,
@@ -183,7 +184,7 @@ fn round_offers_more_candidates_than_it_writes() {
         min_pages: 1,
         min_evidence_pages: 0,
     };
-    let mut p = Policy::with_rounds(cfg(), round, 0);
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
     let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
     let d = p.tick(100 * S, &inputs(ColdInput::Slots(slots)));
     // 64 pages to write (the round cap), the 192 oldest offered: the
@@ -203,14 +204,26 @@ fn rounds_scale_with_utilisation_and_skip_below_the_minimum() {
     let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
     let mut i = inputs(ColdInput::Slots(slots));
     i.utilisation = Some(0.5);
-    let mut p = Policy::with_rounds(cfg(), round.clone(), 0);
+    let mut p = Policy::new(
+        PolicyConfig {
+            round: round.clone(),
+            ..cfg()
+        },
+        0,
+    );
     assert_eq!(p.tick(100 * S, &i).limit_pages, 32);
     i.utilisation = Some(0.2);
-    let mut p = Policy::with_rounds(cfg(), round.clone(), 0);
+    let mut p = Policy::new(
+        PolicyConfig {
+            round: round.clone(),
+            ..cfg()
+        },
+        0,
+    );
     assert_eq!(p.tick(100 * S, &i).run, Err(Skip::TooFew), "13 pages < 16");
     // The backing device's free space caps the round.
     i.utilisation = Some(1.0);
-    let mut p = Policy::with_rounds(cfg(), round, 0);
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
     p.observe_backing_free(Some(20));
     assert_eq!(p.tick(100 * S, &i).limit_pages, 20);
     p.observe_backing_free(Some(3));
@@ -248,7 +261,7 @@ fn threshold_falls_only_on_evidence() {
         min_evidence_pages: 100,
         ..RoundConfig::legacy()
     };
-    let mut p = Policy::with_rounds(cfg(), round, 0);
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
     let i = inputs(ColdInput::KernelAge);
     let t0 = p.threshold_secs();
     for k in 1..=5 {

@@ -17,20 +17,23 @@ use crate::policy::{
 #[derive(Clone, Debug, PartialEq)]
 pub struct OursConfig {
     pub name: String,
+    /// The daemon's policy settings (`policy.round` included).
     pub policy: PolicyConfig,
-    pub round: RoundConfig,
     /// Utilisation from RAM-resident pages (`orig_data_size` minus
     /// `bd_count`) instead of `orig_data_size` alone.
     pub resident_utilisation: bool,
 }
 
 impl OursConfig {
-    /// The daemon before the lab's changes.
+    /// The daemon before the lab's changes (today's defaults, utilisation
+    /// from orig_data_size).
     pub fn before() -> Self {
         OursConfig {
             name: "zramctl-before".into(),
-            policy: PolicyConfig::default(),
-            round: RoundConfig::legacy(),
+            policy: PolicyConfig {
+                round: RoundConfig::legacy(),
+                ..PolicyConfig::default()
+            },
             resident_utilisation: false,
         }
     }
@@ -40,8 +43,10 @@ impl Default for OursConfig {
     fn default() -> Self {
         OursConfig {
             name: "zramctl".into(),
-            policy: PolicyConfig::default(),
-            round: RoundConfig::default(),
+            policy: PolicyConfig {
+                round: RoundConfig::tuned(),
+                ..PolicyConfig::default()
+            },
             resident_utilisation: true,
         }
     }
@@ -72,9 +77,9 @@ impl LabPolicy for Ours {
         let boot = env.now_ns;
         // The daemon's clock is monotonic: it stops while the machine sleeps.
         let now = boot - env.suspend.slept_before(boot);
-        let p = self.p.get_or_insert_with(|| {
-            Policy::with_rounds(self.cfg.policy.clone(), self.cfg.round.clone(), now)
-        });
+        let p = self
+            .p
+            .get_or_insert_with(|| Policy::new(self.cfg.policy.clone(), now));
         p.observe_clocks(boot, now);
         let mm = dev.mm_stat();
         let bd = dev.bd_stat();

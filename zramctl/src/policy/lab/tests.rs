@@ -250,6 +250,7 @@ fn utilisation_rounds(util: impl Fn(&Zram) -> f64) -> (u64, u64) {
             floor_secs: 60,
             ..Default::default()
         },
+        round: crate::policy::RoundConfig::legacy(),
         ..PolicyConfig::default()
     };
     let mut p = Policy::new(cfg, 0);
