@@ -235,15 +235,27 @@ fn utilisation_check(z: &str) -> Result<()> {
             println!("{dev}: not present, skipped");
             continue;
         }
-        sh(&format!("{z} setup {dev} --size 64M --algorithm lz4 --backing-dev {backing}"))?;
+        sh(&format!(
+            "{z} setup {dev} --size 64M --algorithm lz4 --backing-dev {backing}"
+        ))?;
         sh(&format!(
             "/usr/bin/python3 -c \"import sys; sys.stdout.buffer.write(b''.join((b'page %d of the utilisation check ' % i) * 120 for i in range(2048)))\" | head -c 8M | dd of=/dev/{dev} bs=1M oflag=direct status=none"
         ))?;
         let stat = |when: &str| -> Result<()> {
             let mm = sh(&format!("cat /sys/block/{dev}/mm_stat"))?;
             let bd = sh(&format!("cat /sys/block/{dev}/bd_stat"))?;
-            let orig: f64 = mm.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0);
-            let bd_count: f64 = bd.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0);
+            let orig: f64 = mm
+                .split_whitespace()
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0.0);
+            let bd_count: f64 = bd
+                .split_whitespace()
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .unwrap_or(0.0);
             println!(
                 "utilisation check {dev} {when}: orig_data_size {orig:.0} B, bd_count {bd_count:.0} pages; \
                  old utilisation (orig_data_size/disksize) {:.3}, new (RAM-resident) {:.3}",
@@ -253,7 +265,9 @@ fn utilisation_check(z: &str) -> Result<()> {
             Ok(())
         };
         stat("before writeback")?;
-        sh(&format!("echo all > /sys/block/{dev}/idle && echo idle > /sys/block/{dev}/writeback"))?;
+        sh(&format!(
+            "echo all > /sys/block/{dev}/idle && echo idle > /sys/block/{dev}/writeback"
+        ))?;
         stat("after writeback")?;
         sh(&format!("{z} reset {dev}"))?;
     }

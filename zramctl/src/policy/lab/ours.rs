@@ -40,11 +40,19 @@ impl OursConfig {
 }
 
 impl Default for OursConfig {
+    /// The daemon with the lab's settings: `round_scale_with_utilisation`,
+    /// `round_min_pages = 256`, `idle_age_min_evidence_pages = 100`,
+    /// `idle_age_initial_secs = 72000`, `idle_age_floor_secs = 14400`.
     fn default() -> Self {
         OursConfig {
             name: "zramctl".into(),
             policy: PolicyConfig {
                 round: RoundConfig::tuned(),
+                refault: crate::policy::RefaultConfig {
+                    initial_secs: 20 * 3600,
+                    floor_secs: 4 * 3600,
+                    ..Default::default()
+                },
                 ..PolicyConfig::default()
             },
             resident_utilisation: true,

@@ -129,17 +129,22 @@ fn a_daily_budget_caps_the_anchor() {
 }
 
 #[test]
-fn ours_runs_the_daemons_policy_core() {
+fn ours_runs_the_daemons_policy_core_before_and_after() {
     let t = synthetic(4000, 200, 1800, 3);
     let cfg = ReplayConfig::spanning(&t, 48.0);
-    let mut ours = Ours::new(OursConfig::default());
-    let r = replay(&t, &cfg, &mut ours);
-    assert!(r.rounds > 0);
+    let before = replay(&t, &cfg, &mut Ours::new(OursConfig::before()));
+    assert!(before.rounds > 0);
     // Every page but the same-filled ones: with no refaults for the first
     // rounds the idle-age threshold decays (x0.9 a round) below the hot
     // set's 16 min (policy time) reuse distance, and the hot set goes too.
-    assert_eq!(r.written_pages, 3750, "{r:?}");
-    assert!(r.refaults > 5 * r.written_pages, "{r:?}");
+    assert_eq!(before.written_pages, 3750, "{before:?}");
+    assert!(before.refaults > 5 * before.written_pages, "{before:?}");
+    // The lab's settings: the threshold starts at 20 h, falls only on
+    // evidence and not below 4 h: the hot set (200 pages, 190 not
+    // same-filled) stays in RAM.
+    let after = replay(&t, &cfg, &mut Ours::new(OursConfig::default()));
+    assert_eq!(after.written_pages, 3750 - 190, "{after:?}");
+    assert!(after.refaults * 100 < before.refaults, "{after:?}");
 }
 
 #[derive(Clone, Debug)]
