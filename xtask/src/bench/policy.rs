@@ -111,6 +111,19 @@ fn render(rows: &[Row], meta: &[(String, Value)]) -> String {
          device, integrated over trace time; flash bytes are 4 KiB per page written;\n\
          a refault is a read of a written-back page.\n"
     );
+    if meta.iter().all(|(_, m)| {
+        m["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("synthetic")
+    }) {
+        let _ = writeln!(
+            s,
+            "**No trace of a real program is in `docs/bench/traces/` yet** (`cargo xtask trace all`\n\
+             records them in the VM): the tables below are synthetic traces and show what the\n\
+             lab computes, not how the policies fare on real workloads.\n"
+        );
+    }
     for (name, m) in meta {
         let _ = writeln!(
             s,
