@@ -31,7 +31,8 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
-#[cfg(target_arch = "bpf")] mod trace; // zramctl trace record (ring buffer)
+#[cfg(target_arch = "bpf")]
+mod trace; // zramctl trace record (ring buffer)
 
 #[cfg(target_arch = "bpf")]
 mod probes {
