@@ -49,6 +49,9 @@ _zramctl() {
             zramctl,top)
                 cmd="zramctl__subcmd__top"
                 ;;
+            zramctl,trace)
+                cmd="zramctl__subcmd__trace"
+                ;;
             zramctl,writeback)
                 cmd="zramctl__subcmd__writeback"
                 ;;
@@ -85,8 +88,26 @@ _zramctl() {
             zramctl__subcmd__help,top)
                 cmd="zramctl__subcmd__help__subcmd__top"
                 ;;
+            zramctl__subcmd__help,trace)
+                cmd="zramctl__subcmd__help__subcmd__trace"
+                ;;
             zramctl__subcmd__help,writeback)
                 cmd="zramctl__subcmd__help__subcmd__writeback"
+                ;;
+            zramctl__subcmd__help__subcmd__trace,record)
+                cmd="zramctl__subcmd__help__subcmd__trace__subcmd__record"
+                ;;
+            zramctl__subcmd__trace,help)
+                cmd="zramctl__subcmd__trace__subcmd__help"
+                ;;
+            zramctl__subcmd__trace,record)
+                cmd="zramctl__subcmd__trace__subcmd__record"
+                ;;
+            zramctl__subcmd__trace__subcmd__help,help)
+                cmd="zramctl__subcmd__trace__subcmd__help__subcmd__help"
+                ;;
+            zramctl__subcmd__trace__subcmd__help,record)
+                cmd="zramctl__subcmd__trace__subcmd__help__subcmd__record"
                 ;;
             *)
                 ;;
@@ -95,7 +116,7 @@ _zramctl() {
 
     case "${cmd}" in
         zramctl)
-            opts="-a -b -f -n -o -r -s -t -h -V --sysfs-root --algorithm --bytes --find --noheadings --output --output-all --raw --reset --size --streams --help --version status writeback idle limit batch setup reset recompress top daemon simulate help"
+            opts="-a -b -f -n -o -r -s -t -h -V --sysfs-root --algorithm --bytes --find --noheadings --output --output-all --raw --reset --size --streams --help --version status writeback idle limit batch setup reset recompress top daemon simulate trace help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,7 +206,7 @@ _zramctl() {
             return 0
             ;;
         zramctl__subcmd__help)
-            opts="status writeback idle limit batch setup reset recompress top daemon simulate help"
+            opts="status writeback idle limit batch setup reset recompress top daemon simulate trace help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -341,6 +362,34 @@ _zramctl() {
         zramctl__subcmd__help__subcmd__top)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__help__subcmd__trace)
+            opts="record"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__help__subcmd__trace__subcmd__record)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -513,7 +562,7 @@ _zramctl() {
             return 0
             ;;
         zramctl__subcmd__simulate)
-            opts="-v -h -V --trace --config --slots --step --budget --latency-base-us --latency-per-request-us --verbose --json --sysfs-root --help --version"
+            opts="-v -h -V --trace --config --slots --step --budget --latency-base-us --latency-per-request-us --verbose --json --policy --span-hours --sysfs-root --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -544,6 +593,14 @@ _zramctl() {
                     return 0
                     ;;
                 --latency-per-request-us)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --span-hours)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -597,6 +654,108 @@ _zramctl() {
                     ;;
                 --probes)
                     COMPREPLY=($(compgen -W "auto tp-btf raw-tp" -- "${cur}"))
+                    return 0
+                    ;;
+                --sysfs-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__trace)
+            opts="-h -V --sysfs-root --help --version record help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sysfs-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__trace__subcmd__help)
+            opts="record help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__trace__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__trace__subcmd__help__subcmd__record)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        zramctl__subcmd__trace__subcmd__record)
+            opts="-o -h -V --output --cgroup --secs --sample-ms --meta --sysfs-root --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cgroup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sample-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --sysfs-root)

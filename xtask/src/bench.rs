@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result, bail};
 mod all;
 mod footprint;
 mod plot;
+mod policy;
 mod seed;
 mod writeback;
 
@@ -123,6 +124,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "ram" => bench_ram(args),
         "writeback" => writeback::bench(args),
         "seed" | "footprint" => all::single(args),
+        "policy" => policy::bench(),
         other => {
             bail!("unknown benchmark {other:?}: available: all, ram, writeback, seed, footprint")
         }

@@ -6,13 +6,15 @@
 //! - `bench`: benchmarks side by side in one VM run, with a report;
 //! - `kernel`: build our Linux 7.3 (cached outside the clone);
 //! - `vm -- CMD`: run CMD in that kernel under QEMU;
-//! - `vm-test`: run the VM integration tests.
+//! - `vm-test`: run the VM integration tests;
+//! - `trace`: record the policy lab's swap traces in the VM.
 
 mod bench;
 mod deb;
 mod demo;
 mod kernel;
 mod systemd_test;
+mod trace;
 mod util;
 mod vm;
 
@@ -59,6 +61,11 @@ enum Cmd {
     Vm(vm::VmArgs),
     /// Build the VM integration tests on the host and run them in the VM.
     VmTest(VmTestArgs),
+    /// Record the policy lab's swap traces of real programs in the VM.
+    Trace(trace::TraceArgs),
+    /// (in the VM) The guest side of `trace`.
+    #[command(hide = true)]
+    TraceGuest(trace::GuestArgs),
     /// Benchmarks measured side by side in one VM run (prints ratios).
     Bench(bench::BenchArgs),
     /// Build the Debian package (target/deb/zramctl_VERSION_ARCH.deb).
@@ -108,6 +115,8 @@ fn real_main() -> Result<ExitCode> {
             let code = vm::run(&k, &args)?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
+        Cmd::Trace(args) => trace::trace(&args).map(|_| ExitCode::SUCCESS),
+        Cmd::TraceGuest(args) => trace::guest(&args).map(|_| ExitCode::SUCCESS),
         Cmd::Bench(args) => bench::bench(&args).map(|_| ExitCode::SUCCESS),
         Cmd::Deb(args) => deb::deb(&args).map(|_| ExitCode::SUCCESS),
         Cmd::SystemdTest(args) => systemd_test::systemd_test(&args).map(|_| ExitCode::SUCCESS),

@@ -93,6 +93,8 @@ pub mod prog {
     pub const RZ_BD_READ: &str = "rz_bd_read";
 }
 
+pub mod trace;
+
 /// rzram's tracepoints (`include/trace/events/rzram.h`, TRACE_SYSTEM rzram).
 pub mod rzram_tp {
     pub const SLOT_ACCESS: &str = "rzram_slot_access";

@@ -32,6 +32,9 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod trace; // zramctl trace record (ring buffer)
+
+#[cfg(target_arch = "bpf")]
 mod probes {
     use core::{
         ffi::c_void,

@@ -80,7 +80,53 @@ pub enum Command {
     /// Prints pages written back, refaults (reads of written-back pages) and
     /// budget use, so policies can be compared offline. Trace format: see
     /// `zramctl::simulate` (one `TIME OP SLOT[+N]` event per line).
+    /// `--policy` replays a `zramctl trace record` file (or a version 1
+    /// trace) under the policy lab instead: ours, Android mmd's and ChromeOS
+    /// swap_management's policies on a model of Linux 7.3's zram, with RAM
+    /// freed over time, bytes written to the backing device and refaults.
     Simulate(SimulateArgs),
+    /// Record swap traces for `simulate --policy`.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TraceCommand {
+    /// Record a zram device's per-slot events into a trace file.
+    ///
+    /// eBPF: reads, writes and discards from block_bio_queue, swap slot
+    /// frees, and on upstream zram the compressed size of each stored page
+    /// (fentry on zs_malloc and slot_free); on rzram its slot tracepoint.
+    /// MemAvailable/MemTotal and PSI are sampled (those of --cgroup when
+    /// given). Runs CMD and stops when it exits, else after --secs or at
+    /// Ctrl-C/SIGTERM. Prints what recording cost (events/s, ns per BPF
+    /// run, records lost to a full ring buffer). Needs root and kernel BTF.
+    Record(TraceRecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TraceRecordArgs {
+    /// zramN or rzramN.
+    pub device: String,
+    /// Trace file to write (`zramctl-trace 2`).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Memory cgroup directory whose limit, usage and pressure stand for
+    /// MemTotal, MemAvailable and PSI.
+    #[arg(long, value_name = "DIR")]
+    pub cgroup: Option<PathBuf>,
+    /// Stop after this long (without CMD: until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub secs: Option<f64>,
+    /// Memory and PSI sample interval.
+    #[arg(long, default_value = "1000", value_name = "MS")]
+    pub sample_ms: u64,
+    /// Extra `meta KEY VALUE` line in the trace (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// The command to record (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +176,13 @@ pub struct SimulateArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Policy lab: ours, ours-before, android-mmd, chromeos or all.
+    #[arg(long, value_name = "NAME")]
+    pub policy: Option<String>,
+    /// Policy lab: hours of policy time the trace spans (one time stretch
+    /// for every policy, so that the anchors' 20-25 h idle ages fit).
+    #[arg(long, default_value = "48", value_name = "HOURS")]
+    pub span_hours: f64,
 }
 
 /// Which eBPF program type `top` loads.

@@ -3,10 +3,12 @@
 //! Layers, each importing only from those below it (see
 //! `docs/ARCHITECTURE.md`):
 //!
-//! 1. [`platform`] (page size, clocks, terminals) and [`size`] (byte sizes);
+//! 1. [`platform`] (page size, clocks, terminals), [`size`] (byte sizes) and
+//!    [`swaptrace`] (the swap trace file format);
 //! 2. [`sysfs`]: the typed zram sysfs ABI behind one I/O trait (with a
 //!    simulated kernel, [`sysfs::fake`]); [`probes`]: the eBPF loader, the
-//!    watch list, the maps read into snapshots and histograms;
+//!    watch list, the maps read into snapshots and histograms, the trace
+//!    recorder;
 //!    [`provision`]: backing files on loop, dm-integrity and dm-crypt;
 //! 3. [`policy`]: the writeback policy, pure; [`simulate`]: replaying a
 //!    trace through it; [`ops`]: operations on a device (setup, writeback,
@@ -26,6 +28,7 @@ pub mod probes;
 pub mod provision;
 pub mod simulate;
 pub mod size;
+pub mod swaptrace;
 pub mod sysfs;
 pub mod top;
 pub mod ulcompat;

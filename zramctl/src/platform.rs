@@ -21,6 +21,18 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CLOCK_BOOTTIME in ns: CLOCK_MONOTONIC plus the time suspended (the
+/// clock of zram's `ac_time` and `idle <secs>`).
+pub fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Wall-clock time, seconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()

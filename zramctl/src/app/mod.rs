@@ -8,6 +8,7 @@ mod hint;
 mod setup;
 mod simulate;
 mod status;
+mod trace;
 
 use std::io::Write;
 
@@ -35,6 +36,7 @@ pub fn run(cli: Cli, sys: &Sysfs, out: &mut dyn Write) -> Result<()> {
         Command::Daemon(a) if a.setup_only => crate::daemon::setup_only(sys, &a.config),
         Command::Daemon(a) => crate::daemon::run(sys, &a.config, a.check, a.fake),
         Command::Simulate(a) => simulate::run(&a, out),
+        Command::Trace(t) => trace::run(&t, out),
     };
     result.map_err(hint::add)
 }

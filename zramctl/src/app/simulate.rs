@@ -15,6 +15,9 @@ use crate::{
 
 /// Runs `zramctl simulate`.
 pub fn run(a: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(p) = &a.policy {
+        return lab(a, p, out);
+    }
     let events = if a.trace.as_os_str() == "-" {
         parse_trace(std::io::stdin().lock())
     } else {
@@ -125,5 +128,38 @@ pub fn run(a: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
         "final:        batch {}, idle-age threshold {}s, {} pages in RAM",
         s.final_batch_size, s.final_idle_age_secs, s.end_ram_pages
     )?;
+    Ok(())
+}
+
+/// `zramctl simulate --policy NAME`: the policy lab.
+fn lab(a: &SimulateArgs, name: &str, out: &mut dyn Write) -> Result<()> {
+    use crate::{policy::lab, swaptrace::Trace};
+    let policies = lab::policies_named(name).with_context(|| {
+        format!("unknown policy {name:?}: expected ours, ours-before, android-mmd, chromeos or all")
+    })?;
+    if !(a.span_hours.is_finite() && a.span_hours > 0.0) {
+        bail!("--span-hours must be a positive number of hours");
+    }
+    let trace = if a.trace.as_os_str() == "-" {
+        Trace::parse(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(&a.trace)
+            .with_context(|| format!("opening trace {}", a.trace.display()))?;
+        Trace::parse(std::io::BufReader::new(f))
+    }
+    .with_context(|| format!("trace {}", a.trace.display()))?;
+    let (info, results) = lab::run(&trace, a.span_hours, policies);
+    if a.json {
+        let mut v = serde_json::json!({ "trace": info, "results": results });
+        if !a.verbose {
+            for r in v["results"].as_array_mut().into_iter().flatten() {
+                r.as_object_mut().map(|o| o.remove("timeline"));
+            }
+        }
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", lab::table(&info, &results))?;
+    }
     Ok(())
 }

@@ -33,10 +33,11 @@ pub(super) fn restore_limit(d: &mut DevState) {
 }
 
 fn classify(e: &sysfs::Error) -> RoundError {
-    if e.errno() == Some(libc::EIO) {
-        RoundError::Io
-    } else {
-        RoundError::Other
+    match e.errno() {
+        Some(libc::EIO) => RoundError::Io,
+        // The backing device is full: its own outcome, no backoff.
+        Some(libc::ENOSPC) => RoundError::NoSpace,
+        _ => RoundError::Other,
     }
 }
 

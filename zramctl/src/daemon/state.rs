@@ -75,12 +75,13 @@ pub(super) struct RecompState {
     pub(super) disabled: bool,
 }
 
-pub(super) const SKIPS: [(Skip, &str); 5] = [
+pub(super) const SKIPS: [(Skip, &str); 6] = [
     (Skip::NotDue, "not_due"),
     (Skip::Backoff, "backoff"),
     (Skip::BudgetSpent, "budget_spent"),
     (Skip::NothingCold, "nothing_cold"),
     (Skip::Marking, "marking"),
+    (Skip::TooFew, "too_few"),
 ];
 
 pub(super) fn skip_name(s: Skip) -> &'static str {

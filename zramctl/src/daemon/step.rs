@@ -135,13 +135,25 @@ fn step_device_inner(
         _ => None,
     };
     d.last_bd_reads = bd_reads;
+    // RAM-resident pages: orig_data_size keeps counting written-back pages
+    // (upstream zram and rzram alike), so it would never drop after a
+    // writeback and the trigger would fire every min_interval.
     let utilisation = if stats.mm.mem_limit > 0 {
         Some(stats.mm.mem_used_total as f64 / stats.mm.mem_limit as f64)
     } else if stats.disksize > 0 {
-        Some(stats.mm.orig_data_size as f64 / stats.disksize as f64)
+        Some(crate::policy::zram_utilisation(
+            stats.mm.orig_data_size,
+            stats.bd.map_or(0, |b| b.bd_count),
+            stats.disksize,
+        ))
     } else {
         None
     };
+    // For idle ages the kernel measures on boot time (suspend counts).
+    d.policy.observe_clocks(
+        crate::platform::boottime_ns(),
+        crate::platform::monotonic_ns(),
+    );
     d.last_pressure = psi;
     d.last_utilisation = utilisation;
     let mut latency = None;

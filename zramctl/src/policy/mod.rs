@@ -15,7 +15,10 @@
 pub mod batch;
 pub mod budget;
 pub mod cold;
+pub mod lab;
 pub mod refault;
+pub mod round;
+pub mod suspend;
 
 use std::collections::VecDeque;
 
@@ -24,6 +27,8 @@ use serde::Serialize;
 pub use batch::{BatchConfig, BatchController, BatchMove};
 pub use budget::Budget;
 pub use refault::{RefaultConfig, RefaultController};
+pub use round::RoundConfig;
+pub use suspend::SuspendLog;
 
 /// Bytes per zram slot the policy accounts in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -54,6 +59,8 @@ pub struct PolicyConfig {
     pub refault_window_ns: u64,
     pub batch: BatchConfig,
     pub refault: RefaultConfig,
+    /// Round sizing and candidate choice.
+    pub round: RoundConfig,
 }
 
 impl Default for PolicyConfig {
@@ -71,8 +78,23 @@ impl Default for PolicyConfig {
             refault_window_ns: 3600 * NS,
             batch: BatchConfig::default(),
             refault: RefaultConfig::default(),
+            round: RoundConfig::default(),
         }
     }
+}
+
+/// zram utilisation for the utilisation trigger: pages resident in zram's
+/// RAM over the device's pages. `orig_data_size` counts written-back pages
+/// too (upstream zram and rzram alike: writeback frees the RAM but keeps
+/// the slot), so `bd_count` (pages on the backing device) comes off it;
+/// without that, utilisation never drops after a writeback and the trigger
+/// fires at every `min_interval` once it reached the threshold.
+pub fn zram_utilisation(orig_data_size: u64, bd_count_pages: u64, disksize: u64) -> f64 {
+    if disksize < PAGE_SIZE {
+        return 0.0;
+    }
+    let resident = (orig_data_size / PAGE_SIZE).saturating_sub(bd_count_pages);
+    resident as f64 / (disksize / PAGE_SIZE) as f64
 }
 
 /// Why a round runs.
@@ -108,6 +130,8 @@ pub enum Skip {
     NothingCold,
     /// Idle-all mode: the first mark is set; writeback comes next round.
     Marking,
+    /// The round would write fewer pages than `RoundConfig::min_pages`.
+    TooFew,
 }
 
 /// What to write back.
@@ -178,6 +202,9 @@ pub enum RoundError {
     Io,
     /// Anything else (sysfs errors, device gone).
     Other,
+    /// ENOSPC: the backing device is full. Not a failure of the device:
+    /// no backoff, the next round waits for the period.
+    NoSpace,
 }
 
 /// What a round did.
@@ -204,11 +231,17 @@ pub struct Policy {
     refaults_total: u64,
     failures_total: u64,
     last_plan: Option<Plan>,
+    round: RoundConfig,
+    backing_free_pages: Option<u64>,
+    suspend: SuspendLog,
 }
 
 impl Policy {
     pub fn new(cfg: PolicyConfig, now_ns: u64) -> Self {
         Policy {
+            round: cfg.round.clone(),
+            backing_free_pages: None,
+            suspend: SuspendLog::default(),
             budget: Budget::new(cfg.budget_bytes_per_day, cfg.budget_burst_bytes, now_ns),
             batch: BatchController::new(cfg.batch.clone()),
             refault: RefaultController::new(cfg.refault.clone()),
@@ -232,11 +265,25 @@ impl Policy {
             .reconfigure(cfg.budget_bytes_per_day, cfg.budget_burst_bytes, now_ns);
         self.batch.reconfigure(cfg.batch.clone());
         self.refault.reconfigure(cfg.refault.clone());
+        self.round = cfg.round.clone();
         self.cfg = cfg;
     }
 
     pub fn config(&self) -> &PolicyConfig {
         &self.cfg
+    }
+
+    /// Free pages on the backing device (its pages minus `bd_stat`'s
+    /// bd_count): rounds never plan more.
+    pub fn observe_backing_free(&mut self, pages: Option<u64>) {
+        self.backing_free_pages = pages;
+    }
+
+    /// Both clocks at a tick (CLOCK_BOOTTIME, CLOCK_MONOTONIC; `tick`'s
+    /// `now_ns` is the monotonic one): the policy learns when the machine
+    /// slept, for idle ages the kernel measures on boot time.
+    pub fn observe_clocks(&mut self, boot_ns: u64, mono_ns: u64) {
+        self.suspend.observe(boot_ns, mono_ns);
     }
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -270,6 +317,12 @@ impl Policy {
         self.recent.iter().map(|&(_, n)| n).sum()
     }
 
+    /// Whether a round would start at `now_ns` with these inputs (the
+    /// caller can skip collecting slot ages when not).
+    pub fn round_due(&self, now_ns: u64, inputs: &Inputs) -> bool {
+        self.trigger(now_ns, inputs).is_ok()
+    }
+
     /// One observation step; see [`Decision`].
     pub fn tick(&mut self, now_ns: u64, inputs: &Inputs) -> Decision {
         self.budget.refill(now_ns);
@@ -298,30 +351,57 @@ impl Policy {
         };
         // A round is due: first learn from the refaults since the last one.
         let written = self.recent_written(now_ns);
-        let threshold = self.refault.update(self.refaults_pending, written);
+        let threshold = if self.refaults_pending == 0 && written < self.round.min_evidence_pages {
+            // Too few pages written to see a refault ratio: no evidence
+            // that younger pages are cold too.
+            self.refault.threshold_secs()
+        } else {
+            self.refault.update(self.refaults_pending, written)
+        };
         self.refaults_pending = 0;
         decision.threshold_secs = threshold;
-        let pages = self
-            .budget
-            .available_pages()
-            .min(self.cfg.max_pages_per_round);
-        if pages == 0 {
+        let budget_pages = self.budget.available_pages();
+        if budget_pages == 0 {
             decision.run = Err(Skip::BudgetSpent);
+            self.last_round_ns = now_ns;
+            return decision;
+        }
+        let pages = round::round_pages(
+            &self.round,
+            budget_pages,
+            self.cfg.max_pages_per_round,
+            inputs.utilisation,
+            self.backing_free_pages,
+        );
+        if pages == 0 {
+            decision.run = Err(Skip::TooFew);
             self.last_round_ns = now_ns;
             return decision;
         }
         let (plan, limit) = match &inputs.cold {
             ColdInput::Slots(c) => {
-                let ranges = cold::select_cold(c.iter().copied(), threshold, pages);
+                // More candidates than pages: the kernel writes the largest
+                // objects among them first and stops at the limit.
+                let offer = pages.saturating_mul(self.round.candidate_factor.max(1));
+                let ranges = cold::select_cold(c.iter().copied(), threshold, offer);
                 if ranges.is_empty() {
                     decision.run = Err(Skip::NothingCold);
                     self.last_round_ns = now_ns;
                     return decision;
                 }
-                let n = cold::pages_in(&ranges);
+                let n = cold::pages_in(&ranges).min(pages);
                 (Plan::Pages(ranges), n)
             }
-            ColdInput::KernelAge => (Plan::IdleAge(threshold), pages),
+            ColdInput::KernelAge => {
+                // The kernel's ages run on boot time: add the time slept
+                // within the window, as mmd does.
+                let now_boot = now_ns.saturating_add(self.suspend.gap_ns());
+                let extra = self
+                    .suspend
+                    .suspended_within(threshold.saturating_mul(NS), now_boot)
+                    .div_ceil(NS);
+                (Plan::IdleAge(threshold + extra), pages)
+            }
             ColdInput::KernelMarkAll => match self.marked_all_ns {
                 Some(t) if now_ns.saturating_sub(t) >= threshold.saturating_mul(NS) => {
                     (Plan::IdleAll, pages)
@@ -379,6 +459,10 @@ impl Policy {
         }
         self.last_round_ns = now_ns;
         match outcome.error {
+            Some(RoundError::NoSpace) => {
+                self.backoff_ns = 0;
+                self.backoff_until_ns = 0;
+            }
             Some(_) => {
                 self.failures_total += 1;
                 self.backoff_ns = if self.backoff_ns == 0 {

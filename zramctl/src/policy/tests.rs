@@ -8,6 +8,7 @@ const S: u64 = NS;
 
 fn cfg() -> PolicyConfig {
     PolicyConfig {
+        round: RoundConfig::legacy(),
         budget_bytes_per_day: 1 << 30,
         budget_burst_bytes: 100 * PAGE_SIZE,
         max_pages_per_round: 64,
@@ -164,6 +165,143 @@ fn refaults_from_bd_reads_raise_the_threshold() {
     i.refaults = Some(0);
     p.tick(210 * S, &i);
     assert_eq!(p.refaults_total(), 100);
+}
+
+#[test]
+fn utilisation_counts_ram_resident_pages_only() {
+    // 1000 of 1024 pages stored, 600 of them on the backing device.
+    let u = zram_utilisation(1000 * PAGE_SIZE, 600, 1024 * PAGE_SIZE);
+    assert!((u - 400.0 / 1024.0).abs() < 1e-12, "{u}");
+    assert_eq!(zram_utilisation(5 * PAGE_SIZE, 9, 1024 * PAGE_SIZE), 0.0);
+    assert_eq!(zram_utilisation(5 * PAGE_SIZE, 0, 0), 0.0);
+}
+
+#[test]
+fn round_offers_more_candidates_than_it_writes() {
+    let round = RoundConfig {
+        candidate_factor: 3,
+        scale_with_utilisation: false,
+        min_pages: 1,
+        min_evidence_pages: 0,
+    };
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
+    let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
+    let d = p.tick(100 * S, &inputs(ColdInput::Slots(slots)));
+    // 64 pages to write (the round cap), the 192 oldest offered: the
+    // kernel writes the largest objects among them first.
+    assert_eq!(d.limit_pages, 64);
+    assert_eq!(d.plan, Some(Plan::Pages(vec![(208, 399)])));
+}
+
+#[test]
+fn rounds_scale_with_utilisation_and_skip_below_the_minimum() {
+    let round = RoundConfig {
+        candidate_factor: 1,
+        scale_with_utilisation: true,
+        min_pages: 16,
+        min_evidence_pages: 0,
+    };
+    let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
+    let mut i = inputs(ColdInput::Slots(slots));
+    i.utilisation = Some(0.5);
+    let mut p = Policy::new(
+        PolicyConfig {
+            round: round.clone(),
+            ..cfg()
+        },
+        0,
+    );
+    assert_eq!(p.tick(100 * S, &i).limit_pages, 32);
+    i.utilisation = Some(0.2);
+    let mut p = Policy::new(
+        PolicyConfig {
+            round: round.clone(),
+            ..cfg()
+        },
+        0,
+    );
+    assert_eq!(p.tick(100 * S, &i).run, Err(Skip::TooFew), "13 pages < 16");
+    // The backing device's free space caps the round.
+    i.utilisation = Some(1.0);
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
+    p.observe_backing_free(Some(20));
+    assert_eq!(p.tick(100 * S, &i).limit_pages, 20);
+    p.observe_backing_free(Some(3));
+    assert_eq!(p.tick(200 * S, &i).run, Err(Skip::TooFew));
+}
+
+#[test]
+fn enospc_does_not_back_off() {
+    let mut p = Policy::new(cfg(), 0);
+    let i = inputs(ColdInput::KernelAge);
+    p.tick(100 * S, &i);
+    p.complete(
+        100 * S,
+        Outcome {
+            written_pages: 3,
+            error: Some(RoundError::NoSpace),
+        },
+    );
+    assert_eq!(p.backoff_left_ns(100 * S), 0);
+    assert_eq!(p.failures_total(), 0);
+    p.tick(150 * S, &i);
+    p.complete(
+        150 * S,
+        Outcome {
+            written_pages: 0,
+            error: Some(RoundError::Io),
+        },
+    );
+    assert_eq!(p.backoff_left_ns(150 * S), 20 * S, "EIO still backs off");
+}
+
+#[test]
+fn threshold_falls_only_on_evidence() {
+    let round = RoundConfig {
+        min_evidence_pages: 100,
+        ..RoundConfig::legacy()
+    };
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
+    let i = inputs(ColdInput::KernelAge);
+    let t0 = p.threshold_secs();
+    for k in 1..=5 {
+        p.tick(k * 100 * S, &i);
+        p.complete(
+            k * 100 * S,
+            Outcome {
+                written_pages: 10,
+                error: None,
+            },
+        );
+    }
+    // 50 pages written, no refault: too little to say 1 % is not reached.
+    p.tick(600 * S, &i);
+    assert_eq!(p.threshold_secs(), t0);
+    p.complete(
+        600 * S,
+        Outcome {
+            written_pages: 60,
+            error: None,
+        },
+    );
+    p.tick(700 * S, &i);
+    assert!(p.threshold_secs() < t0, "110 pages and no refault: lower");
+    // The legacy policy lowers it on every round.
+    let mut p = Policy::new(cfg(), 0);
+    p.tick(100 * S, &i);
+    assert!(p.threshold_secs() < t0);
+}
+
+#[test]
+fn kernel_idle_ages_add_the_time_slept_as_mmd_does() {
+    let mut p = Policy::new(cfg(), 0);
+    // Monotonic 0..100 s; the machine slept 40 s (noticed at boot 130 s).
+    p.observe_clocks(0, 0);
+    p.observe_clocks(90 * S, 90 * S);
+    p.observe_clocks(140 * S, 100 * S);
+    let d = p.tick(100 * S, &inputs(ColdInput::KernelAge));
+    // Threshold 60 s (cfg) + the 40 s slept within the window.
+    assert_eq!(d.plan, Some(Plan::IdleAge(54 + 40)));
 }
 
 #[derive(Clone, Debug)]

@@ -15,6 +15,7 @@
 //!   refaults with the time since their writeback ([`RzramStats`]). Those
 //!   attach only while `rzram.ko` is loaded; otherwise they are skipped and
 //!   [`Probes::rzram_status`] says why.
+//! - [`trace`]: `zramctl trace record`, per-slot events into a swap trace.
 
 pub mod btf;
 mod counter;
@@ -23,6 +24,7 @@ pub mod hist;
 mod loader;
 mod maps;
 mod programs;
+pub mod trace;
 mod watch;
 
 pub use counter::BioCounter;

@@ -88,6 +88,10 @@ raw_policy! {
     recompress_threshold: u64,
     recompress_interval_secs: f64,
     recompress_max_pages: u64,
+    round_candidate_factor: u64,
+    round_min_pages: u64,
+    round_scale_with_utilisation: bool,
+    idle_age_min_evidence_pages: u64,
 }
 
 /// `[device.backing]`: a backing file zramctl provisions.

@@ -176,6 +176,33 @@ pub(super) fn policy(
         )?,
         batch,
         refault,
+        round: crate::policy::RoundConfig {
+            candidate_factor: cx.int(
+                &raw.round_candidate_factor,
+                "round_candidate_factor",
+                b.round.candidate_factor,
+                1,
+                64,
+            )?,
+            min_pages: cx.int(
+                &raw.round_min_pages,
+                "round_min_pages",
+                b.round.min_pages,
+                1,
+                1 << 32,
+            )?,
+            scale_with_utilisation: raw
+                .round_scale_with_utilisation
+                .as_ref()
+                .map_or(b.round.scale_with_utilisation, |v| *v.get_ref()),
+            min_evidence_pages: cx.int(
+                &raw.idle_age_min_evidence_pages,
+                "idle_age_min_evidence_pages",
+                b.round.min_evidence_pages,
+                0,
+                1 << 32,
+            )?,
+        },
     };
     if cfg.budget_burst_bytes == 0 && cfg.budget_bytes_per_day > 0 {
         let span = raw.budget_burst.as_ref().map(Spanned::span).unwrap_or(0..0);
