@@ -172,7 +172,6 @@ mod tests {
             reads,
             writes,
             discards,
-            ..SlotState::default()
         };
         let slots = [
             slot(900, 1, 0, 0), // read 100 s ago
