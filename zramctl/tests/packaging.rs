@@ -184,7 +184,7 @@ fn docs_name_every_command_and_link_to_real_files() {
     let read = |rel: &str| std::fs::read_to_string(repo().join(rel)).unwrap();
     let docs = ["docs/cli.md", "docs/daemon.md"].map(read).join("\n");
     let mut missing = Vec::new();
-    for sub in zramctl::cli::Cli::command().get_subcommands() {
+    for sub in <zramctl::cli::Cli as clap::CommandFactory>::command().get_subcommands() {
         if sub.is_hide_set() {
             continue;
         }
