@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use super::{
-    DEV, PORT,
+    BURST_MIB, DEV, PORT, RATE_MIB, SLICE_MIB,
     observe::{Tick, metric, mib, observe, results_dir, say, scrape, sh, terminate},
     summary::{Summary, write_summary},
     workload::PAGE,
@@ -32,12 +32,6 @@ pub struct GuestArgs {
     #[arg(long, default_value_t = 40)]
     pub secs: u64,
 }
-
-/// The backing slice of the scratch disk.
-pub(super) const SLICE_MIB: u64 = 512;
-/// The token bucket: a 16 MiB burst, then 1 MiB/s.
-pub(super) const BURST_MIB: u64 = 16;
-pub(super) const RATE_MIB: u64 = 1;
 
 /// Workload phases, for the monitor: filling, holding, checking, done.
 const FILLING: u8 = 0;

@@ -36,6 +36,11 @@ use crate::{
 const DEV: &str = "rzram0";
 /// The daemon's metrics port in the guest.
 const PORT: u16 = 9466;
+/// The backing slice of the scratch disk.
+const SLICE_MIB: u64 = 512;
+/// The token bucket: a 16 MiB burst, then 1 MiB/s.
+const BURST_MIB: u64 = 16;
+const RATE_MIB: u64 = 1;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {

@@ -6,8 +6,7 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 use anyhow::Result;
 
 use super::{
-    DEV,
-    guest::{BURST_MIB, RATE_MIB, SLICE_MIB},
+    BURST_MIB, DEV, RATE_MIB, SLICE_MIB,
     observe::{Tick, mib},
     workload::PAGE,
 };
