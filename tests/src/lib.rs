@@ -1,6 +1,10 @@
 //! Helpers for zramctl's integration tests (`tests/`): run the real binary,
 //! make verifiable data, talk to real block devices.
 
+mod vm;
+
+pub use vm::{DmSlice, SECTORS_PER_MIB, bd_stat, free_port, in_vm, results_dir, wait_for};
+
 use std::{
     io::{Read as _, Seek as _, SeekFrom, Write as _},
     os::unix::fs::OpenOptionsExt as _,

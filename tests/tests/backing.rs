@@ -26,8 +26,8 @@ use std::{
 };
 
 use zramctl_tests::{
-    AlignedBuf, Kind, PAGE, drop_caches, load_rzram, page_data, read_bytes_direct, sh, sysfs_read,
-    sysfs_write, write_bytes_direct, zramctl_bin,
+    AlignedBuf, Kind, PAGE, bd_stat, drop_caches, load_rzram, page_data, read_bytes_direct, sh,
+    sysfs_read, sysfs_write, write_bytes_direct, zramctl_bin,
 };
 
 const MARKER: &[u8] = b"ZRAMCTL-PLAINTEXT-MARKER-5f3a9c";
@@ -162,12 +162,6 @@ fn check_pages(dev: &Path, pages: u64) -> (u64, u64) {
     (good, eio)
 }
 
-fn bd_stat(dev: &str) -> [u64; 3] {
-    let s = sysfs_read(dev, "bd_stat");
-    let v: Vec<u64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
-    [v[0], v[1], v[2]]
-}
-
 fn mm_compr(dev: &str) -> u64 {
     sysfs_read(dev, "mm_stat")
         .split_whitespace()
@@ -180,11 +174,11 @@ fn mm_compr(dev: &str) -> u64 {
 /// Idle-marks everything and writes it back; (pages, seconds).
 fn writeback_all(dev: &str) -> (u64, f64) {
     sysfs_write(dev, "idle", "all").expect("idle all");
-    let before = bd_stat(dev)[2];
+    let before = bd_stat(dev).2;
     let t = Instant::now();
     sysfs_write(dev, "writeback", "idle").expect("writeback idle");
     let secs = t.elapsed().as_secs_f64();
-    (bd_stat(dev)[2] - before, secs)
+    (bd_stat(dev).2 - before, secs)
 }
 
 /// Occurrences of MARKER in a file, read with O_DIRECT (not the page cache).
@@ -341,7 +335,7 @@ fn plaintext_and_rates(kind: Kind) {
         drop_caches();
         assert_eq!(check_pages(&dev.path(), pages), (pages, 0));
         assert_eq!(
-            bd_stat(dev.name())[1],
+            bd_stat(dev.name()).1,
             pages,
             "all read from the backing device"
         );

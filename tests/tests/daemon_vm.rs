@@ -22,22 +22,15 @@ use std::{
 };
 
 use zramctl_tests::{
-    PAGE, load_rzram, read_pages_direct, scratch_disk, sh, sysfs_read, sysfs_write,
-    write_pages_direct, zramctl_bin,
+    PAGE, SECTORS_PER_MIB, bd_stat, free_port, load_rzram, read_pages_direct, results_dir,
+    scratch_disk, sh, sysfs_read, sysfs_write, wait_for, write_pages_direct, zramctl_bin,
 };
 
 const DEV: &str = "rzram0";
-const SECTORS_PER_MIB: u64 = 2048;
 /// The backing slice: the first 256 MiB of the scratch disk. Foreground
 /// fio writes to its second half, never to the slice.
 const SLICE_MIB: u64 = 256;
 const FIO_OFFSET_MIB: u64 = 512;
-
-fn results_dir() -> PathBuf {
-    std::env::var_os("ZRAMCTL_RESULTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-}
 
 fn bin(name: &str) -> PathBuf {
     zramctl_bin().with_file_name(name)
@@ -346,35 +339,6 @@ impl Metrics {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-#[track_caller]
-fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// bd_stat: (count, reads, writes), 4K pages.
-fn bd_stat() -> (u64, u64, u64) {
-    let v: Vec<u64> = sysfs_read(DEV, "bd_stat")
-        .split_whitespace()
-        .map(|f| f.parse().unwrap())
-        .collect();
-    (v[0], v[1], v[2])
-}
-
 fn sysfs_u64(attr: &str) -> u64 {
     sysfs_read(DEV, attr).trim().parse().unwrap()
 }
@@ -476,7 +440,7 @@ name = "{DEV}"
     // One more step so /metrics shows the final counters.
     std::thread::sleep(Duration::from_millis(1500));
     let m = rig.daemon().scrape();
-    let (bd_count, bd_reads, bd_writes) = bd_stat();
+    let (bd_count, bd_reads, bd_writes) = bd_stat(DEV);
     let elapsed = started.elapsed().as_secs_f64();
     let written = bd_writes * PAGE as u64;
     let allowed = BURST as f64 + RATE as f64 * elapsed;
@@ -658,7 +622,7 @@ name = "{DEV}"
             println!(
                 "{t:6.1}s {phase:6} batch sysfs {sys:3} policy {want:3} backing p99 {} (bd_writes {}, pages written {})",
                 p99.map_or("-".into(), |p| format!("{:.2} ms", p * 1e3)),
-                bd_stat().2,
+                bd_stat(DEV).2,
                 pw2.load(Ordering::Relaxed)
             );
             trace.push((t, phase, sys, want, p99));
@@ -730,7 +694,7 @@ name = "{DEV}"
         p99s("after"),
         pages_written.load(Ordering::Relaxed)
     );
-    let (_, _, bd_writes) = bd_stat();
+    let (_, _, bd_writes) = bd_stat(DEV);
     assert!(bd_writes > 0, "writeback happened");
     assert!(
         min_fio < before,
@@ -773,12 +737,12 @@ fn daemon_survives_a_reset_and_resumes_on_the_new_device() {
     fill(1, 4096);
     rig.start_daemon(SURVIVE_CONFIG, &[]);
     wait_for(Duration::from_secs(40), "a first writeback", || {
-        bd_stat().2 > 0
+        bd_stat(DEV).2 > 0
     });
     let m = rig.daemon().scrape();
     assert_eq!(m.get("zramctl_probe_up", &[]), Some(1.0), "{}", m.0);
     verify(1, 4096);
-    let before = bd_stat();
+    let before = bd_stat(DEV);
     println!("before reset: bd_stat {before:?}");
     // Reset under the daemon (it may be mid-round: retry while busy).
     wait_for(Duration::from_secs(30), "reset", || {
@@ -796,14 +760,14 @@ fn daemon_survives_a_reset_and_resumes_on_the_new_device() {
     wait_for(
         Duration::from_secs(40),
         "writeback on the new device",
-        || bd_stat().2 > 0,
+        || bd_stat(DEV).2 > 0,
     );
     // Two more steps so the metrics show the round.
     std::thread::sleep(Duration::from_secs(2));
     let m = rig.daemon().scrape();
     println!(
         "after re-setup: bd_stat {:?}, writeback pages {} -> {}",
-        bd_stat(),
+        bd_stat(DEV),
         pages_before,
         m.dev("zramctl_writeback_pages_total")
     );
@@ -852,13 +816,13 @@ fn daemon_refused_bpf_falls_back_to_idle_marking() {
         ],
     );
     wait_for(Duration::from_secs(60), "writeback by idle marking", || {
-        bd_stat().2 > 0
+        bd_stat(DEV).2 > 0
     });
     std::thread::sleep(Duration::from_secs(2));
     let m = rig.daemon().scrape();
     println!(
         "bd_stat {:?}; probe_up {:?}; {}",
-        bd_stat(),
+        bd_stat(DEV),
         m.get("zramctl_probe_up", &[]),
         m.0.lines()
             .find(|l| l.starts_with("zramctl_probe_info"))
@@ -870,10 +834,10 @@ fn daemon_refused_bpf_falls_back_to_idle_marking() {
     assert!(log.contains("eBPF probes not used"), "{log}");
     verify(3, 4096);
     // A second page set, written after the first rounds, goes too.
-    let (_, _, w1) = bd_stat();
+    let (_, _, w1) = bd_stat(DEV);
     write_pages_direct(Path::new("/dev/rzram0"), 4, 8192, 1024).unwrap();
     wait_for(Duration::from_secs(40), "more writeback", || {
-        bd_stat().2 > w1
+        bd_stat(DEV).2 > w1
     });
     let st = rig.daemon().terminate().expect("stops on SIGTERM");
     assert!(st.success(), "daemon exit: {st}");

@@ -22,88 +22,24 @@ use zramctl::{
 };
 use zramctl_common::SlotState;
 use zramctl_tests::{
-    PAGE, discard_pages, drop_caches, interrupt_and_collect, load_rzram, read_bytes_direct,
-    read_pages_direct, sh, sysfs_read, sysfs_write, write_pages_direct, zramctl_bin,
+    DmSlice, PAGE, bd_stat, discard_pages, drop_caches, interrupt_and_collect, load_rzram,
+    read_bytes_direct, read_pages_direct, sysfs_read, sysfs_write, write_pages_direct, zramctl_bin,
 };
 
 const DEV: &str = "rzram1";
 const DISK_PAGES: u64 = 16384; // 64 MiB
+/// The backing device: a dm slice of the scratch disk's first MiBs, so a
+/// test can swap its table for dm's `error` target under the live device.
 const BACKING_MIB: u64 = 64;
-const SECTORS_PER_MIB: u64 = 2048;
 
 fn dev_path() -> PathBuf {
     PathBuf::from(format!("/dev/{DEV}"))
 }
 
-/// A dm device over the first MiBs of the VM's scratch disk, so a test can
-/// swap its table for dm's `error` target under the live rzram device.
-/// Removed when dropped.
-struct Backing {
-    name: &'static str,
-    path: PathBuf,
-}
-
-impl Backing {
-    fn new() -> Backing {
-        let name = "ebpf-rz";
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&format!(
-            "dmsetup create {name} --table '{}'",
-            Backing::linear()
-        ));
-        // No udev in the guest: devtmpfs has /dev/dm-N.
-        let kname = sh(&format!(
-            "dmsetup info -c --noheadings -o blkdevname {name}"
-        ));
-        let path = PathBuf::from(format!("/dev/{}", kname.trim()));
-        let t = Instant::now();
-        while !path.exists() {
-            assert!(t.elapsed() < Duration::from_secs(10), "{path:?} missing");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Backing { name, path }
-    }
-
-    fn linear() -> String {
-        let disk = std::env::var("ZRAMCTL_BACKING_DISK").expect("ZRAMCTL_BACKING_DISK");
-        format!("0 {} linear {disk} 0", BACKING_MIB * SECTORS_PER_MIB)
-    }
-
-    fn load(&self, table: &str) {
-        sh(&format!(
-            "dmsetup suspend {n} && dmsetup reload {n} --table '{table}' && dmsetup resume {n}",
-            n = self.name
-        ));
-    }
-
-    fn fail_all_io(&self) {
-        self.load(&format!("0 {} error", BACKING_MIB * SECTORS_PER_MIB));
-    }
-
-    fn restore(&self) {
-        self.load(&Backing::linear());
-    }
-}
-
-impl Drop for Backing {
-    fn drop(&mut self) {
-        let _ = Command::new("dmsetup")
-            .args(["resume", self.name])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", self.name])
-            .status();
-    }
-}
-
-/// rzram1 set up over a [`Backing`]; reset (before the backing goes) when
+/// rzram1 set up over a [`DmSlice`]; reset (before the backing goes) when
 /// dropped.
 struct Dev {
-    backing: Backing,
+    backing: DmSlice,
 }
 
 impl Drop for Dev {
@@ -120,7 +56,7 @@ impl Drop for Dev {
 fn setup() -> (Dev, WatchSpec) {
     load_rzram();
     let _ = sysfs_write(DEV, "reset", "1");
-    let backing = Backing::new();
+    let backing = DmSlice::linear("ebpf-rz", 0, BACKING_MIB);
     sysfs_write(DEV, "backing_dev", backing.path.to_str().unwrap())
         .unwrap_or_else(|e| panic!("{DEV}: backing_dev <- {:?}: errno {e}", backing.path));
     sysfs_write(DEV, "disksize", &(DISK_PAGES * PAGE as u64).to_string()).unwrap();
@@ -156,12 +92,6 @@ fn fields(attr: &str) -> Vec<u64> {
         .split_whitespace()
         .map(|f| f.parse().unwrap())
         .collect()
-}
-
-/// bd_stat: (blocks in use, reads, writes), 4K pages.
-fn bd_stat() -> (u64, u64, u64) {
-    let f = fields("bd_stat");
-    (f[0], f[1], f[2])
 }
 
 /// io_stat's failed_writes.
@@ -213,11 +143,11 @@ fn slot_accesses_writeback_and_refaults_are_counted_exactly() {
     discard_pages(&path, DISCARD_FIRST, WRITTEN - DISCARD_FIRST).unwrap();
     let stored = DISCARD_FIRST;
 
-    let before = bd_stat();
+    let before = bd_stat(DEV);
     let t = Instant::now();
     writeback().unwrap();
     println!("writeback of {stored} pages: {:?}", t.elapsed());
-    let after = bd_stat();
+    let after = bd_stat(DEV);
     let written_back = after.2 - before.2;
     assert_eq!(written_back, stored, "bd_stat {before:?} -> {after:?}");
     let s = rz(&probes);
@@ -239,14 +169,14 @@ fn slot_accesses_writeback_and_refaults_are_counted_exactly() {
     // Refaults: read written-back pages again from the device (O_DIRECT,
     // one bio per page, after dropping caches anyway).
     drop_caches();
-    let before_reads = bd_stat().1;
+    let before_reads = bd_stat(DEV).1;
     for p in 0..REFAULTED {
         assert!(
             read_pages_direct(&path, SEED, p, 1).unwrap().is_empty(),
             "page {p} intact"
         );
     }
-    let refaults = bd_stat().1 - before_reads;
+    let refaults = bd_stat(DEV).1 - before_reads;
     assert_eq!(refaults, REFAULTED, "bd_reads delta");
     let s = rz(&probes);
     println!("after refaults: {s:?}");
@@ -311,10 +241,10 @@ fn a_failing_backing_device_counts_errors() {
     let probes = attach(&spec);
     let path = dev_path();
     write_pages_direct(&path, SEED, 0, PAGES).unwrap();
-    let before = (bd_stat(), failed_writes());
+    let before = (bd_stat(DEV), failed_writes());
     dev.backing.fail_all_io();
     assert_eq!(writeback(), Err(libc::EIO), "writeback to a failing disk");
-    let after = (bd_stat(), failed_writes());
+    let after = (bd_stat(DEV), failed_writes());
     let s = rz(&probes);
     println!("failing writes: {before:?} -> {after:?}: {s:?}");
     assert_eq!(after.0.2, before.0.2, "nothing written back");
@@ -334,19 +264,19 @@ fn a_failing_backing_device_counts_errors() {
     dev.backing.restore();
     assert_eq!(writeback(), Ok(()));
     let s = rz(&probes);
-    assert_eq!(bd_stat().2 - before.0.2, PAGES);
+    assert_eq!(bd_stat(DEV).2 - before.0.2, PAGES);
     assert_eq!(s.counts.wb_written(), PAGES, "{s:?}");
     assert_eq!(s.counts.wb_errors, errors, "{s:?}");
 
     // Failing reads of written-back pages: refaults with errors.
     dev.backing.fail_all_io();
     drop_caches();
-    let reads = bd_stat().1;
+    let reads = bd_stat(DEV).1;
     let r = read_bytes_direct(&path, 0, 1);
     assert_eq!(r.err().and_then(|e| e.raw_os_error()), Some(libc::EIO));
     dev.backing.restore();
     let s = rz(&probes);
-    assert_eq!(s.counts.refaults, bd_stat().1 - reads, "{s:?}");
+    assert_eq!(s.counts.refaults, bd_stat(DEV).1 - reads, "{s:?}");
     assert!(s.counts.refault_errors >= 1, "{s:?}");
     assert_eq!(s.counts.refault_errors, s.counts.refaults, "{s:?}");
     print_costs("errors", &probes);
@@ -372,13 +302,13 @@ fn top_once_json_shows_rzram_writeback_and_refaults() {
     let mut line = String::new();
     while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("watching") {}
     assert!(line.contains("watching"), "zramctl top: {line}");
-    let before = bd_stat();
+    let before = bd_stat(DEV);
     writeback().unwrap();
     drop_caches();
     for p in 0..REFAULTS {
         assert!(read_pages_direct(&path, SEED, p, 1).unwrap().is_empty());
     }
-    let after = bd_stat();
+    let after = bd_stat(DEV);
     let out = interrupt_and_collect(&mut child);
     assert!(child.wait().unwrap().success());
     let v: serde_json::Value = serde_json::from_str(&out).expect("top --json output");

@@ -25,7 +25,7 @@ use std::{
 };
 
 use zramctl_tests::{
-    Kind, PAGE, drop_caches, fields, load_rzram, page_data, read_bytes_direct, scratch_disk, sh,
+    DmSlice, Kind, PAGE, drop_caches, fields, in_vm, load_rzram, page_data, read_bytes_direct, sh,
     sysfs_read, sysfs_write, write_bytes_direct, zramctl_bin,
 };
 
@@ -38,101 +38,18 @@ fn slice_offset_mib(kind: Kind) -> u64 {
 }
 
 const SLICE_MIB: u64 = 512;
-const SECTORS_PER_MIB: u64 = 2048;
 
 // ---------------------------------------------------------------------------
 // Backing devices: dm slices of the scratch disk.
 
-/// A device-mapper device over a slice of the scratch disk, removed when
+/// This kind's 512 MiB slice of the scratch disk (dm-linear), removed when
 /// dropped.
-struct Backing {
-    name: String,
-    path: PathBuf,
-    offset_sectors: u64,
-    sectors: u64,
-}
-
-impl Backing {
-    /// A dm-linear device over `size_mib` MiB of the scratch disk at `offset_mib`.
-    fn linear(name: &str, offset_mib: u64, size_mib: u64) -> Backing {
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let mut b = Backing {
-            name: name.to_string(),
-            path: PathBuf::new(),
-            offset_sectors: offset_mib * SECTORS_PER_MIB,
-            sectors: size_mib * SECTORS_PER_MIB,
-        };
-        sh(&format!(
-            "dmsetup create {name} --table '{}'",
-            b.linear_table()
-        ));
-        // No udev in the guest: /dev/mapper links are not made, but
-        // devtmpfs has /dev/dm-N.
-        let kname = sh(&format!(
-            "dmsetup info -c --noheadings -o blkdevname {name}"
-        ));
-        b.path = PathBuf::from(format!("/dev/{}", kname.trim()));
-        let t = Instant::now();
-        while !b.path.exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "{} did not appear",
-                b.path.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        b
-    }
-
-    /// This kind's 512 MiB slice.
-    fn slice(kind: Kind) -> Backing {
-        Backing::linear(
-            &format!("wb-{}", kind.dev()),
-            slice_offset_mib(kind),
-            SLICE_MIB,
-        )
-    }
-
-    fn linear_table(&self) -> String {
-        format!(
-            "0 {} linear {} {}",
-            self.sectors,
-            scratch_disk().display(),
-            self.offset_sectors
-        )
-    }
-
-    /// Swaps the live table (the device stays open by zram meanwhile).
-    fn load(&self, table: &str) {
-        sh(&format!(
-            "dmsetup suspend {n} && dmsetup reload {n} --table '{table}' && dmsetup resume {n}",
-            n = self.name
-        ));
-    }
-
-    /// Every I/O fails (dm's `error` target).
-    fn fail_all_io(&self) {
-        self.load(&format!("0 {} error", self.sectors));
-    }
-
-    fn restore(&self) {
-        self.load(&self.linear_table());
-    }
-}
-
-impl Drop for Backing {
-    fn drop(&mut self) {
-        let _ = Command::new("dmsetup")
-            .args(["resume", &self.name])
-            .stderr(std::process::Stdio::null())
-            .status();
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", &self.name])
-            .status();
-    }
+fn slice(kind: Kind) -> DmSlice {
+    DmSlice::linear(
+        &format!("wb-{}", kind.dev()),
+        slice_offset_mib(kind),
+        SLICE_MIB,
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -147,7 +64,7 @@ struct Dev {
     swap: bool,
     cgroup: Option<PathBuf>,
     // Dropped after Dev::drop has reset the device (fields drop after the body).
-    backing: Option<Backing>,
+    backing: Option<DmSlice>,
 }
 
 impl Drop for Dev {
@@ -176,10 +93,7 @@ impl Drop for Dev {
 /// the writeback settings a reset keeps (upstream keeps batch size and limit
 /// across reset).
 fn prepare(kind: Kind) -> &'static str {
-    assert!(
-        std::env::var_os("ZRAMCTL_VM").is_some(),
-        "run with cargo xtask vm-test"
-    );
+    in_vm();
     let name = kind.dev();
     if kind == Kind::Rzram {
         load_rzram();
@@ -229,7 +143,7 @@ fn has_bio_pages(kind: Kind) -> bool {
 /// A fresh device of `disksize` with this kind's slice as backing device.
 fn device(kind: Kind, disksize: &str) -> Dev {
     let name = prepare(kind);
-    let backing = Backing::slice(kind);
+    let backing = slice(kind);
     sysfs_write(name, "backing_dev", backing.path.to_str().unwrap()).unwrap_or_else(|e| {
         panic!(
             "{name}: backing_dev <- {}: errno {e}",
@@ -736,7 +650,7 @@ fn errors_match_upstream(kind: Kind) {
     mark_idle(name);
     assert_eq!(writeback(name, "idle"), Err(libc::ENODEV), "no backing_dev");
     assert_eq!(writeback(name, "page_index=1"), Err(libc::ENODEV));
-    let slice = Backing::slice(kind);
+    let slice = slice(kind);
     assert_eq!(
         sysfs_write(name, "backing_dev", slice.path.to_str().unwrap()),
         Err(libc::EBUSY),

@@ -175,3 +175,55 @@ fn man_pages_and_completions_are_up_to_date() {
         .collect();
     assert!(stale.is_empty(), "not generated: {stale:?}");
 }
+
+/// The README and `docs/` stay true to the CLI and the tree: every command
+/// is documented, every relative link leads to a file, and nothing points
+/// outside the repository.
+#[test]
+fn docs_name_every_command_and_link_to_real_files() {
+    let read = |rel: &str| std::fs::read_to_string(repo().join(rel)).unwrap();
+    let docs = ["docs/cli.md", "docs/daemon.md"].map(read).join("\n");
+    let mut missing = Vec::new();
+    for sub in <zramctl::cli::Cli as clap::CommandFactory>::command().get_subcommands() {
+        if sub.is_hide_set() {
+            continue;
+        }
+        let name = format!("zramctl {}", sub.get_name());
+        if !docs.contains(&name) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in docs/cli.md or docs/daemon.md: {missing:?}"
+    );
+    let mut pages = vec![PathBuf::from("README.md")];
+    for e in std::fs::read_dir(repo().join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            pages.push(p.strip_prefix(repo()).unwrap().to_path_buf());
+        }
+    }
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = read(page.to_str().unwrap());
+        assert!(
+            !text.contains("../shared"),
+            "{}: points outside the repository",
+            page.display()
+        );
+        let dir = repo().join(page).parent().unwrap().to_path_buf();
+        for (i, _) in text.match_indices("](") {
+            let target = &text[i + 2..];
+            let target = &target[..target.find(')').unwrap_or(target.len())];
+            let target = target.split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") {
+                continue;
+            }
+            if !dir.join(target).exists() {
+                broken.push(format!("{}: {target}", page.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to nothing: {broken:?}");
+}

@@ -160,6 +160,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn candidates_from_slot_state() {
+        const S: u64 = 1_000_000_000;
+        let unit = |ns: u64| (ns >> SLOT_TIME_SHIFT) as u32;
+        let clock = SlotClock {
+            now_ns: 1000 * S,
+            attached_ns: 400 * S,
+        };
+        let slot = |t_s: u64, reads, writes, discards| SlotState {
+            last_time: if t_s == 0 { 0 } else { unit(t_s * S) },
+            reads,
+            writes,
+            discards,
+        };
+        let slots = [
+            slot(900, 1, 0, 0), // read 100 s ago
+            slot(500, 0, 1, 0), // written 500 s ago
+            slot(0, 0, 0, 0),   // untouched since the attach (600 s)
+            slot(990, 0, 1, 0), // written back, then not touched
+            slot(100, 0, 1, 1), // written and discarded: empty, still a candidate
+        ];
+        // Slot 3 went to the backing device at its current access time.
+        let mut wb = HashMap::from([(3, slots[3].last_time), (1, 7)]);
+        let ages = |c: &[(u64, u64)]| {
+            c.iter()
+                .map(|&(i, a)| (i, (a + 5) / 10 * 10))
+                .collect::<Vec<_>>()
+        };
+        // Two pages in RAM, two touched slots hold data: untouched ones are empty.
+        let c = candidates(&slots, clock, &mut wb, 2);
+        assert_eq!(ages(&c), [(0, 100), (1, 500), (4, 900)]);
+        // Slot 1 was touched since its writeback: back in RAM, forgotten.
+        assert_eq!(wb, HashMap::from([(3, slots[3].last_time)]));
+        // More pages in RAM than the touched slots hold: data from before
+        // the attach, so untouched slots are candidates, aged since then.
+        let c = candidates(&slots, clock, &mut wb, 3);
+        assert_eq!(ages(&c), [(0, 100), (1, 500), (4, 900), (2, 600)]);
+    }
+
+    #[test]
     fn oldest_first_coalesced() {
         // Slots 10-12 are old, 20 older still, 5 is young.
         let c = [
