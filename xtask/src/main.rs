@@ -232,7 +232,7 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
 }
 
 /// Integration test targets of `tests/` that run inside the VM.
-const VM_TEST_TARGETS: [&str; 7] = [
+const VM_TEST_TARGETS: [&str; 8] = [
     "vm",
     "rzram",
     "writeback",
@@ -240,6 +240,7 @@ const VM_TEST_TARGETS: [&str; 7] = [
     "daemon_vm",
     "backing",
     "reliability",
+    "daemon_answers",
 ];
 
 /// Targets run once more with an environment: upstream zram's VM tests,
