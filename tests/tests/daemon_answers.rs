@@ -131,10 +131,17 @@ fn daemon_answers_during_a_long_round() {
         std::env::var_os("ZRAMCTL_VM").is_some(),
         "run with cargo xtask vm-test"
     );
+    // A kernel without CONFIG_DM_DELAY: cargo xtask vm-test builds the
+    // module from the same source and puts it next to zramctl.
+    let ko = zramctl_bin().with_file_name("dm-delay.ko");
+    if !sh("dmsetup targets").contains("delay") && ko.exists() {
+        sh(&format!("insmod {}", ko.display()));
+    }
     let targets = sh("dmsetup targets");
     assert!(
         targets.lines().any(|l| l.starts_with("delay ")),
-        "the kernel has no dm-delay target (CONFIG_DM_DELAY): `dmsetup targets` lists:\n{targets}"
+        "the kernel has no dm-delay target (CONFIG_DM_DELAY) and no {} to load: `dmsetup targets` lists:\n{targets}",
+        ko.display()
     );
     load_rzram();
     let _ = Command::new("swapoff")
@@ -272,7 +279,9 @@ fn daemon_answers_during_a_long_round() {
         written_at_60s < PAGES,
         "the round did not last 60 s (all {PAGES} pages went): the delay does not bind"
     );
-    let hup_served = log_text().contains("configuration reloaded");
+    // Any word of the reload in the log by 60 s (a daemon stuck in its
+    // round says nothing until the round ends).
+    let hup_served = log_text().contains("reload");
 
     // SIGTERM: stopped within 5 s?
     let term_at = Instant::now();

@@ -9,6 +9,7 @@ use std::{fmt::Write as _, fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 
 mod all;
+pub mod dm_delay;
 mod footprint;
 mod foreground;
 mod plot;
@@ -58,6 +59,13 @@ pub struct BenchArgs {
     /// `footprint`: disk sizes in MiB (default 256,4096,16384).
     #[arg(long, value_delimiter = ',')]
     pub footprint_sizes: Vec<u64>,
+    /// `footprint`: measure this zramctl binary instead of a fresh release
+    /// build (e.g. a saved build of an earlier commit, for before/after).
+    #[arg(long)]
+    pub footprint_bin: Option<std::path::PathBuf>,
+    /// `footprint`: results subdirectory of target/bench (default footprint).
+    #[arg(long, default_value = "footprint")]
+    pub footprint_out: String,
 }
 
 const DEVICES: [(&str, &str); 2] = [("zram0", "zram (C, upstream)"), ("rzram0", "rzram (Rust)")];

@@ -286,6 +286,9 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
             copy(&repo_root().join("target/debug").join(stem))?;
         }
     }
+    if let Some(ko) = bench::dm_delay::module(&kernel)? {
+        copy(&ko)?; // daemon_answers slows its backing device with dm-delay
+    }
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.
     let mut cmd = String::from("rc=0\n");
