@@ -9,7 +9,7 @@ use super::{
     state::{DevState, ProbeStatus, SKIPS},
 };
 use crate::{
-    platform::page_size,
+    platform::{monotonic_ns, page_size},
     policy::Trigger,
     probes::hist::{SlotAgeHistogram, age_bucket_bounds, lat_bucket_bounds},
     sysfs::WritebackLimit,
@@ -103,8 +103,21 @@ impl DaemonCore {
                         );
                     }
                 }
-                if let Some(slots) = &pd.slots {
-                    let h = SlotAgeHistogram::from_slots(slots, v.now_ns);
+                // Slot ages now, from one pass over the slot array in place
+                // (at scrape time; steps never read the slots unless a
+                // round is due).
+                let ages = match (&pd.slots, &self.probes) {
+                    (Some(_), Some(p)) => {
+                        let now = monotonic_ns();
+                        let mut h = SlotAgeHistogram::empty();
+                        match p.scan_slots(&pd.name, &mut |_, s| h.add(&s, now)) {
+                            Ok(true) => Some(h),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(h) = ages {
                     let mut cum = 0u64;
                     for (i, &n) in h.buckets.iter().enumerate() {
                         cum += n;
@@ -137,6 +150,7 @@ impl DaemonCore {
         for d in &self.devices {
             device_metrics(&mut e, d);
         }
+        super::process::expose(&mut e);
         e.render()
     }
 }

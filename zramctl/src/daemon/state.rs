@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::candidates::WrittenBack;
+
 use tracing::{info, warn};
 
 use super::{
@@ -42,7 +44,7 @@ pub(super) struct DevState {
     pub(super) actime: bool,
     /// slot -> its access time when we wrote it back (left out as candidate
     /// until it is touched again).
-    pub(super) written_back: HashMap<u64, u32>,
+    pub(super) written_back: WrittenBack,
     pub(super) last_bd_reads: Option<u64>,
     pub(super) last_backing_write_hist: Option<LatencyHistogram>,
     pub(super) wb_pages_total: u64,
@@ -105,7 +107,7 @@ impl DevState {
             stats: None,
             saved_limit: None,
             actime: true,
-            written_back: HashMap::new(),
+            written_back: WrittenBack::default(),
             last_bd_reads: None,
             last_backing_write_hist: None,
             wb_pages_total: 0,
