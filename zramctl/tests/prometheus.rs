@@ -91,9 +91,7 @@ fn dashboard_queries(job: &str, instance: &str) -> Vec<(String, String)> {
                 .and_then(|x| x.rsplit_once(','))
                 .map(|x| x.0)
                 .expect("label_values(SELECTOR, LABEL)");
-            let inner = inner
-                .replace("$job", job)
-                .replace("$instance", instance);
+            let inner = inner.replace("$job", job).replace("$instance", instance);
             out.push((format!("variable {}", v["name"]), inner));
         }
     }
@@ -276,9 +274,9 @@ fn dashboards_and_rules_on_a_real_prometheus() {
                             // Aggregations over one host may drop the
                             // labels (a heatmap's `sum by (le)`); any kept
                             // must be this host's.
-                            Want::Only(i) => series.iter().all(|s| {
-                                s["metric"]["instance"].as_str().is_none_or(|x| x == i)
-                            }),
+                            Want::Only(i) => series
+                                .iter()
+                                .all(|s| s["metric"]["instance"].as_str().is_none_or(|x| x == i)),
                             Want::Each(set) => {
                                 instances.iter().all(Option::is_some)
                                     && instances.iter().flatten().cloned().collect::<BTreeSet<_>>()

@@ -33,6 +33,8 @@ pub struct DaemonCore {
     pub(super) reattach: bool,
     /// Set to stop a running writeback round after its current chunk.
     pub(super) cancel: Arc<AtomicBool>,
+    /// PSI memory some avg10 at the last step (system-wide).
+    pub(super) last_psi: Option<f64>,
 }
 
 impl DaemonCore {
@@ -69,6 +71,7 @@ impl DaemonCore {
             steps: 0,
             reattach: false,
             cancel: Arc::default(),
+            last_psi: None,
         })
     }
 

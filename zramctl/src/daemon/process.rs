@@ -43,7 +43,12 @@ pub fn read_self() -> Option<ProcessStats> {
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
-    let mut s = parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?, tck, page, boot)?;
+    let mut s = parse_stat(
+        &std::fs::read_to_string("/proc/self/stat").ok()?,
+        tck,
+        page,
+        boot,
+    )?;
     s.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
     Some(s)
 }

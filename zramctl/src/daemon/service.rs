@@ -64,9 +64,8 @@ pub(super) async fn main_loop(
     // take minutes on a slow backing device); this loop keeps serving the
     // watchdog, the signals and /metrics meanwhile.
     let core = Arc::new(Mutex::new(core));
-    let lock = |c: &Arc<Mutex<DaemonCore>>| {
-        c.lock().unwrap_or_else(|e| e.into_inner()).status_line()
-    };
+    let lock =
+        |c: &Arc<Mutex<DaemonCore>>| c.lock().unwrap_or_else(|e| e.into_inner()).status_line();
     let page = Arc::new(Page {
         core: core.clone(),
         last: Mutex::new(String::new()),

@@ -10,9 +10,9 @@ use zramctl_common::{SLOT_TIME_SHIFT, op};
 
 use super::{
     actions::{apply_batch_size, recompress_step, run_plan},
+    candidates::Candidates,
     core::DaemonCore,
     limit::remember_limit,
-    candidates::Candidates,
     sources::{ProbeSource, ProbeView},
     state::{DevState, Identity, ProbeStatus, Stats, skip_name},
 };
@@ -50,10 +50,18 @@ impl DaemonCore {
                 None
             }
         };
+        self.last_psi = psi;
         let view = self.probe_view.clone();
         for d in &mut self.devices {
             let cancel: &AtomicBool = &self.cancel;
-            if step_device(d, now_ns, psi, view.as_ref(), self.probes.as_deref(), cancel) {
+            if step_device(
+                d,
+                now_ns,
+                psi,
+                view.as_ref(),
+                self.probes.as_deref(),
+                cancel,
+            ) {
                 self.reattach = true;
             }
         }
@@ -200,7 +208,6 @@ fn step_device_inner(
     } else {
         None
     };
-    d.last_pressure = psi;
     d.last_utilisation = utilisation;
     let mut latency = None;
     let mut cold_input = None;
