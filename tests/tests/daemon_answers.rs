@@ -415,5 +415,9 @@ fn daemon_answers_during_a_long_round() {
         ("1", ADMIN_LIMIT),
         "the writeback limit must be back as found"
     );
-    assert!(bad.is_empty(), "pages lost or changed: {:?}", &bad[..bad.len().min(10)]);
+    assert!(
+        bad.is_empty(),
+        "pages lost or changed: {:?}",
+        &bad[..bad.len().min(10)]
+    );
 }

@@ -161,4 +161,3 @@ pub fn rz_bd_read(ctx: RawTracePointContext) -> i32 {
     }
     0
 }
-

@@ -8,8 +8,7 @@ use std::{fmt::Write as _, fs, path::Path};
 use anyhow::{Result, bail};
 
 use super::{
-    BenchArgs, footprint, foreground, plot, ram_report, ram_script, run_in_vm_with, seed,
-    writeback,
+    BenchArgs, footprint, foreground, plot, ram_report, ram_script, run_in_vm_with, seed, writeback,
 };
 use crate::util::{progress, repo_root};
 

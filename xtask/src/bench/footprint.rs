@@ -38,7 +38,8 @@ pub const SIZES_MIB: [u64; 3] = [256, 4096, 16384];
 /// Slot accesses per second of the loaded window (fio 4K random reads).
 pub const RATE: u32 = 50_000;
 /// (label, interval_secs or None for the shipped default).
-const CONFIGS: [(&str, Option<f64>); 2] = [("default (10 s steps)", None), ("1 s steps", Some(1.0))];
+const CONFIGS: [(&str, Option<f64>); 2] =
+    [("default (10 s steps)", None), ("1 s steps", Some(1.0))];
 
 /// One measured window.
 #[derive(Clone, Debug, Default)]
@@ -65,7 +66,9 @@ struct HotZram {
 impl HotZram {
     fn add() -> Result<Self> {
         let id: u32 = fs::read_to_string("/sys/class/zram-control/hot_add")
-            .context("hot_add a zram device (/sys/class/zram-control/hot_add; needs root and zram)")?
+            .context(
+                "hot_add a zram device (/sys/class/zram-control/hot_add; needs root and zram)",
+            )?
             .trim()
             .parse()
             .context("hot_add answer")?;
@@ -186,7 +189,9 @@ fn fio_read_iops(json_text: &str) -> f64 {
 }
 
 fn start_daemon(bin: &Path, dir: &Path, dev: &str, interval: Option<f64>) -> Result<Daemon> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut cfg = String::from("[daemon]\n");
     if let Some(i) = interval {
         let _ = writeln!(cfg, "interval_secs = {i}");
@@ -251,9 +256,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         }
         None => {
             progress("bench footprint: cargo build --release -p zramctl");
-            run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .current_dir(repo_root())
-                .args(["build", "--release", "--locked", "-q", "-p", "zramctl"]))?;
+            run(
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                    .current_dir(repo_root())
+                    .args(["build", "--release", "--locked", "-q", "-p", "zramctl"]),
+            )?;
             fs::copy(repo_root().join("target/release/zramctl"), &bin)?;
         }
     }
@@ -267,7 +274,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     let md = markdown(&cells);
     fs::write(out.join("footprint.md"), &md)?;
     println!("{md}");
-    progress(&format!("footprint: {}", out.join("footprint.md").display()));
+    progress(&format!(
+        "footprint: {}",
+        out.join("footprint.md").display()
+    ));
     Ok(())
 }
 
@@ -276,8 +286,13 @@ fn unsafe_geteuid() -> u32 {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:")?.split_whitespace().nth(1)?.parse().ok())
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
         })
         .unwrap_or(u32::MAX)
 }
@@ -384,7 +399,11 @@ fn measure(args: &BenchArgs, bin: &Path, out: &Path) -> Result<Vec<Cell>> {
                 };
                 progress(&format!(
                     "footprint: {size} MiB, {label}, {}: CPU {:.2} %, RSS {:.1} MiB (anon {:.1}), fio {:.0}/s",
-                    if rate == 0 { "idle".to_string() } else { format!("{rate}/s") },
+                    if rate == 0 {
+                        "idle".to_string()
+                    } else {
+                        format!("{rate}/s")
+                    },
                     cell.cpu_percent,
                     cell.rss_kib as f64 / 1024.0,
                     cell.rss_anon_kib as f64 / 1024.0,
@@ -533,7 +552,8 @@ pub fn markdown(cells: &[Cell]) -> String {
                     b.cpu_percent,
                     a.rss_kib as f64 / 1024.0,
                     b.rss_kib as f64 / 1024.0,
-                    (b.rss_kib as f64 - a.rss_kib as f64) / 1024.0
+                    (b.rss_kib as f64 - a.rss_kib as f64)
+                        / 1024.0
                         / ((b.size_mib - a.size_mib) as f64 / 1024.0)
                 );
             }

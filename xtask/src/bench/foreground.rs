@@ -174,7 +174,11 @@ fn fio_lat(path: &Path) -> Option<[f64; 4]> {
     let text = fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text[text.find('{')?..]).ok()?;
     let j = &v["jobs"][0];
-    let p = |dir: &str, q: &str| j[dir]["clat_ns"]["percentile"][q].as_f64().map(|ns| ns / 1e6);
+    let p = |dir: &str, q: &str| {
+        j[dir]["clat_ns"]["percentile"][q]
+            .as_f64()
+            .map(|ns| ns / 1e6)
+    };
     Some([
         p("read", "50.000000")?,
         p("read", "99.000000")?,
