@@ -39,6 +39,9 @@ const SEED: u64 = 1515;
 /// What the admin set before the daemon: the daemon must put it back.
 const ADMIN_LIMIT: u64 = 12345;
 
+/// One scrape: when it was sent, how long the answer took or why none came.
+type Scrape = (Instant, Result<Duration, String>);
+
 fn results_dir() -> PathBuf {
     std::env::var_os("ZRAMCTL_RESULTS")
         .map(PathBuf::from)
@@ -253,7 +256,7 @@ fn daemon_answers_during_a_long_round() {
         t0.elapsed().as_secs_f64()
     );
     // Scrapes every 250 ms from here on: (sent at, result).
-    let scrapes: Arc<Mutex<Vec<(Instant, Result<Duration, String>)>>> = Arc::default();
+    let scrapes: Arc<Mutex<Vec<Scrape>>> = Arc::default();
     {
         let (scrapes, stop) = (scrapes.clone(), guard.stop.clone());
         guard.threads.push(std::thread::spawn(move || {

@@ -189,6 +189,9 @@ pub(super) async fn main_loop(
     Ok(())
 }
 
+/// Attaches probes for a configuration (real or `--fake` ones).
+type ProbeFactory<'a> = dyn Fn(&Sysfs, &Config) -> Result<Box<dyn ProbeSource>> + 'a;
+
 /// Adopts a configuration read on SIGHUP.
 #[allow(clippy::too_many_arguments)]
 fn apply_reload(
@@ -199,7 +202,7 @@ fn apply_reload(
     interval_secs: &mut f64,
     tick: &mut tokio::time::Interval,
     sys: &Sysfs,
-    probe_factory: &dyn Fn(&Sysfs, &Config) -> Result<Box<dyn ProbeSource>>,
+    probe_factory: &ProbeFactory<'_>,
 ) {
     if c.metrics_listen != listen {
         warn!("daemon.metrics_listen changed: takes effect at the next restart");

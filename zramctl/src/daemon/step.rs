@@ -157,6 +157,7 @@ fn step_device(
     changed
 }
 
+#[allow(clippy::too_many_arguments)]
 fn step_device_inner(
     d: &mut DevState,
     now_ns: u64,
