@@ -11,6 +11,7 @@
 //! once with 1 s steps, for a window idle and a window of fio 4K random
 //! reads over the written half at a fixed rate (50k/s: random over the
 //! whole written range, the worst case for the slot array's cache misses).
+//! `/metrics` is scraped every 15 s during each window, as Prometheus would.
 //! Per window: the daemon's CPU (utime + stime from /proc/PID/stat) as %
 //! of one core, its VmRSS/VmHWM and RssAnon, and each of its eBPF
 //! programs' ns/event from the kernel's BPF stats (`run_time_ns` and
@@ -94,6 +95,7 @@ impl Drop for HotZram {
 /// The daemon under measurement, SIGTERMed (then killed) on drop.
 struct Daemon {
     child: Child,
+    port: u16,
 }
 
 impl Drop for Daemon {
@@ -188,6 +190,23 @@ fn fio_read_iops(json_text: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// GET /metrics from 127.0.0.1:`port` (what a Prometheus scrape costs the
+/// daemon); the page's length, 0 if it did not answer.
+fn scrape(port: u16) -> usize {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out.len()
+}
+
+/// Seconds between the scrapes of a window (Prometheus' default interval).
+const SCRAPE_EVERY: u64 = 15;
+
 fn start_daemon(bin: &Path, dir: &Path, dev: &str, interval: Option<f64>) -> Result<Daemon> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -227,7 +246,7 @@ fn start_daemon(bin: &Path, dir: &Path, dev: &str, interval: Option<f64>) -> Res
             }
         }
     });
-    let d = Daemon { child };
+    let d = Daemon { child, port };
     rx.recv_timeout(Duration::from_secs(60))
         .with_context(|| format!("the daemon did not get ready in 60 s: {}", log.display()))?;
     Ok(d)
@@ -343,6 +362,22 @@ fn measure(args: &BenchArgs, bin: &Path, out: &Path) -> Result<Vec<Cell>> {
                 let p0 = prog_stats(pid);
                 let c0 = cpu_ticks(pid)?;
                 let t0 = Instant::now();
+                // Scraped like Prometheus would, every 15 s from the start.
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let scraper = {
+                    let (stop, port) = (stop.clone(), d.port);
+                    std::thread::spawn(move || {
+                        let mut n = 0;
+                        let t = Instant::now();
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            if t.elapsed() >= Duration::from_secs(n * SCRAPE_EVERY) {
+                                scrape(port);
+                                n += 1;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    })
+                };
                 let mut fio_iops = 0.0;
                 if rate == 0 {
                     std::thread::sleep(Duration::from_secs(secs));
@@ -369,6 +404,8 @@ fn measure(args: &BenchArgs, bin: &Path, out: &Path) -> Result<Vec<Cell>> {
                         .context("fio")?;
                     fio_iops = fio_read_iops(&String::from_utf8_lossy(&o.stdout));
                 }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = scraper.join();
                 let c1 = cpu_ticks(pid)?;
                 let wall = t0.elapsed().as_secs_f64();
                 let p1 = prog_stats(pid);
@@ -491,7 +528,8 @@ pub fn markdown(cells: &[Cell]) -> String {
     let mut md = format!(
         "`zramctl daemon` (release build, eBPF probes on) managing a hot-added zram device of the host's own kernel \
          ({}), half full of compressible pages that are not same-filled; per window of ~{:.0} s: idle, or fio 4K \
-         random reads over the written half at {RATE}/s (two jobs, O_DIRECT, psync; the achieved rate is shown). CPU from /proc/PID/stat (utime + \
+         random reads over the written half at {RATE}/s (two jobs, O_DIRECT, psync; the achieved rate is shown); \
+         `/metrics` scraped every {SCRAPE_EVERY} s as Prometheus would. CPU from /proc/PID/stat (utime + \
          stime) as % of one core, memory from /proc/PID/status at the window's end (VmRSS includes the eBPF maps \
          the daemon mmaps; RssAnon is its own heap), each program's ns/event from the kernel's BPF stats over the \
          window. Targets (issue 15): CPU <= 1 % and RSS <= 16 MiB at every size and load, flat with size.\n\n\
