@@ -547,3 +547,26 @@ fn a_killed_daemons_limit_is_restored_by_the_next_one() {
         "the record is gone once restored"
     );
 }
+
+#[test]
+fn a_cancelled_round_stops_before_its_next_chunk_and_closes_the_limit() {
+    let z = fake(true);
+    let p = probes();
+    let mut c = core(&z, Ok(Box::new(p.clone())));
+    at(&p, T0);
+    c.step(T0);
+    // Shutdown asked for: the round that is due writes nothing more.
+    c.cancel_handle()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let t = T0 + 60 * S;
+    at(&p, t);
+    c.step(t);
+    let w = wb_writes(&z);
+    assert!(pages_written(&w).is_empty(), "{w:?}");
+    assert_eq!(
+        w.last(),
+        Some(&("writeback_limit".into(), "0".into())),
+        "the limit is closed after the stopped round: {w:?}"
+    );
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 0);
+}
