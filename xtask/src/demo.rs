@@ -406,10 +406,10 @@ pub fn metric(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-/// Touched slots idle for at least `secs` (from the cumulative
-/// `zramctl_slot_age_slots`), and all touched slots.
+/// Touched slots idle for at least `secs` (the `zramctl_slot_age_slots`
+/// buckets whose lower bound is at least `secs`), and all touched slots.
 fn idle_slots(page: &str, secs: f64) -> Option<(f64, f64)> {
-    let mut below = 0.0;
+    let mut idle = 0.0;
     let mut all = None;
     for l in page
         .lines()
@@ -417,18 +417,19 @@ fn idle_slots(page: &str, secs: f64) -> Option<(f64, f64)> {
     {
         let (series, value) = l.rsplit_once(' ')?;
         let v: f64 = value.parse().ok()?;
-        let le = series
-            .split("age_lt_seconds=\"")
+        let ge: f64 = series
+            .split("age_ge_seconds=\"")
             .nth(1)?
             .split('"')
-            .next()?;
-        if le == "+Inf" {
-            all = Some(v);
-        } else if le.parse::<f64>().ok()? <= secs {
-            below = v;
+            .next()?
+            .parse()
+            .ok()?;
+        if ge >= secs {
+            idle += v;
         }
+        *all.get_or_insert(0.0) += v;
     }
-    all.map(|a| (a - below, a))
+    all.map(|a| (idle, a))
 }
 
 /// One observation of the device and the daemon.
@@ -1063,14 +1064,14 @@ mod tests {
 
     #[test]
     fn idle_slots_from_cumulative_ages() {
-        let page = "zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"4\"} 10\n\
-                    zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"8\"} 30\n\
-                    zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"16\"} 90\n\
-                    zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"+Inf\"} 100\n";
+        let page = "zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"2\",age_lt_seconds=\"4\"} 10\n\
+                    zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"4\",age_lt_seconds=\"8\"} 20\n\
+                    zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"8\",age_lt_seconds=\"16\"} 60\n\
+                    zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"16\",age_lt_seconds=\"+Inf\"} 10\n";
         assert_eq!(idle_slots(page, 8.0), Some((70.0, 100.0)));
         assert_eq!(
             metric(page, "zramctl_slot_age_slots", &[("age_lt_seconds", "8")]),
-            Some(30.0)
+            Some(20.0)
         );
     }
 }

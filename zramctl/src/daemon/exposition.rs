@@ -127,18 +127,20 @@ impl DaemonCore {
                     _ => None,
                 };
                 if let Some(h) = ages {
-                    let mut cum = 0u64;
+                    // One series per age bucket, not cumulative: a sum
+                    // over the buckets is the touched slots.
                     for (i, &n) in h.buckets.iter().enumerate() {
-                        cum += n;
-                        let le = match age_bucket_bounds(i).1 {
-                            Some(hi) => hi.to_string(),
-                            None => "+Inf".into(),
-                        };
+                        let (lo, hi) = age_bucket_bounds(i);
+                        let hi = hi.map_or_else(|| "+Inf".to_owned(), |hi| hi.to_string());
                         e.gauge(
                             "zramctl_slot_age_slots",
-                            "Slots last accessed less than age_lt_seconds ago (cumulative, touched slots only).",
-                            &[("device", &pd.name), ("age_lt_seconds", &le)],
-                            cum as f64,
+                            "Touched slots last accessed at least age_ge_seconds and less than age_lt_seconds ago.",
+                            &[
+                                ("device", &pd.name),
+                                ("age_ge_seconds", &lo.to_string()),
+                                ("age_lt_seconds", &hi),
+                            ],
+                            n as f64,
                         );
                     }
                     e.gauge(

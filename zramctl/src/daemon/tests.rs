@@ -495,13 +495,20 @@ fn metrics_are_well_formed_and_complete() {
     }
     // 1024 slots, all touched an hour ago (3600 s is in the 2048-4096 bucket).
     assert!(
-        m.contains("zramctl_slot_age_slots{device=\"zram0\",age_lt_seconds=\"4096\"} 1024"),
+        m.contains("zramctl_slot_age_slots{device=\"zram0\",age_ge_seconds=\"2048\",age_lt_seconds=\"4096\"} 1024"),
         "{m}"
     );
     assert!(
-        m.contains("zramctl_slot_age_slots{device=\"zram0\",age_lt_seconds=\"2048\"} 0"),
+        m.contains("zramctl_slot_age_slots{device=\"zram0\",age_ge_seconds=\"1024\",age_lt_seconds=\"2048\"} 0"),
         "{m}"
     );
+    // Not cumulative: the buckets add up to the touched slots.
+    let sum: f64 = m
+        .lines()
+        .filter(|l| l.starts_with("zramctl_slot_age_slots{device=\"zram0\""))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(sum, 1024.0, "{m}");
 }
 
 #[test]
