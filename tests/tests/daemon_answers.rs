@@ -9,7 +9,8 @@
 //! every page readable and intact (the delay table swapped for a plain
 //! linear one first, so the check does not take minutes).
 //!
-//! `#[ignore]`d on the host; `cargo xtask vm-test daemon_answers` runs it.
+//! `#[ignore]`d on the host; for the VM it goes into xtask's
+//! `VM_TEST_TARGETS` (not yet: it has not run in a VM yet).
 
 use std::{
     io::{Read as _, Write as _},
@@ -128,7 +129,7 @@ fn scrape(port: u16) -> Result<(Duration, String), String> {
 }
 
 #[test]
-#[ignore = "VM only: cargo xtask vm-test daemon_answers"]
+#[ignore = "VM only"]
 fn daemon_answers_during_a_long_round() {
     assert!(
         std::env::var_os("ZRAMCTL_VM").is_some(),

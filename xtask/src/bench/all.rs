@@ -18,7 +18,6 @@ fn parts(args: &BenchArgs) -> Vec<(&'static str, String)> {
         ("ram", ram_script(args)),
         ("writeback", writeback::script(args)),
         ("seed", seed::script(args)),
-        ("foreground", foreground::script(args)),
     ]
 }
 
@@ -70,7 +69,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if !args.report_only {
         let wb_rows = writeback::rows().len();
         progress(&format!(
-            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB + fio), seed ({} runs x {} rows, 3 x {} MiB), foreground (5 runs); about 18 min under TCG",
+            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB + fio), seed ({} runs x {} rows, 3 x {} MiB); about 15 min under TCG",
             args.rounds,
             args.runtime,
             args.rounds,
@@ -118,7 +117,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
     let ram = ram_report(args, &results.join("ram")).ok();
     let wb = writeback::report_rates(args, &results.join("writeback")).ok();
     let seed = seed::report(args, &results.join("seed")).ok();
-    let fg = foreground::parse(&results.join("foreground")).ok();
+    // `cargo xtask bench foreground`'s last run, if any.
+    let fg = foreground::parse(&repo_root().join("target/bench/foreground")).ok();
     // The host's footprint run (`cargo xtask bench footprint`), if any.
     let fp = footprint::load(&repo_root().join("target/bench/footprint")).ok();
 
