@@ -482,7 +482,6 @@ name = "{DEV}"
         "zramctl_backing_read_bytes_total",
         "zramctl_backing_written_bytes_total",
         "zramctl_writeback_pages_total",
-        "zramctl_writeback_bytes_total",
         "zramctl_writeback_batch_size",
         "zramctl_policy_batch_size",
         "zramctl_budget_remaining_bytes",
@@ -527,8 +526,8 @@ name = "{DEV}"
     );
     assert!(
         m.get(
-            "zramctl_io_latency_seconds_count",
-            &[("role", "backing"), ("zram", DEV), ("op", "write")]
+            "zramctl_backing_latency_seconds_count",
+            &[("device", DEV), ("op", "write")]
         )
         .unwrap_or(0.0)
             > 0.0,

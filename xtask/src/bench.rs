@@ -9,7 +9,9 @@ use std::{fmt::Write as _, fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 
 mod all;
+pub mod dm_delay;
 mod footprint;
+mod foreground;
 mod plot;
 mod policy;
 mod seed;
@@ -27,7 +29,11 @@ pub struct BenchArgs {
     /// docs/bench/REPORT.md), `ram` (4K random I/O on rzram vs upstream
     /// zram), `writeback` (idle writeback rate by batch size, rzram vs
     /// upstream zram vs the backing device), `seed` (the seed's ext4 +
-    /// tarballs experiment), `footprint` (eBPF cost, daemon CPU and RSS).
+    /// tarballs experiment), `foreground` (a foreground fio's latency during
+    /// writeback: upstream batch 32, rzram batch 32, rzram driven by the
+    /// daemon), `footprint` (the daemon's CPU and RSS and the
+    /// eBPF cost per event by disk size and load, on the host's own kernel
+    /// and zram, release build; not part of `all`).
     #[arg(default_value = "all")]
     pub what: String,
     /// Seconds per fio run.
@@ -48,6 +54,19 @@ pub struct BenchArgs {
     /// `seed`: timed runs per row.
     #[arg(long, default_value_t = 4)]
     pub seed_runs: u32,
+    /// `footprint`: seconds per measured window.
+    #[arg(long, default_value_t = 30)]
+    pub footprint_secs: u64,
+    /// `footprint`: disk sizes in MiB (default 256,4096,16384).
+    #[arg(long, value_delimiter = ',')]
+    pub footprint_sizes: Vec<u64>,
+    /// `footprint`: measure this zramctl binary instead of a fresh release
+    /// build (e.g. a saved build of an earlier commit, for before/after).
+    #[arg(long)]
+    pub footprint_bin: Option<std::path::PathBuf>,
+    /// `footprint`: results subdirectory of target/bench (default footprint).
+    #[arg(long, default_value = "footprint")]
+    pub footprint_out: String,
 }
 
 const DEVICES: [(&str, &str); 2] = [("zram0", "zram (C, upstream)"), ("rzram0", "rzram (Rust)")];
@@ -123,10 +142,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "all" => all::bench(args),
         "ram" => bench_ram(args),
         "writeback" => writeback::bench(args),
-        "seed" | "footprint" => all::single(args),
+        "seed" => all::single(args),
+        "footprint" => footprint::bench(args),
+        "foreground" => foreground::bench(args),
         "policy" => policy::bench(),
         other => {
-            bail!("unknown benchmark {other:?}: available: all, ram, writeback, seed, footprint")
+            bail!(
+                "unknown benchmark {other:?}: available: all, ram, writeback, seed, foreground, footprint, policy"
+            )
         }
     }
 }

@@ -294,6 +294,14 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
             copy(&repo_root().join("target/debug").join(stem))?;
         }
     }
+    // tests/tests/daemon_answers.rs slows its backing device with dm-delay.
+    match bench::dm_delay::module(&kernel) {
+        Ok(Some(ko)) => {
+            copy(&ko)?;
+        }
+        Ok(None) => {}
+        Err(e) => progress(&format!("no dm-delay module for the VM: {e:#}")),
+    }
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.
     let mut cmd = String::from("rc=0\n");

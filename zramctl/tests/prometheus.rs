@@ -1,11 +1,14 @@
 //! The dashboards and rules against a real Prometheus server scraping a
-//! running `zramctl daemon --fake` (simulated zram0 with synthetic probes):
+//! running `zramctl daemon --fake` (simulated zram0 with synthetic probes;
+//! two of them, scraped as two instances of one job, which every rule and
+//! dashboard query must keep apart):
 //! `promtool check rules`, `promtool check metrics` on a live scrape, and
 //! every dashboard and rule query through Prometheus' HTTP API, each
 //! returning data. Skips (saying why) without Debian's `prometheus` package.
 //! Everything listens on 127.0.0.1; every wait is bounded.
 
 use std::{
+    collections::BTreeSet,
     io::{Read as _, Write as _},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
@@ -72,16 +75,33 @@ impl Drop for Kill {
     }
 }
 
-/// Dashboard queries with Grafana's variables filled in.
-fn dashboard_queries() -> Vec<(String, String)> {
+/// Dashboard queries with Grafana's variables filled in (one host: `job`
+/// and `instance`).
+fn dashboard_queries(job: &str, instance: &str) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(repo().join("dashboards/zramctl-dashboard.json")).unwrap();
     let d: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
     let mut out = Vec::new();
+    for v in d["templating"]["list"].as_array().expect("templating") {
+        if v["type"] == "query" {
+            // label_values(SELECTOR, LABEL) as a series query.
+            let q = v["query"].as_str().expect("variable query");
+            let inner = q
+                .strip_prefix("label_values(")
+                .and_then(|x| x.strip_suffix(')'))
+                .and_then(|x| x.rsplit_once(','))
+                .map(|x| x.0)
+                .expect("label_values(SELECTOR, LABEL)");
+            let inner = inner.replace("$job", job).replace("$instance", instance);
+            out.push((format!("variable {}", v["name"]), inner));
+        }
+    }
     for p in d["panels"].as_array().expect("panels") {
         for t in p["targets"].as_array().expect("targets") {
             let expr = t["expr"].as_str().expect("expr");
             let q = expr
                 .replace("$__rate_interval", "1m")
+                .replace("$job", job)
+                .replace("$instance", instance)
                 .replace("$device", ".*");
             out.push((format!("panel {:?}", p["title"].as_str().unwrap_or("")), q));
         }
@@ -151,41 +171,13 @@ fn dashboards_and_rules_on_a_real_prometheus() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let dport = free_port();
-    let daddr = format!("127.0.0.1:{dport}");
-    let cfg = dir.path().join("zramctl.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[daemon]\ninterval_secs = 0.5\nmetrics_listen = \"{daddr}\"\n[policy]\nperiod_secs = 1\nmin_interval_secs = 1\nidle_age_initial_secs = 600\n[[device]]\nname = \"zram0\"\n"
-        ),
-    )
-    .unwrap();
-    let daemon = Command::new(env!("CARGO_BIN_EXE_zramctl"))
-        .args(["daemon", "--fake", "--config"])
-        .arg(&cfg)
-        .env_remove("NOTIFY_SOCKET")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut daemon = Kill(daemon);
+    // Two daemons: two instances of one job, the same device name on each.
+    let (mut daemon_a, daddr) = start_daemon(dir.path(), "a");
+    let (mut daemon_b, daddr_b) = start_daemon(dir.path(), "b");
 
     // A live scrape, linted by promtool.
-    let t0 = Instant::now();
-    let page = loop {
-        match get(&daddr, "/metrics") {
-            Ok((200, b))
-                if b.contains("zramctl_writeback_pages_total{device=\"zram0\"} ")
-                    && !b.contains("zramctl_writeback_pages_total{device=\"zram0\"} 0\n") =>
-            {
-                break b;
-            }
-            _ if t0.elapsed() > Duration::from_secs(30) => {
-                panic!("daemon did not serve metrics with writeback in 30 s")
-            }
-            _ => std::thread::sleep(Duration::from_millis(200)),
-        }
-    };
+    let page = wait_for_writeback(&daddr);
+    wait_for_writeback(&daddr_b);
     let mut lint = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -211,14 +203,14 @@ fn dashboards_and_rules_on_a_real_prometheus() {
     );
     assert_eq!(get(&daddr, "/nope").unwrap().0, 404);
 
-    // Prometheus scraping it every second, evaluating the rules.
+    // Prometheus scraping both every second, evaluating the rules.
     let pport = free_port();
     let paddr = format!("127.0.0.1:{pport}");
     let pcfg = dir.path().join("prometheus.yml");
     std::fs::write(
         &pcfg,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: zramctl\n    static_configs:\n      - targets: ['{daddr}']\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: zramctl\n    static_configs:\n      - targets: ['{daddr}', '{daddr_b}']\n",
             rules.display()
         ),
     )
@@ -236,22 +228,66 @@ fn dashboards_and_rules_on_a_real_prometheus() {
         .unwrap();
     let _prom = Kill(prom);
 
-    let mut queries = dashboard_queries();
-    queries.extend(rule_queries());
+    let both: BTreeSet<String> = [daddr.clone(), daddr_b.clone()].into();
+    // The dashboard on host a: data, and only host a's; its job and
+    // instance pickers offer both hosts.
+    let mut queries: Vec<(String, String, Want)> = dashboard_queries("zramctl", &daddr)
+        .into_iter()
+        .map(|(w, q)| {
+            let want = if w == "variable \"job\"" || w == "variable \"instance\"" {
+                Want::Each(both.clone())
+            } else {
+                Want::Only(daddr.clone())
+            };
+            (w, q, want)
+        })
+        .collect();
+    // Every rule keeps the hosts apart: one series set per instance, each
+    // with job and instance.
+    queries.extend(
+        rule_queries()
+            .into_iter()
+            .map(|(w, q)| (w, q, Want::Each(both.clone()))),
+    );
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut pending = queries.clone();
     let mut last_err = String::new();
     while !pending.is_empty() && Instant::now() < deadline {
-        pending.retain(|(what, q)| {
+        pending.retain(|(what, q, want)| {
             match get(&paddr, &format!("/api/v1/query?query={}", urlencode(q))) {
                 Ok((200, body)) => {
                     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                    let n = v["data"]["result"].as_array().map_or(0, Vec::len);
-                    if v["status"] == "success" && n > 0 {
+                    let series = v["data"]["result"].as_array().cloned().unwrap_or_default();
+                    let n = series.len();
+                    let instances: Vec<Option<String>> = series
+                        .iter()
+                        .map(|s| {
+                            let m = &s["metric"];
+                            (m["job"] == "zramctl")
+                                .then(|| m["instance"].as_str().map(str::to_owned))
+                                .flatten()
+                        })
+                        .collect();
+                    let ok = v["status"] == "success"
+                        && n > 0
+                        && match want {
+                            // Aggregations over one host may drop the
+                            // labels (a heatmap's `sum by (le)`); any kept
+                            // must be this host's.
+                            Want::Only(i) => series
+                                .iter()
+                                .all(|s| s["metric"]["instance"].as_str().is_none_or(|x| x == i)),
+                            Want::Each(set) => {
+                                instances.iter().all(Option::is_some)
+                                    && instances.iter().flatten().cloned().collect::<BTreeSet<_>>()
+                                        == *set
+                            }
+                        };
+                    if ok {
                         println!("ok   {n:>3} series  {what}: {q}");
                         return false;
                     }
-                    last_err = format!("{what}: {q}: {body}");
+                    last_err = format!("{what}: {q}: want {want:?}: {body}");
                     true
                 }
                 Ok((code, body)) => {
@@ -270,13 +306,17 @@ fn dashboards_and_rules_on_a_real_prometheus() {
     }
     assert!(
         pending.is_empty(),
-        "{} of {} queries returned no data within 90 s: {:?}\nlast: {last_err}",
+        "{} of {} queries returned no data or mixed the two instances within 90 s: {:?}\nlast: {last_err}",
         pending.len(),
         queries.len(),
         pending
     );
+    stop(&mut daemon_b);
+    stop(&mut daemon_a);
+}
 
-    // SIGTERM: a clean stop that restores the device.
+/// SIGTERM: a clean stop that restores the device.
+fn stop(daemon: &mut Kill) {
     unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
     let t = Instant::now();
     let status = loop {
@@ -302,4 +342,53 @@ fn dashboards_and_rules_on_a_real_prometheus() {
         err.contains("writeback limit restored") && err.contains("stopped"),
         "{err}"
     );
+}
+
+/// What a query's series must show of the two instances.
+#[derive(Clone, Debug)]
+enum Want {
+    /// Only this instance (where the labels are kept).
+    Only(String),
+    /// Exactly these instances, every series with `job` and `instance`.
+    Each(BTreeSet<String>),
+}
+
+/// Starts `zramctl daemon --fake` on a free port; (process, address).
+fn start_daemon(dir: &Path, name: &str) -> (Kill, String) {
+    let daddr = format!("127.0.0.1:{}", free_port());
+    let cfg = dir.join(format!("zramctl-{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[daemon]\ninterval_secs = 0.5\nmetrics_listen = \"{daddr}\"\n[policy]\nperiod_secs = 1\nmin_interval_secs = 1\nidle_age_initial_secs = 600\n[[device]]\nname = \"zram0\"\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Command::new(env!("CARGO_BIN_EXE_zramctl"))
+        .args(["daemon", "--fake", "--config"])
+        .arg(&cfg)
+        .env_remove("NOTIFY_SOCKET")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (Kill(daemon), daddr)
+}
+
+/// Waits (30 s at most) for a page that shows pages written back.
+fn wait_for_writeback(daddr: &str) -> String {
+    let t0 = Instant::now();
+    loop {
+        match get(daddr, "/metrics") {
+            Ok((200, b))
+                if b.contains("zramctl_writeback_pages_total{device=\"zram0\"} ")
+                    && !b.contains("zramctl_writeback_pages_total{device=\"zram0\"} 0\n") =>
+            {
+                return b;
+            }
+            _ if t0.elapsed() > Duration::from_secs(30) => {
+                panic!("daemon on {daddr} did not serve metrics with writeback in 30 s")
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }

@@ -1,12 +1,15 @@
 //! `cargo xtask bench` (`all`): the RAM tier, writeback by batch size, the
-//! seed's experiment, eBPF cost and the daemon's footprint in one VM run;
+//! seed's experiment in one VM run (the daemon's footprint is measured on
+//! the host, `cargo xtask bench footprint`, and shown here from its last run);
 //! a Markdown report with SVG plots in docs/bench/.
 
 use std::{fmt::Write as _, fs, path::Path};
 
 use anyhow::{Result, bail};
 
-use super::{BenchArgs, footprint, plot, ram_report, ram_script, run_in_vm_with, seed, writeback};
+use super::{
+    BenchArgs, footprint, foreground, plot, ram_report, ram_script, run_in_vm_with, seed, writeback,
+};
 use crate::util::{progress, repo_root};
 
 /// Parts in the order they run: (name, script).
@@ -15,7 +18,6 @@ fn parts(args: &BenchArgs) -> Vec<(&'static str, String)> {
         ("ram", ram_script(args)),
         ("writeback", writeback::script(args)),
         ("seed", seed::script(args)),
-        ("footprint", footprint::script()),
     ]
 }
 
@@ -40,25 +42,19 @@ fn script(parts: &[(&str, String)]) -> Result<String> {
     Ok(s)
 }
 
-/// `cargo xtask bench seed` / `footprint`: one part in its own VM run.
+/// `cargo xtask bench seed`: one part in its own VM run.
 pub fn single(args: &BenchArgs) -> Result<()> {
     let name = args.what.as_str();
     let results = repo_root().join("target/bench").join(name);
     if !args.report_only {
-        let body = match name {
-            "seed" => seed::script(args),
-            _ => footprint::script(),
-        };
+        let body = seed::script(args);
         run_in_vm_with(
             name,
             &format!("bash -c {}", shell_quote(&body)),
             seed::disk_mib(args),
         )?;
     }
-    let md = match name {
-        "seed" => seed::report(args, &results)?.markdown,
-        _ => footprint::markdown(&footprint::parse(&results)?),
-    };
+    let md = seed::report(args, &results)?.markdown;
     println!("{md}");
     Ok(())
 }
@@ -73,7 +69,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if !args.report_only {
         let wb_rows = writeback::rows().len();
         progress(&format!(
-            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB + fio), seed ({} runs x {} rows, 3 x {} MiB), footprint (2 x {}s); about 15 min under TCG",
+            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB + fio), seed ({} runs x {} rows, 3 x {} MiB); about 15 min under TCG",
             args.rounds,
             args.runtime,
             args.rounds,
@@ -84,8 +80,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
                 166
             } else {
                 args.seed_mib
-            },
-            footprint::SECS
+            }
         ));
         let s = script(&parts(args))?;
         // A failed part is reported below; the run itself goes on.
@@ -122,7 +117,10 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
     let ram = ram_report(args, &results.join("ram")).ok();
     let wb = writeback::report_rates(args, &results.join("writeback")).ok();
     let seed = seed::report(args, &results.join("seed")).ok();
-    let fp = footprint::parse(&results.join("footprint")).ok();
+    // `cargo xtask bench foreground`'s last run, if any.
+    let fg = foreground::parse(&repo_root().join("target/bench/foreground")).ok();
+    // The host's footprint run (`cargo xtask bench footprint`), if any.
+    let fp = footprint::load(&repo_root().join("target/bench/footprint")).ok();
 
     // The headline table.
     let mut t = String::from(
@@ -209,30 +207,28 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             );
         }
     }
-    if let Some(levels) = &fp
-        && let Some(l) = levels.iter().find(|l| l.rate > 0)
+    if let Some(cells) = &fp
+        && let Some(c) = cells
+            .iter()
+            .filter(|c| c.rate > 0)
+            .max_by_key(|c| c.size_mib)
     {
         let _ = writeln!(
             t,
-            "| daemon CPU at {:.0} slot accesses/s | {:.2} % of a core | - | - | target ≤ 1 % at 50k/s | - |",
-            l.accesses_per_sec, l.cpu_percent
+            "| daemon CPU at {:.0} slot accesses/s, {} MiB disk, {} (host) | {:.2} % of a core | - | - | target ≤ 1 % | {} |",
+            c.fio_iops,
+            c.size_mib,
+            c.config,
+            c.cpu_percent,
+            fmt_ratio(Some(c.cpu_percent), Some(1.0))
         );
         let _ = writeln!(
             t,
-            "| daemon RSS (VmRSS / VmHWM) | {:.1} / {:.1} MiB | - | - | target ≤ 20 MiB | {} |",
-            l.rss_kib as f64 / 1024.0,
-            l.hwm_kib as f64 / 1024.0,
-            fmt_ratio(Some(l.hwm_kib as f64 / 1024.0), Some(20.0))
+            "| daemon RSS (VmRSS / VmHWM), same | {:.1} / {:.1} MiB | - | - | target ≤ 16 MiB | {} |",
+            c.rss_kib as f64 / 1024.0,
+            c.hwm_kib as f64 / 1024.0,
+            fmt_ratio(Some(c.rss_kib as f64 / 1024.0), Some(16.0))
         );
-        for (n, c, _) in &l.costs {
-            if n.contains("slot_access") {
-                let _ = writeln!(
-                    t,
-                    "| eBPF `{n}` cost per event | {c:.0} ns | - | - | target ≤ 150 ns | {} |",
-                    fmt_ratio(Some(*c), Some(150.0))
-                );
-            }
-        }
     }
 
     // Plots.
@@ -325,17 +321,19 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
         "The seed's experiment",
         seed.as_ref().map(|s| s.markdown.clone()),
     );
-    let separate = results.join("footprint/SEPARATE-RUN");
     section(
         &mut md,
-        "eBPF cost and daemon footprint",
-        fp.as_ref().map(|l| {
-            let note = if separate.exists() {
-                "(Measured in a separate VM run, `cargo xtask bench footprint`: it compares nothing across parts.)\n\n"
-            } else {
-                ""
-            };
-            format!("{note}{}", footprint::markdown(l))
+        "Foreground protection (what adaptive batching is for)",
+        fg.as_ref().map(|(rows, t)| foreground::markdown(rows, *t)),
+    );
+    section(
+        &mut md,
+        "Daemon footprint and eBPF cost (host)",
+        fp.as_ref().map(|c| {
+            format!(
+                "(Measured on the host by `cargo xtask bench footprint`, not in this VM run.)\n\n{}",
+                footprint::markdown(c)
+            )
         }),
     );
     let _ = writeln!(

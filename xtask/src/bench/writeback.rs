@@ -381,6 +381,10 @@ mod tests {
             report_only: false,
             seed_mib: 48,
             seed_runs: 4,
+            footprint_secs: 30,
+            footprint_sizes: Vec::new(),
+            footprint_bin: None,
+            footprint_out: "footprint".into(),
         };
         let s = script(&args);
         assert_eq!(s.matches("\nrow zram-b1 zram0 1 - ").count(), 2);

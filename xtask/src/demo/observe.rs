@@ -79,10 +79,10 @@ pub(super) fn metric(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<
     })
 }
 
-/// Touched slots idle for at least `secs` (from the cumulative
-/// `zramctl_slot_age_slots`), and all touched slots.
+/// Touched slots idle for at least `secs` (the `zramctl_slot_age_slots`
+/// buckets whose lower bound is at least `secs`), and all touched slots.
 pub(super) fn idle_slots(page: &str, secs: f64) -> Option<(f64, f64)> {
-    let mut below = 0.0;
+    let mut idle = 0.0;
     let mut all = None;
     for l in page
         .lines()
@@ -90,18 +90,19 @@ pub(super) fn idle_slots(page: &str, secs: f64) -> Option<(f64, f64)> {
     {
         let (series, value) = l.rsplit_once(' ')?;
         let v: f64 = value.parse().ok()?;
-        let le = series
-            .split("age_lt_seconds=\"")
+        let ge: f64 = series
+            .split("age_ge_seconds=\"")
             .nth(1)?
             .split('"')
-            .next()?;
-        if le == "+Inf" {
-            all = Some(v);
-        } else if le.parse::<f64>().ok()? <= secs {
-            below = v;
+            .next()?
+            .parse()
+            .ok()?;
+        if ge >= secs {
+            idle += v;
         }
+        *all.get_or_insert(0.0) += v;
     }
-    all.map(|a| (a - below, a))
+    all.map(|a| (idle, a))
 }
 
 /// One observation of the device and the daemon.

@@ -18,13 +18,13 @@ fn pages_are_deterministic_and_mixed() {
 
 #[test]
 fn idle_slots_from_cumulative_ages() {
-    let page = "zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"4\"} 10\n\
-                zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"8\"} 30\n\
-                zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"16\"} 90\n\
-                zramctl_slot_age_slots{device=\"rzram0\",age_lt_seconds=\"+Inf\"} 100\n";
+    let page = "zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"2\",age_lt_seconds=\"4\"} 10\n\
+                zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"4\",age_lt_seconds=\"8\"} 20\n\
+                zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"8\",age_lt_seconds=\"16\"} 60\n\
+                zramctl_slot_age_slots{device=\"rzram0\",age_ge_seconds=\"16\",age_lt_seconds=\"+Inf\"} 10\n";
     assert_eq!(idle_slots(page, 8.0), Some((70.0, 100.0)));
     assert_eq!(
         metric(page, "zramctl_slot_age_slots", &[("age_lt_seconds", "8")]),
-        Some(30.0)
+        Some(20.0)
     );
 }

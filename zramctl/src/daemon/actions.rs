@@ -3,12 +3,14 @@
 //! recompression, and the limit put back at shutdown. All device writes of
 //! the daemon are here.
 
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
 use tracing::{debug, info, warn};
 
-use super::{
-    sources::ProbeView,
-    state::{DevState, Stats},
-};
+use super::state::{DevState, Stats};
 use crate::{
     ops,
     policy::{Outcome, Plan, RoundError, cold},
@@ -126,7 +128,7 @@ pub(super) fn run_plan(
     plan: &Plan,
     limit: u64,
     before: &Stats,
-    view: Option<&ProbeView>,
+    cancel: &AtomicBool,
 ) -> Outcome {
     let dev = d.dev.clone();
     let name = d.cfg.name.clone();
@@ -150,21 +152,9 @@ pub(super) fn run_plan(
     if let Err(e) = ops::writeback::set_limit(&dev, limit) {
         return fail(e);
     }
+    let mut done = Vec::new();
     let result: Result<(), sysfs::Error> = match plan {
-        Plan::Pages(ranges) => {
-            let mut r = Ok(());
-            for chunk in cold::chunk_for_sysfs(ranges) {
-                let modes: Vec<WritebackMode> = chunk
-                    .iter()
-                    .map(|&(first, last)| WritebackMode::Pages { first, last })
-                    .collect();
-                r = dev.writeback(&modes);
-                if r.is_err() {
-                    break;
-                }
-            }
-            r
-        }
+        Plan::Pages(ranges) => write_back_chunked(&dev, &name, ranges, cancel, &mut done),
         Plan::IdleAge(secs) => match dev.mark_idle(IdleMode::Age(*secs)) {
             Err(e) if e.errno() == Some(libc::EINVAL) => {
                 info!(device = %name, "kernel has no per-slot access times: switching to idle-all marking");
@@ -208,21 +198,7 @@ pub(super) fn run_plan(
     if let Err(e) = dev.set_writeback_limit(0) {
         warn!(device = %name, "closing the writeback limit failed: {e}");
     }
-    if let (Plan::Pages(ranges), Some(v)) = (plan, view)
-        && let Some(slots) = v
-            .devices
-            .iter()
-            .find(|p| p.name == name && p.backing_of.is_none())
-            .and_then(|p| p.slots.as_ref())
-    {
-        for &(a, b) in ranges {
-            for i in a..=b {
-                if let Some(s) = slots.get(i as usize) {
-                    d.written_back.insert(i, s.last_time);
-                }
-            }
-        }
-    }
+    d.written_back.mark(&done);
     match result {
         Ok(()) => Outcome {
             written_pages: written,
@@ -234,6 +210,61 @@ pub(super) fn run_plan(
             o
         }
     }
+}
+
+/// Pages a writeback chunk starts with, and at most.
+const CHUNK_FIRST: u64 = 8;
+const CHUNK_MAX: u64 = 4096;
+
+/// Writes back `ranges` in chunks (one or a few sysfs writes each) sized so
+/// that one takes about 0.1-0.4 s on this backing device: the chunk doubles
+/// after a fast one and halves after a slow one. Between chunks it checks
+/// `cancel` (shutdown), so a round on a slow device ends within about one
+/// chunk. The ranges written go into `done`.
+fn write_back_chunked(
+    dev: &sysfs::Device,
+    name: &str,
+    ranges: &[(u64, u64)],
+    cancel: &AtomicBool,
+    done: &mut Vec<(u64, u64)>,
+) -> Result<(), sysfs::Error> {
+    let mut queue: std::collections::VecDeque<(u64, u64)> = ranges.iter().copied().collect();
+    let mut chunk = CHUNK_FIRST;
+    while !queue.is_empty() {
+        if cancel.load(Ordering::Relaxed) {
+            info!(device = %name, pages_left = cold::pages_in(&queue.iter().copied().collect::<Vec<_>>()), "writeback round stopped early: shutting down");
+            break;
+        }
+        let mut piece = Vec::new();
+        let mut n = 0;
+        while n < chunk {
+            let Some((a, b)) = queue.pop_front() else {
+                break;
+            };
+            let take = (b - a + 1).min(chunk - n);
+            piece.push((a, a + take - 1));
+            n += take;
+            if a + take - 1 < b {
+                queue.push_front((a + take, b));
+            }
+        }
+        let t = Instant::now();
+        for sub in cold::chunk_for_sysfs(&piece) {
+            let modes: Vec<WritebackMode> = sub
+                .iter()
+                .map(|&(first, last)| WritebackMode::Pages { first, last })
+                .collect();
+            dev.writeback(&modes)?;
+        }
+        done.extend(piece);
+        let took = t.elapsed();
+        if took < Duration::from_millis(100) {
+            chunk = (chunk * 2).min(CHUNK_MAX);
+        } else if took > Duration::from_millis(400) {
+            chunk = (chunk / 2).max(1);
+        }
+    }
+    Ok(())
 }
 
 /// Sets the batch size the policy wants, if the kernel has one and it

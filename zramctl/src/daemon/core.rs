@@ -6,6 +6,8 @@
 //! and the pressure source are injected, so tests drive it on
 //! [`crate::sysfs::fake`].
 
+use std::sync::{Arc, atomic::AtomicBool};
+
 use super::{
     actions::restore_limit,
     config::Config,
@@ -29,6 +31,10 @@ pub struct DaemonCore {
     pub(super) steps: u64,
     /// A device was reset or set up anew since the probes were attached.
     pub(super) reattach: bool,
+    /// Set to stop a running writeback round after its current chunk.
+    pub(super) cancel: Arc<AtomicBool>,
+    /// PSI memory some avg10 at the last step (system-wide).
+    pub(super) last_psi: Option<f64>,
 }
 
 impl DaemonCore {
@@ -64,7 +70,15 @@ impl DaemonCore {
             reloads_failed: 0,
             steps: 0,
             reattach: false,
+            cancel: Arc::default(),
+            last_psi: None,
         })
+    }
+
+    /// Set it to end a running writeback round after its current chunk
+    /// (shutdown); the round closes the writeback limit as usual.
+    pub fn cancel_handle(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
     }
 
     pub fn config(&self) -> &Config {

@@ -43,10 +43,11 @@ impl DaemonCore {
             &[("result", "error")],
             self.reloads_failed as f64,
         );
-        let (up, flavour, reason) = match &self.probe_status {
-            ProbeStatus::Up(f) => (1.0, f.as_str(), ""),
-            ProbeStatus::Off(r) => (0.0, "none", r.as_str()),
-            ProbeStatus::Failed(r) => (0.0, "failed", r.as_str()),
+        // Why the probes are down is in the log, not in a label.
+        let (up, flavour) = match &self.probe_status {
+            ProbeStatus::Up(f) => (1.0, f.as_str()),
+            ProbeStatus::Off(_) => (0.0, "none"),
+            ProbeStatus::Failed(_) => (0.0, "failed"),
         };
         e.gauge(
             "zramctl_probe_up",
@@ -56,8 +57,8 @@ impl DaemonCore {
         );
         e.gauge(
             "zramctl_probe_info",
-            "eBPF probe flavour and, when down, why (always 1).",
-            &[("flavour", flavour), ("reason", reason)],
+            "eBPF probe flavour: tp_btf, raw_tp, fake, none or failed (always 1).",
+            &[("flavour", flavour)],
             1.0,
         );
         e.counter(
@@ -80,43 +81,66 @@ impl DaemonCore {
                 v.lat_unmatched as f64,
             );
             for pd in &v.devices {
-                let role = if pd.backing_of.is_some() {
-                    "backing"
-                } else {
-                    "zram"
-                };
-                let of = pd.backing_of.as_deref().unwrap_or(&pd.name);
-                if let Some(lat) = &pd.latency {
+                // The backing device's completion latency, labelled with
+                // the zram device it backs (the daemon watches no other).
+                if let (Some(of), Some(lat)) = (&pd.backing_of, &pd.latency) {
                     for (o, h) in lat.iter().enumerate().take(op::COUNT) {
-                        let buckets: Vec<(Option<f64>, u64)> = h
-                            .buckets
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &n)| (lat_bucket_bounds(i).1.map(|hi| hi as f64 / 1e9), n))
-                            .collect();
+                        // Every second log2 bucket: 128 us to 8.6 s, and +Inf.
+                        let mut buckets: Vec<(Option<f64>, u64)> = Vec::new();
+                        for (i, &n) in h.buckets.iter().enumerate() {
+                            let hi = lat_bucket_bounds(i).1;
+                            let keep = hi.is_some_and(|hi| {
+                                let k = hi.trailing_zeros();
+                                (17..=33).contains(&k) && k % 2 == 1
+                            });
+                            match buckets.last_mut() {
+                                Some((None, c)) => *c += n,
+                                _ => buckets.push((None, n)),
+                            }
+                            if keep {
+                                let last = buckets.last_mut().expect("pushed");
+                                last.0 = hi.map(|hi| hi as f64 / 1e9);
+                            }
+                        }
                         e.histogram(
-                            "zramctl_io_latency_seconds",
-                            "Completion latency of zram bios and backing-device requests, by operation, since the probes attached.",
-                            &[("device", &pd.name), ("role", role), ("zram", of), ("op", op::NAMES[o])],
+                            "zramctl_backing_latency_seconds",
+                            "Completion latency of the backing device's requests, by operation, since the probes attached.",
+                            &[("device", of), ("op", op::NAMES[o])],
                             &buckets,
                             h.sum_ns as f64 / 1e9,
                         );
                     }
                 }
-                if let Some(slots) = &pd.slots {
-                    let h = SlotAgeHistogram::from_slots(slots, v.now_ns);
-                    let mut cum = 0u64;
+                // Slot ages now, from one pass over the slot array in place
+                // (at scrape time; steps never read the slots unless a
+                // round is due).
+                let ages = match (&pd.slots, &self.probes) {
+                    (Some(_), Some(p)) => {
+                        // On the probes' clock of the last step.
+                        let now = v.now_ns;
+                        let mut h = SlotAgeHistogram::empty();
+                        match p.scan_slots(&pd.name, &mut |_, s| h.add(&s, now)) {
+                            Ok(true) => Some(h),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(h) = ages {
+                    // One series per age bucket, not cumulative: a sum
+                    // over the buckets is the touched slots.
                     for (i, &n) in h.buckets.iter().enumerate() {
-                        cum += n;
-                        let le = match age_bucket_bounds(i).1 {
-                            Some(hi) => hi.to_string(),
-                            None => "+Inf".into(),
-                        };
+                        let (lo, hi) = age_bucket_bounds(i);
+                        let hi = hi.map_or_else(|| "+Inf".to_owned(), |hi| hi.to_string());
                         e.gauge(
                             "zramctl_slot_age_slots",
-                            "Slots last accessed less than age_lt_seconds ago (cumulative, touched slots only).",
-                            &[("device", &pd.name), ("age_lt_seconds", &le)],
-                            cum as f64,
+                            "Touched slots last accessed at least age_ge_seconds and less than age_lt_seconds ago.",
+                            &[
+                                ("device", &pd.name),
+                                ("age_ge_seconds", &lo.to_string()),
+                                ("age_lt_seconds", &hi),
+                            ],
+                            n as f64,
                         );
                     }
                     e.gauge(
@@ -129,14 +153,23 @@ impl DaemonCore {
             }
         } else {
             e.declare(
-                "zramctl_io_latency_seconds",
-                "Completion latency of zram bios and backing-device requests, by operation, since the probes attached.",
+                "zramctl_backing_latency_seconds",
+                "Completion latency of the backing device's requests, by operation, since the probes attached.",
                 Kind::Histogram,
+            );
+        }
+        if let Some(ps) = self.last_psi {
+            e.gauge(
+                "zramctl_memory_pressure_some_ratio",
+                "PSI memory some avg10 of the system, as a ratio.",
+                &[],
+                ps / 100.0,
             );
         }
         for d in &self.devices {
             device_metrics(&mut e, d);
         }
+        super::process::expose(&mut e);
         e.render()
     }
 }
@@ -333,12 +366,6 @@ fn device_metrics(e: &mut Exposition, d: &DevState) {
         l,
         d.wb_pages_total as f64,
     );
-    e.counter(
-        "zramctl_writeback_bytes_total",
-        "Bytes the daemon wrote back.",
-        l,
-        (d.wb_pages_total * page_size()) as f64,
-    );
     for (i, kind) in ["io", "other"].into_iter().enumerate() {
         e.counter(
             "zramctl_writeback_errors_total",
@@ -404,10 +431,10 @@ fn device_metrics(e: &mut Exposition, d: &DevState) {
         p.budget().available_bytes() as f64,
     );
     e.gauge(
-        "zramctl_budget_per_day_bytes",
-        "Writeback budget refill rate, bytes per day.",
+        "zramctl_budget_rate_bytes_per_second",
+        "Writeback budget refill rate.",
         l,
-        p.budget().bytes_per_day() as f64,
+        p.budget().bytes_per_day() as f64 / 86_400.0,
     );
     e.gauge(
         "zramctl_budget_burst_bytes",
@@ -445,14 +472,6 @@ fn device_metrics(e: &mut Exposition, d: &DevState) {
             "mem_used/mem_limit, or orig_data/disksize without a limit.",
             l,
             u,
-        );
-    }
-    if let Some(ps) = d.last_pressure {
-        e.gauge(
-            "zramctl_memory_pressure_some_ratio",
-            "PSI memory some avg10, as a ratio.",
-            l,
-            ps / 100.0,
         );
     }
     if let Some(t) = d.last_round_unix {

@@ -32,6 +32,8 @@ pub struct FakeProbeState {
     pub now_ns: u64,
     pub attached_ns: u64,
     pub devices: Vec<ProbeDevice>,
+    /// Per-slot state of the zram devices, by name.
+    pub slot_states: Vec<(String, Vec<SlotState>)>,
     /// The next read fails with this.
     pub fail: Option<String>,
     /// `--fake`: advance on every read (real clock, synthetic traffic).
@@ -45,19 +47,24 @@ impl FakeProbes {
     pub fn new(zram: &[(&str, usize)], attached_ns: u64) -> Self {
         let mut devices = Vec::new();
         let t = (attached_ns >> SLOT_TIME_SHIFT) as u32;
+        let mut slot_states = Vec::new();
         for &(name, slots) in zram {
             devices.push(ProbeDevice {
                 name: name.into(),
                 backing_of: None,
-                slots: Some(vec![
+                slots: Some(slots as u32),
+                latency: Some(vec![LatencyHistogram::from(&LatHist::default()); op::COUNT]),
+            });
+            slot_states.push((
+                name.to_owned(),
+                vec![
                     SlotState {
                         last_time: t,
                         ..SlotState::default()
                     };
                     slots
-                ]),
-                latency: Some(vec![LatencyHistogram::from(&LatHist::default()); op::COUNT]),
-            });
+                ],
+            ));
             devices.push(ProbeDevice {
                 name: format!("{name}-backing"),
                 backing_of: Some(name.into()),
@@ -70,6 +77,7 @@ impl FakeProbes {
                 now_ns: attached_ns,
                 attached_ns,
                 devices,
+                slot_states,
                 ..FakeProbeState::default()
             })),
         }
@@ -82,12 +90,7 @@ impl FakeProbes {
     /// Marks slots `range` as accessed at `at_ns`.
     pub fn touch(&self, dev: &str, range: std::ops::Range<usize>, at_ns: u64) {
         self.with(|s| {
-            if let Some(slots) = s
-                .devices
-                .iter_mut()
-                .find(|d| d.name == dev)
-                .and_then(|d| d.slots.as_mut())
-            {
+            if let Some((_, slots)) = s.slot_states.iter_mut().find(|(n, _)| n == dev) {
                 for i in range {
                     if let Some(x) = slots.get_mut(i) {
                         x.last_time = (at_ns >> SLOT_TIME_SHIFT) as u32;
@@ -160,6 +163,18 @@ impl ProbeSource for FakeProbes {
                 lat_start_dropped: 0,
                 lat_unmatched: 0,
             })
+        })
+    }
+
+    fn scan_slots(&self, dev: &str, f: &mut dyn FnMut(u64, SlotState)) -> Result<bool> {
+        self.with(|s| match s.slot_states.iter().find(|(n, _)| n == dev) {
+            Some((_, slots)) => {
+                for (i, x) in slots.iter().enumerate() {
+                    f(i as u64, *x);
+                }
+                Ok(true)
+            }
+            None => Ok(false),
         })
     }
 }

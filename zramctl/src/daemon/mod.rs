@@ -18,6 +18,7 @@
 //! - [`config`]: the TOML configuration.
 
 mod actions;
+mod candidates;
 pub mod config;
 pub mod core;
 mod exposition;
@@ -25,6 +26,7 @@ pub mod fake;
 mod limit;
 pub mod metrics;
 pub mod notify;
+mod process;
 mod server;
 mod service;
 pub mod sources;

@@ -1,5 +1,5 @@
-//! The `/metrics` endpoint: a minimal HTTP/1.1 server of the last rendered
-//! page.
+//! The `/metrics` endpoint: a minimal HTTP/1.1 server; the page is
+//! rendered when scraped (see [`Page`]).
 
 use std::{
     sync::{Arc, Mutex},
@@ -12,9 +12,33 @@ use tokio::{
 };
 use tracing::warn;
 
-/// Serves `/metrics` from the last rendered page. Each connection is
-/// bounded: 8 KiB of request, 5 s to send it.
-pub(super) async fn serve(listener: TcpListener, page: Arc<Mutex<String>>) {
+use super::core::DaemonCore;
+
+/// What `/metrics` shows: rendered from the core at scrape time when no
+/// step holds it, else (a writeback round in progress) the page of the last
+/// scrape or step, so a scrape never waits for a round.
+pub(super) struct Page {
+    pub(super) core: Arc<Mutex<DaemonCore>>,
+    pub(super) last: Mutex<String>,
+}
+
+impl Page {
+    pub(super) fn render(&self) -> String {
+        match self.core.try_lock() {
+            Ok(core) => {
+                let p = core.metrics();
+                drop(core);
+                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = p.clone();
+                p
+            }
+            Err(_) => self.last.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+}
+
+/// Serves `/metrics` (see [`Page`]). Each connection is bounded: 8 KiB of
+/// request, 5 s to send it.
+pub(super) async fn serve(listener: TcpListener, page: Arc<Page>) {
     loop {
         let (mut sock, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -51,7 +75,7 @@ pub(super) async fn serve(listener: TcpListener, page: Arc<Mutex<String>>) {
                 ("GET" | "HEAD", "/metrics") => (
                     "200 OK",
                     "text/plain; version=0.0.4; charset=utf-8",
-                    page.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    page.render(),
                 ),
                 ("GET" | "HEAD", "/") => (
                     "200 OK",

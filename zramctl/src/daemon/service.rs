@@ -19,7 +19,7 @@ use super::{
     core::DaemonCore,
     fake::fake_setup,
     notify::{self, Notifier},
-    server::serve,
+    server::{Page, serve},
     sources::{ProbeSource, PsiFile, attach_probes},
 };
 use crate::{ops, platform::monotonic_ns, sysfs::Sysfs};
@@ -52,14 +52,24 @@ pub(super) async fn main_loop(
         Ok(p) => info!(flavour = p.flavour(), "eBPF probes attached"),
         Err(why) => warn!("eBPF probes not used, policy runs on sysfs only: {why}"),
     }
-    let mut core = DaemonCore::new(
+    let core = DaemonCore::new(
         sys.clone(),
         config.clone(),
         probes,
         Box::new(PsiFile(config.psi_path.clone())),
         monotonic_ns(),
     )?;
-    let page = Arc::new(Mutex::new(String::new()));
+    let cancel = core.cancel_handle();
+    // The core runs its steps on a blocking thread (a writeback round may
+    // take minutes on a slow backing device); this loop keeps serving the
+    // watchdog, the signals and /metrics meanwhile.
+    let core = Arc::new(Mutex::new(core));
+    let lock =
+        |c: &Arc<Mutex<DaemonCore>>| c.lock().unwrap_or_else(|e| e.into_inner()).status_line();
+    let page = Arc::new(Page {
+        core: core.clone(),
+        last: Mutex::new(String::new()),
+    });
     let listen = config.metrics_listen;
     if let Some(addr) = listen {
         let listener = TcpListener::bind(addr)
@@ -72,13 +82,30 @@ pub(super) async fn main_loop(
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(config.interval_secs));
+    let mut interval_secs = config.interval_secs;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(interval_secs));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let wd_every = notify::watchdog_interval().map(|d| d / 2);
     let mut wd = tokio::time::interval(wd_every.unwrap_or(Duration::from_secs(3600)));
-    core.step(monotonic_ns());
-    *page.lock().unwrap_or_else(|e| e.into_inner()) = core.metrics();
-    if let Err(e) = notify.ready(&core.status_line()) {
+    {
+        let c = core.clone();
+        tokio::task::spawn_blocking(move || {
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .step(monotonic_ns())
+        })
+        .await
+        .context("the first step")?;
+    }
+    page.render();
+    // The allocator keeps what loading the probes (BTF, the object) freed:
+    // give it back.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    if let Err(e) = notify.ready(&lock(&core)) {
         warn!("sd_notify READY failed: {e}");
     }
     info!(
@@ -86,67 +113,117 @@ pub(super) async fn main_loop(
         interval_secs = config.interval_secs,
         "ready"
     );
+    // The step running on the blocking thread, if any, and a configuration
+    // read by SIGHUP during it, applied when it is done.
+    let mut running: Option<tokio::task::JoinHandle<()>> = None;
+    let mut pending: Option<Config> = None;
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                core.step(monotonic_ns());
-                if core.take_reattach() && core.config().probes != ProbeMode::Off {
+            _ = tick.tick(), if running.is_none() => {
+                let c = core.clone();
+                running = Some(tokio::task::spawn_blocking(move || {
+                    c.lock().unwrap_or_else(|e| e.into_inner()).step(monotonic_ns());
+                }));
+            }
+            r = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
+                running = None;
+                if let Err(e) = r {
+                    error!("a daemon step failed: {e}");
+                }
+                let mut g = core.lock().unwrap_or_else(|e| e.into_inner());
+                if g.take_reattach() && g.config().probes != ProbeMode::Off {
                     // A device was reset or set up again: watch it as it is now.
-                    let c = core.config().clone();
+                    let c = g.config().clone();
                     let p = probe_factory(&sys, &c);
                     match &p {
                         Ok(p) => info!(flavour = p.flavour(), "eBPF probes attached again"),
                         Err(why) => warn!("eBPF probes not used until the devices change again: {why}"),
                     }
-                    core.set_probes(p);
+                    g.set_probes(p);
                 }
-                let _ = notify.status(&core.status_line());
+                if let Some(c) = pending.take() {
+                    apply_reload(&mut g, c, config_path, listen, &mut interval_secs, &mut tick, &sys, &probe_factory);
+                }
+                let _ = notify.status(&g.status_line());
             }
             _ = wd.tick(), if wd_every.is_some() => {
                 let _ = notify.watchdog();
             }
             _ = hup.recv() => {
                 let _ = notify.reloading();
+                info!("SIGHUP: reloading the configuration from {}", config_path.display());
                 match Config::load(config_path) {
                     Err(e) => {
-                        core.reloads_failed += 1;
+                        core.lock().unwrap_or_else(|e| e.into_inner()).reloads_failed += 1;
                         error!("reload refused, the running configuration stays: {e}");
                         let _ = notify.status(&format!("reload refused: {e}"));
                     }
+                    Ok(c) if running.is_some() => {
+                        info!("configuration valid: applied when the running step (a writeback round) ends");
+                        pending = Some(c);
+                    }
                     Ok(c) => {
-                        if c.metrics_listen != listen {
-                            warn!("daemon.metrics_listen changed: takes effect at the next restart");
-                        }
-                        if c.interval_secs != core.config().interval_secs {
-                            tick = tokio::time::interval(Duration::from_secs_f64(c.interval_secs));
-                            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        }
-                        let probes_before = core.config().probes;
-                        let new_probes = c.probes;
-                        match core.reload(c, monotonic_ns()) {
-                            Ok(changed) => {
-                                if changed || new_probes != probes_before {
-                                    let c2 = core.config().clone();
-                                    core.set_probes(probe_factory(&sys, &c2));
-                                }
-                                info!("configuration reloaded from {}", config_path.display());
-                            }
-                            Err(e) => error!("reload refused, the running configuration stays: {e:#}"),
-                        }
+                        let mut g = core.lock().unwrap_or_else(|e| e.into_inner());
+                        apply_reload(&mut g, c, config_path, listen, &mut interval_secs, &mut tick, &sys, &probe_factory);
                     }
                 }
-                let _ = notify.ready(&core.status_line());
+                if running.is_none() {
+                    let _ = notify.ready(&lock(&core));
+                }
             }
             _ = term.recv() => { info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { info!("SIGINT: stopping"); break; }
         }
-        *page.lock().unwrap_or_else(|e| e.into_inner()) = core.metrics();
     }
     let _ = notify.stopping();
-    core.shutdown();
-    drop(core); // detaches the probes
+    // A round in progress ends after its current chunk.
+    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(r) = running.take() {
+        let _ = r.await;
+    }
+    let mut g = core.lock().unwrap_or_else(|e| e.into_inner());
+    g.shutdown();
+    g.set_probes(Err(anyhow::anyhow!("stopping"))); // detaches the probes
+    drop(g);
     info!("stopped");
     Ok(())
+}
+
+/// Attaches probes for a configuration (real or `--fake` ones).
+type ProbeFactory<'a> = dyn Fn(&Sysfs, &Config) -> Result<Box<dyn ProbeSource>> + 'a;
+
+/// Adopts a configuration read on SIGHUP.
+#[allow(clippy::too_many_arguments)]
+fn apply_reload(
+    core: &mut DaemonCore,
+    c: Config,
+    config_path: &Path,
+    listen: Option<std::net::SocketAddr>,
+    interval_secs: &mut f64,
+    tick: &mut tokio::time::Interval,
+    sys: &Sysfs,
+    probe_factory: &ProbeFactory<'_>,
+) {
+    if c.metrics_listen != listen {
+        warn!("daemon.metrics_listen changed: takes effect at the next restart");
+    }
+    if c.interval_secs != *interval_secs {
+        *interval_secs = c.interval_secs;
+        *tick = tokio::time::interval(Duration::from_secs_f64(c.interval_secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    let probes_before = core.config().probes;
+    let new_probes = c.probes;
+    match core.reload(c, monotonic_ns()) {
+        Ok(changed) => {
+            if changed || new_probes != probes_before {
+                let c2 = core.config().clone();
+                core.set_probes(probe_factory(sys, &c2));
+            }
+            info!("configuration reloaded from {}", config_path.display());
+        }
+        Err(e) => error!("reload refused, the running configuration stays: {e:#}"),
+    }
 }
 
 /// The daemon's start: sets up every unused device whose configuration has

@@ -19,8 +19,9 @@ pub struct ProbeDevice {
     pub name: String,
     /// The zram device this one backs, for backing devices; `None` for zram.
     pub backing_of: Option<String>,
-    /// Per-slot state (zram devices with access tracking).
-    pub slots: Option<Vec<SlotState>>,
+    /// Slots tracked (zram devices with access tracking); their state is
+    /// read in place by [`ProbeSource::scan_slots`], never copied.
+    pub slots: Option<u32>,
     /// Latency histograms by operation class (`zramctl_common::op`).
     pub latency: Option<Vec<LatencyHistogram>>,
 }
@@ -38,10 +39,14 @@ pub struct ProbeView {
 }
 
 /// Where the daemon's eBPF data comes from.
-pub trait ProbeSource {
+pub trait ProbeSource: Send {
     /// `tp_btf`, `raw_tp`, `fake`.
     fn flavour(&self) -> &str;
+    /// Counters and latency histograms (no pass over the slots).
     fn read(&mut self) -> Result<ProbeView>;
+    /// Calls `f(slot index, state)` for every slot of zram device `dev`,
+    /// in place; `Ok(false)` when its slots are not tracked.
+    fn scan_slots(&self, dev: &str, f: &mut dyn FnMut(u64, SlotState)) -> Result<bool>;
 }
 
 /// Memory pressure: PSI `some avg10` in percent; `None` without PSI.
@@ -93,7 +98,7 @@ impl ProbeSource for RealProbes {
     }
 
     fn read(&mut self) -> Result<ProbeView> {
-        let snap = self.probes.snapshot()?;
+        let snap = self.probes.snapshot_counters()?;
         let devices = snap
             .devices
             .iter()
@@ -104,7 +109,7 @@ impl ProbeSource for RealProbes {
                     Role::Backing { of } => Some(of.clone()),
                     _ => None,
                 },
-                slots: (d.spec.slots > 0).then(|| self.probes.slots(i)),
+                slots: (d.spec.slots > 0).then_some(d.spec.slots),
                 latency: d.latency.clone(),
             })
             .collect();
@@ -115,6 +120,18 @@ impl ProbeSource for RealProbes {
             lat_start_dropped: snap.health.lat_start_dropped,
             lat_unmatched: snap.health.lat_unmatched,
         })
+    }
+
+    fn scan_slots(&self, dev: &str, f: &mut dyn FnMut(u64, SlotState)) -> Result<bool> {
+        let Some(i) = self
+            .probes
+            .devices()
+            .iter()
+            .position(|d| d.name == dev && d.slots > 0)
+        else {
+            return Ok(false);
+        };
+        Ok(self.probes.scan_slots(i, f)?)
     }
 }
 
@@ -131,7 +148,16 @@ pub(super) fn attach_probes(sys: &Sysfs, config: &Config) -> Result<Box<dyn Prob
         for note in &list.notes {
             tracing::warn!(device = %d.name, "eBPF probes: {note}");
         }
-        for (spec, role) in list.specs.into_iter().zip(list.roles) {
+        for (mut spec, role) in list.specs.into_iter().zip(list.roles) {
+            // The policy reads only the backing device's write latency: the
+            // zram devices' bio latency probes (most of the probes' cost per
+            // event) stay detached; `zramctl top` attaches what it shows.
+            if matches!(role, Role::Zram) {
+                spec.latency = None;
+                if spec.slots == 0 && !spec.rzram {
+                    continue;
+                }
+            }
             if !specs
                 .iter()
                 .any(|x| (x.major, x.minor) == (spec.major, spec.minor))

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::candidates::WrittenBack;
+
 use tracing::{info, warn};
 
 use super::{
@@ -42,7 +44,7 @@ pub(super) struct DevState {
     pub(super) actime: bool,
     /// slot -> its access time when we wrote it back (left out as candidate
     /// until it is touched again).
-    pub(super) written_back: HashMap<u64, u32>,
+    pub(super) written_back: WrittenBack,
     pub(super) last_bd_reads: Option<u64>,
     pub(super) last_backing_write_hist: Option<LatencyHistogram>,
     pub(super) wb_pages_total: u64,
@@ -52,7 +54,6 @@ pub(super) struct DevState {
     pub(super) read_errors_total: u64,
     pub(super) last_p99_ns: Option<f64>,
     pub(super) last_round_unix: Option<f64>,
-    pub(super) last_pressure: Option<f64>,
     pub(super) last_utilisation: Option<f64>,
     pub(super) last_now_ns: u64,
     pub(super) note: Option<String>,
@@ -106,7 +107,7 @@ impl DevState {
             stats: None,
             saved_limit: None,
             actime: true,
-            written_back: HashMap::new(),
+            written_back: WrittenBack::default(),
             last_bd_reads: None,
             last_backing_write_hist: None,
             wb_pages_total: 0,
@@ -116,7 +117,6 @@ impl DevState {
             read_errors_total: 0,
             last_p99_ns: None,
             last_round_unix: None,
-            last_pressure: None,
             last_utilisation: None,
             last_now_ns: now_ns,
             note: None,

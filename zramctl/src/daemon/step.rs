@@ -3,19 +3,22 @@
 //! decision to [`super::actions`]. Reads only; every device write of a step
 //! is in `actions`.
 
+use std::sync::atomic::AtomicBool;
+
 use tracing::{debug, info, warn};
-use zramctl_common::op;
+use zramctl_common::{SLOT_TIME_SHIFT, op};
 
 use super::{
     actions::{apply_batch_size, recompress_step, run_plan},
+    candidates::Candidates,
     core::DaemonCore,
     limit::remember_limit,
-    sources::ProbeView,
+    sources::{ProbeSource, ProbeView},
     state::{DevState, Identity, ProbeStatus, Stats, skip_name},
 };
 use crate::{
     platform::{page_size, unix_now},
-    policy::{ColdInput, Inputs, LatencyWindow, RoundError, Trigger, cold},
+    policy::{ColdInput, Inputs, LatencyWindow, RoundError, Trigger},
     sysfs::WritebackLimit,
 };
 
@@ -47,18 +50,79 @@ impl DaemonCore {
                 None
             }
         };
+        self.last_psi = psi;
         let view = self.probe_view.clone();
         for d in &mut self.devices {
-            if step_device(d, now_ns, psi, view.as_ref()) {
+            let cancel: &AtomicBool = &self.cancel;
+            if step_device(
+                d,
+                now_ns,
+                psi,
+                view.as_ref(),
+                self.probes.as_deref(),
+                cancel,
+            ) {
                 self.reattach = true;
             }
         }
     }
 }
 
+/// The writeback candidates of `d` from one pass over its `slots` slots
+/// in place: the `max_pages_per_round` oldest touched ones (enough for any
+/// round: the policy takes at most that many, the oldest first) and as many
+/// untouched ones, leaving out what this daemon wrote back and nothing
+/// touched since (see [`super::candidates::WrittenBack`]).
+fn scan_candidates(
+    d: &mut DevState,
+    probes: Option<&dyn ProbeSource>,
+    v: &ProbeView,
+    slots: u32,
+    stored: u64,
+) -> anyhow::Result<Vec<(u64, u64)>> {
+    let Some(p) = probes else {
+        return Ok(Vec::new());
+    };
+    let now_t = v.now_ns >> SLOT_TIME_SHIFT;
+    let attach_age = v.now_ns.saturating_sub(v.attached_ns) / 1_000_000_000;
+    let k = usize::try_from(d.cfg.policy.max_pages_per_round)
+        .unwrap_or(usize::MAX)
+        .min(slots as usize);
+    let mut c = Candidates::new(k);
+    let wb = &mut d.written_back;
+    wb.ensure(slots as usize);
+    p.scan_slots(&d.cfg.name, &mut |i, s| {
+        if wb.still_written_back(i, &s) {
+            return;
+        }
+        let age = if s.last_time == 0 {
+            attach_age
+        } else {
+            (now_t.saturating_sub(u64::from(s.last_time)) << SLOT_TIME_SHIFT) / 1_000_000_000
+        };
+        if s.reads == 0 && s.writes == 0 && s.discards == 0 {
+            c.untouched(i, age);
+            return;
+        }
+        if s.writes > s.discards || s.reads > 0 {
+            c.touched_with_data += 1;
+        }
+        c.touched(i, age);
+    })?;
+    wb.scanned_at(now_t as u32);
+    Ok(c.into_slots(stored))
+}
+
 /// One step of one device; true when its identity changed (see
 /// [`DaemonCore::take_reattach`]).
-fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&ProbeView>) -> bool {
+fn step_device(
+    d: &mut DevState,
+    now_ns: u64,
+    psi: Option<f64>,
+    view: Option<&ProbeView>,
+    probes: Option<&dyn ProbeSource>,
+    cancel: &AtomicBool,
+) -> bool {
     d.last_now_ns = now_ns;
     let stats = match d.read_stats() {
         Ok(s) => s,
@@ -89,15 +153,18 @@ fn step_device(d: &mut DevState, now_ns: u64, psi: Option<f64>, view: Option<&Pr
         d.last_bd_reads = None;
     }
     d.identity = Some(identity);
-    step_device_inner(d, now_ns, psi, view, stats, changed);
+    step_device_inner(d, now_ns, psi, view, probes, cancel, stats, changed);
     changed
 }
 
+#[allow(clippy::too_many_arguments)]
 fn step_device_inner(
     d: &mut DevState,
     now_ns: u64,
     psi: Option<f64>,
     view: Option<&ProbeView>,
+    probes: Option<&dyn ProbeSource>,
+    cancel: &AtomicBool,
     stats: Stats,
     changed: bool,
 ) {
@@ -154,7 +221,6 @@ fn step_device_inner(
         crate::platform::boottime_ns(),
         crate::platform::monotonic_ns(),
     );
-    d.last_pressure = psi;
     d.last_utilisation = utilisation;
     let mut latency = None;
     let mut cold_input = None;
@@ -179,25 +245,38 @@ fn step_device_inner(
                 });
             }
         }
-        if let Some(slots) = v
+        if let Some(n) = v
             .devices
             .iter()
             .find(|p| p.name == d.cfg.name && p.backing_of.is_none())
-            .and_then(|p| p.slots.as_ref())
+            .and_then(|p| p.slots)
         {
-            // orig_data_size counts written-back pages too (as upstream zram).
-            let stored = (stats.mm.orig_data_size / page_size())
-                .saturating_sub(stats.bd.map_or(0, |b| b.bd_count));
-            let clock = cold::SlotClock {
-                now_ns: v.now_ns,
-                attached_ns: v.attached_ns,
+            // The slots are read only when a round is due: one pass over
+            // them in place, keeping the oldest candidates.
+            let probe_inputs = Inputs {
+                psi_some_avg10: psi,
+                utilisation,
+                latency,
+                refaults: None,
+                bd_reads: bd_delta,
+                cold: ColdInput::Slots(Vec::new()),
             };
-            cold_input = Some(ColdInput::Slots(cold::candidates(
-                slots,
-                clock,
-                &mut d.written_back,
-                stored,
-            )));
+            cold_input = Some(ColdInput::Slots(
+                if d.policy.trigger(now_ns, &probe_inputs).is_ok() {
+                    // orig_data_size counts written-back pages too (as upstream zram).
+                    let stored = (stats.mm.orig_data_size / page_size())
+                        .saturating_sub(stats.bd.map_or(0, |b| b.bd_count));
+                    match scan_candidates(d, probes, v, n, stored) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            warn!(device = %d.cfg.name, "reading the slot array failed: {e:#}");
+                            Vec::new()
+                        }
+                    }
+                } else {
+                    Vec::new()
+                },
+            ));
         }
     }
     let cold_input = cold_input.unwrap_or(if d.actime {
@@ -223,7 +302,7 @@ fn step_device_inner(
         return;
     };
     let trigger = decision.run.ok();
-    let outcome = run_plan(d, &plan, decision.limit_pages, &stats, view);
+    let outcome = run_plan(d, &plan, decision.limit_pages, &stats, cancel);
     if let Some(err) = outcome.error {
         d.errors[usize::from(err == RoundError::Other)] += 1;
     }

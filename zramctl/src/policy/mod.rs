@@ -425,7 +425,9 @@ impl Policy {
         decision
     }
 
-    fn trigger(&self, now_ns: u64, inputs: &Inputs) -> Result<Trigger, Skip> {
+    /// Whether a round is due now (what [`Self::tick`] checks first; no
+    /// state changes), so a caller builds costly inputs only when it is.
+    pub fn trigger(&self, now_ns: u64, inputs: &Inputs) -> Result<Trigger, Skip> {
         if now_ns < self.backoff_until_ns {
             return Err(Skip::Backoff);
         }

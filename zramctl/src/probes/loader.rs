@@ -13,7 +13,7 @@ use super::{
     LatencyKind, NotAttached, PROBES_OBJECT, ProbeError, WatchSpec,
     btf::Btf,
     error::{classify, failed},
-    maps::SlotsMmap,
+    maps::SlotsArray,
     programs::{
         ACCESS_PROGS, BIO_LATENCY_PROGS, COST_FLOOR_PROG, ProgSpec, RQ_LATENCY_PROGS, RZRAM_PROGS,
         attach_one, kernel_offsets, rzram_loaded,
@@ -49,8 +49,8 @@ pub struct ProbeOptions {
 /// Access tracking and latency probes on a set of devices. Detaches when
 /// dropped.
 pub struct Probes {
-    // Field order is drop order: unmap before the maps go away.
-    pub(super) slots: Option<SlotsMmap>,
+    // Reads the SLOTS map of `ebpf` in place (its fd stays open with it).
+    pub(super) slots: Option<SlotsArray>,
     pub(super) ebpf: Ebpf,
     pub(super) devices: Vec<WatchSpec>,
     pub(super) table: WatchTable,
@@ -182,7 +182,7 @@ impl Probes {
                     ));
                 }
             };
-            Some(SlotsMmap::new(data, total_slots)?)
+            Some(SlotsArray::new(data, total_slots))
         } else {
             None
         };

@@ -2,7 +2,7 @@
 //! per-CPU counters and histograms, folded into typed [`Snapshot`]s, and
 //! the programs' run-time costs.
 
-use std::os::fd::{AsFd as _, AsRawFd as _};
+use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
 
 use aya::maps::{MapData, PerCpuArray};
 use serde::Serialize;
@@ -20,31 +20,56 @@ use super::{
 };
 use crate::platform::{monotonic_ns, page_size};
 
-/// The per-slot array, mapped read-only into our memory.
-pub(super) struct SlotsMmap {
-    ptr: *const SlotState,
+/// The per-slot array (`SLOTS`, a `BPF_F_MMAPABLE` BPF array), read in
+/// place: a scan maps one window of the array at a time (read-only,
+/// shared), reads its slots where the kernel writes them and unmaps it, so
+/// neither a copy of the array nor more than one window of it is ever in
+/// our memory. (The kernel maps every page of a BPF array mapping at
+/// `mmap` time: a mapping of the whole array would add its full size, 16
+/// bytes per slot or 64 MiB at 16 GiB of disk, to the resident set.)
+pub(super) struct SlotsArray {
+    /// The map's fd; owned by the loaded object, which outlives this.
+    fd: RawFd,
     len: usize,
-    map_len: usize,
 }
 
-impl SlotsMmap {
-    pub(super) fn new(data: &MapData, entries: u32) -> Result<Self, ProbeError> {
-        let len = entries as usize;
-        let page = page_size() as usize;
-        let map_len = (len * size_of::<SlotState>()).next_multiple_of(page);
-        let fd = data.fd().as_fd().as_raw_fd();
-        // SAFETY: mapping a BPF array map created with BPF_F_MMAPABLE: the
-        // kernel backs it with `map_len` bytes (value size times entries,
-        // page-rounded); a shared read-only mapping of a valid fd with no
-        // address hint has no other preconditions.
+/// Bytes mapped at once (64 Ki slots).
+const WINDOW_BYTES: usize = 1 << 20;
+
+/// One mapped window, unmapped on drop.
+struct Window {
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `SlotsArray::window` mapped, once.
+        unsafe { libc::munmap(self.ptr.cast_mut().cast(), self.len) };
+    }
+}
+
+impl SlotsArray {
+    pub(super) fn new(data: &MapData, entries: u32) -> Self {
+        SlotsArray {
+            fd: data.fd().as_fd().as_raw_fd(),
+            len: entries as usize,
+        }
+    }
+
+    fn window(&self, offset: usize, len: usize) -> Result<Window, ProbeError> {
+        // SAFETY: a shared read-only mapping of `len` bytes at the
+        // page-aligned `offset` of a BPF array map created with
+        // BPF_F_MMAPABLE; `offset + len` stays within the map's page-rounded
+        // size (the kernel checks it too and says EINVAL). No address hint.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                map_len,
+                len,
                 libc::PROT_READ,
                 libc::MAP_SHARED,
-                fd,
-                0,
+                self.fd,
+                offset as libc::off_t,
             )
         };
         if ptr == libc::MAP_FAILED {
@@ -53,30 +78,44 @@ impl SlotsMmap {
                 std::io::Error::last_os_error(),
             ));
         }
-        Ok(SlotsMmap {
+        Ok(Window {
             ptr: ptr.cast(),
             len,
-            map_len,
         })
     }
 
-    /// Copies slots `range` out of the shared mapping.
-    fn read(&self, first: usize, count: usize) -> Vec<SlotState> {
+    /// Calls `f(i, slot)` for slots `first..first + count`, `i` counted
+    /// from `first`, reading each slot once where the kernel keeps it.
+    pub(super) fn scan(
+        &self,
+        first: usize,
+        count: usize,
+        mut f: impl FnMut(u64, SlotState),
+    ) -> Result<(), ProbeError> {
+        const SZ: usize = size_of::<SlotState>();
+        let page = page_size() as usize;
         let end = (first + count).min(self.len);
-        (first.min(end)..end)
-            // SAFETY: `i < len` so the element lies inside the mapping, which
-            // lives as long as `self`; the kernel writes it concurrently, so
-            // read it volatile (aligned u64/u32 stores, no tearing on the
-            // fields themselves).
-            .map(|i| unsafe { std::ptr::read_volatile(self.ptr.add(i)) })
-            .collect()
-    }
-}
-
-impl Drop for SlotsMmap {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `new` mapped, once.
-        unsafe { libc::munmap(self.ptr.cast_mut().cast(), self.map_len) };
+        let map_bytes = (self.len * SZ).next_multiple_of(page);
+        let mut i = first;
+        while i < end {
+            let offset = i * SZ - (i * SZ) % page;
+            let len = WINDOW_BYTES.min(map_bytes - offset);
+            let w = self.window(offset, len)?;
+            let last = ((offset + len) / SZ).min(end);
+            while i < last {
+                // SAFETY: slot `i` lies wholly inside the window (`i * SZ +
+                // SZ <= offset + len`), which stays mapped while `w` lives;
+                // SZ divides the page size, so it is aligned. The kernel
+                // writes it concurrently: a volatile read (aligned u32
+                // stores, no field tears).
+                let s = unsafe {
+                    std::ptr::read_volatile(w.ptr.add(i * SZ - offset).cast::<SlotState>())
+                };
+                f((i - first) as u64, s);
+                i += 1;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -187,26 +226,57 @@ impl Probes {
     }
 
     /// Per-slot state of watched device `dev` (its index in [`Self::devices`]);
-    /// empty without access tracking.
+    /// empty without access tracking. A copy: [`Self::scan_slots`] reads
+    /// in place.
     pub fn slots(&self, dev: usize) -> Vec<SlotState> {
+        let mut v = Vec::new();
+        let _ = self.scan_slots(dev, |_, s| v.push(s));
+        v
+    }
+
+    /// Calls `f(slot index, state)` for every slot of watched device `dev`,
+    /// in place (one window of the array mapped at a time, nothing copied);
+    /// `Ok(false)` without access tracking for it.
+    pub fn scan_slots(
+        &self,
+        dev: usize,
+        f: impl FnMut(u64, SlotState),
+    ) -> Result<bool, ProbeError> {
         match (&self.slots, self.table.devs.get(dev)) {
-            (Some(m), Some(w)) if dev < self.devices.len() => {
-                m.read(w.slot_base as usize, w.slot_count as usize)
+            (Some(m), Some(w)) if dev < self.devices.len() && w.slot_count > 0 => {
+                m.scan(w.slot_base as usize, w.slot_count as usize, f)?;
+                Ok(true)
             }
-            _ => Vec::new(),
+            _ => Ok(false),
         }
+    }
+
+    /// [`Self::snapshot`] without the slot ages (which take a pass over
+    /// every slot): counters, latency histograms, rzram statistics.
+    pub fn snapshot_counters(&self) -> Result<Snapshot, ProbeError> {
+        self.snapshot_with(false)
     }
 
     /// Reads all maps.
     pub fn snapshot(&self) -> Result<Snapshot, ProbeError> {
+        self.snapshot_with(true)
+    }
+
+    fn snapshot_with(&self, slot_ages: bool) -> Result<Snapshot, ProbeError> {
         let mut devices = Vec::with_capacity(self.devices.len());
         for (i, spec) in self.devices.iter().enumerate() {
             let w = self.table.devs[i];
             let (access, slot_ages) = if w.flags & watch::ACCESS != 0 {
                 let counters: Vec<DevCounters> = self.per_cpu(map::DEV_COUNTERS, i as u32)?;
-                let slots = self.slots(i);
-                let ages = SlotAgeHistogram::from_slots(&slots, monotonic_ns());
-                (Some(AccessCounts::from_per_cpu(&counters)), Some(ages))
+                let ages = if slot_ages {
+                    let now = monotonic_ns();
+                    let mut h = SlotAgeHistogram::empty();
+                    self.scan_slots(i, |_, s| h.add(&s, now))?;
+                    Some(h)
+                } else {
+                    None
+                };
+                (Some(AccessCounts::from_per_cpu(&counters)), ages)
             } else {
                 (None, None)
             };

@@ -189,21 +189,33 @@ pub struct SlotAgeHistogram {
 impl SlotAgeHistogram {
     /// From per-slot states and the current CLOCK_MONOTONIC time in ns.
     pub fn from_slots(slots: &[SlotState], now_ns: u64) -> Self {
-        let now = now_ns >> SLOT_TIME_SHIFT;
-        let mut h = SlotAgeHistogram {
-            slots: slots.len() as u64,
-            untouched: 0,
-            buckets: vec![0; AGE_BUCKETS],
-        };
+        let mut h = Self::empty();
         for s in slots {
-            if s.last_time == 0 {
-                h.untouched += 1;
-            } else {
-                let age = now.saturating_sub(u64::from(s.last_time)) << SLOT_TIME_SHIFT;
-                h.buckets[age_bucket(age / 1_000_000_000)] += 1;
-            }
+            h.add(s, now_ns);
         }
         h
+    }
+
+    /// No slots yet (see [`Self::add`]).
+    pub fn empty() -> Self {
+        SlotAgeHistogram {
+            slots: 0,
+            untouched: 0,
+            buckets: vec![0; AGE_BUCKETS],
+        }
+    }
+
+    /// Counts one slot, at CLOCK_MONOTONIC `now_ns` (for one pass over the
+    /// slot array without a copy of it).
+    pub fn add(&mut self, s: &SlotState, now_ns: u64) {
+        self.slots += 1;
+        if s.last_time == 0 {
+            self.untouched += 1;
+        } else {
+            let now = now_ns >> SLOT_TIME_SHIFT;
+            let age = now.saturating_sub(u64::from(s.last_time)) << SLOT_TIME_SHIFT;
+            self.buckets[age_bucket(age / 1_000_000_000)] += 1;
+        }
     }
 
     pub fn touched(&self) -> u64 {
