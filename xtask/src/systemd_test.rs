@@ -248,7 +248,10 @@ check "zramctl-setup.service active" systemctl is-active -q zramctl-setup.servic
 check "zram0 set up by it (disksize 128M)" test "$(cat /sys/block/zram0/disksize)" = 134217728
 bdev=$(cat /sys/block/zram0/backing_dev)
 echo "zram0 backing_dev: $bdev"
-check "zram0's backing device is a loop device over the file" sh -c "losetup -a | grep -q zram0.img && test '${bdev#/dev/loop}' != '$bdev'"
+# The setup unit's mount namespace is gone once it has run, so the kernel
+# shows the node's path inside its detached devtmpfs mount (/loop0).
+case $bdev in /dev/*) bnode=$bdev ;; *) bnode=/dev/${bdev#/} ;; esac
+check "zram0's backing device ($bdev) is the loop device over the file" sh -c "losetup -a | grep zram0.img | grep -q '^$bnode:'"
 echo 1 > /sys/block/zram0/writeback_limit_enable
 echo 777 > /sys/block/zram0/writeback_limit
 stamp "setup"
@@ -279,6 +282,7 @@ done
 echo "bd_stat: $(cat /sys/block/zram0/bd_stat) after ${i}s"
 check "writeback happened (bd_writes $wb pages)" test "$wb" -gt 0
 check "the daemon counted it" sh -c 'curl -sf http://127.0.0.1:9466/metrics | grep "^zramctl_writeback_pages_total" | awk "{s+=\$2} END {exit !(s>0)}"'
+check "the daemon watches the backing device" sh -c '! journalctl -u zramctl.service | grep -q "not watching backing device"'
 stamp "writeback"
 
 # --- reload with a bad config --------------------------------------------------

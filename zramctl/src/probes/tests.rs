@@ -467,3 +467,24 @@ fn embedded_object_has_program_map_and_globals() {
         .collect();
     assert!(panics.is_empty(), "panic paths linked in: {panics:?}");
 }
+
+/// A `backing_dev` set up from a sandboxed unit reads `/loop0` once the unit's
+/// mount namespace is gone (its devtmpfs mount detached); the daemon must still
+/// find the device to watch its latency (seen under systemd: "not watching
+/// backing device /loop0").
+#[test]
+fn backing_dev_on_a_detached_dev_mount_is_found_under_dev() {
+    use std::path::Path;
+    if !Path::new("/dev/loop0").exists() || Path::new("/loop0").exists() {
+        eprintln!("skipped: needs /dev/loop0 and no /loop0");
+        return;
+    }
+    let via_dev = BlockDevInfo::from_path(Path::new("/dev/loop0")).unwrap();
+    let detached = BlockDevInfo::from_path(Path::new("/loop0")).unwrap();
+    assert_eq!(
+        (detached.name, detached.major, detached.minor),
+        (via_dev.name, via_dev.major, via_dev.minor)
+    );
+    // Only one component is taken for such a path.
+    assert!(BlockDevInfo::from_path(Path::new("/no-such-dir/loop0")).is_err());
+}

@@ -57,9 +57,19 @@ impl BlockDevInfo {
     }
 
     /// Describes the block device at `path` (`/dev/loop0`), using the real `/sys`.
+    ///
+    /// zram's `backing_dev` is the path of the opened node as the kernel sees
+    /// it from the reader's root. When the opener's mount namespace is gone
+    /// (`zramctl-setup.service` runs in its own, as any sandboxed unit does)
+    /// the node's devtmpfs mount is detached and the kernel shows the path
+    /// inside it, `/loop0`: such a path is looked up under `/dev` too.
     pub fn from_path(path: &Path) -> Result<Self, ProbeError> {
         use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
         let meta = std::fs::metadata(path)
+            .or_else(|e| match detached_dev_path(path) {
+                Some(dev) if e.kind() == std::io::ErrorKind::NotFound => std::fs::metadata(dev),
+                _ => Err(e),
+            })
             .map_err(|e| ProbeError::Invalid(format!("{}: {e}", path.display())))?;
         if !meta.file_type().is_block_device() {
             return Err(ProbeError::Invalid(format!(
@@ -296,4 +306,11 @@ impl BlockDevInfo {
             rzram: false,
         }
     }
+}
+
+/// `/dev/NAME` for a backing_dev path `/NAME` shown for a node on a detached
+/// devtmpfs mount (see [`BlockDevInfo::from_path`]); `None` for other paths.
+fn detached_dev_path(path: &Path) -> Option<std::path::PathBuf> {
+    let rel = path.strip_prefix("/").ok()?;
+    (rel.components().count() == 1).then(|| Path::new("/dev").join(rel))
 }
