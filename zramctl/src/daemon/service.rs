@@ -117,6 +117,8 @@ pub(super) async fn main_loop(
     // read by SIGHUP during it, applied when it is done.
     let mut running: Option<tokio::task::JoinHandle<()>> = None;
     let mut pending: Option<Config> = None;
+    // Reloads refused while a round held the core, not yet counted.
+    let mut refused: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick(), if running.is_none() => {
@@ -131,6 +133,7 @@ pub(super) async fn main_loop(
                     error!("a daemon step failed: {e}");
                 }
                 let mut g = core.lock().unwrap_or_else(|e| e.into_inner());
+                g.reloads_failed += std::mem::take(&mut refused);
                 if g.take_reattach() && g.config().probes != ProbeMode::Off {
                     // A device was reset or set up again: watch it as it is now.
                     let c = g.config().clone();
@@ -143,8 +146,14 @@ pub(super) async fn main_loop(
                 }
                 if let Some(c) = pending.take() {
                     apply_reload(&mut g, c, config_path, listen, &mut interval_secs, &mut tick, &sys, &probe_factory);
+                    // SIGHUP sent RELOADING=1: systemd's reload job (and
+                    // `systemctl reload`) waits for this READY=1.
+                    if let Err(e) = notify.ready(&g.status_line()) {
+                        warn!("sd_notify READY failed: {e}");
+                    }
+                } else {
+                    let _ = notify.status(&g.status_line());
                 }
-                let _ = notify.status(&g.status_line());
             }
             _ = wd.tick(), if wd_every.is_some() => {
                 let _ = notify.watchdog();
@@ -152,22 +161,34 @@ pub(super) async fn main_loop(
             _ = hup.recv() => {
                 let _ = notify.reloading();
                 info!("SIGHUP: reloading the configuration from {}", config_path.display());
-                match Config::load(config_path) {
+                let refused_now = match Config::load(config_path) {
                     Err(e) => {
-                        core.lock().unwrap_or_else(|e| e.into_inner()).reloads_failed += 1;
+                        // Counted now, or when a running round lets go of
+                        // the core: the event loop never waits for a round.
+                        refused += 1;
+                        if running.is_none() {
+                            core.lock().unwrap_or_else(|e| e.into_inner()).reloads_failed += std::mem::take(&mut refused);
+                        }
                         error!("reload refused, the running configuration stays: {e}");
-                        let _ = notify.status(&format!("reload refused: {e}"));
+                        // READY=1 ends systemd's reload job (RELOADING=1 above).
+                        let _ = notify.ready(&format!("reload refused: {e}"));
+                        true
                     }
                     Ok(c) if running.is_some() => {
                         info!("configuration valid: applied when the running step (a writeback round) ends");
                         pending = Some(c);
+                        false
                     }
                     Ok(c) => {
                         let mut g = core.lock().unwrap_or_else(|e| e.into_inner());
                         apply_reload(&mut g, c, config_path, listen, &mut interval_secs, &mut tick, &sys, &probe_factory);
+                        false
                     }
-                }
-                if running.is_none() {
+                };
+                // RELOADING=1 was sent: READY=1 ends systemd's reload job;
+                // a configuration that waits for the running round sends it
+                // when it is applied (above), a refused one has sent it.
+                if running.is_none() && !refused_now {
                     let _ = notify.ready(&lock(&core));
                 }
             }
