@@ -145,10 +145,42 @@ fn accel() -> &'static str {
     }
 }
 
-/// Unmounts the overlay and removes the run directory.
+/// A throwaway overlay of the cached root for one run (`merged`, written to
+/// `upper`) and its `results` directory; unmounted and removed when dropped.
 struct RunDir {
     dir: PathBuf,
     merged: PathBuf,
+    results: PathBuf,
+}
+
+impl RunDir {
+    /// Makes `$ZRAMCTL_CACHE/systemd-run/NAME` afresh and mounts the overlay
+    /// of `root` on its `merged` (`what` names it in an error).
+    fn overlay(root: &std::path::Path, name: &str, what: &str) -> Result<Self> {
+        let dir = cache_dir().join("systemd-run").join(name);
+        let _ = fs::remove_dir_all(&dir);
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        let (merged, results) = (dir.join("merged"), dir.join("results"));
+        for d in [&upper, &work, &merged, &results] {
+            fs::create_dir_all(d)?;
+        }
+        let run_dir = RunDir {
+            dir,
+            merged,
+            results,
+        };
+        run(Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                root.display(),
+                upper.display(),
+                work.display()
+            ))
+            .arg(&run_dir.merged))
+        .with_context(|| format!("mounting the overlay of the {what}"))?;
+        Ok(run_dir)
+    }
 }
 
 impl Drop for RunDir {
@@ -336,32 +368,8 @@ fn vm_test(args: &SystemdTestArgs) -> Result<(u64, u64)> {
         out: None,
     })?;
     lintian(&debfile)?;
-    let base = cache_dir().join("systemd-run");
-    let dir = base.join(std::process::id().to_string());
-    let _ = fs::remove_dir_all(&dir);
-    let (upper, work, merged, results) = (
-        dir.join("upper"),
-        dir.join("work"),
-        dir.join("merged"),
-        dir.join("results"),
-    );
-    for d in [&upper, &work, &merged, &results] {
-        fs::create_dir_all(d)?;
-    }
-    run(Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o"])
-        .arg(format!(
-            "lowerdir={},upperdir={},workdir={}",
-            root.display(),
-            upper.display(),
-            work.display()
-        ))
-        .arg(&merged))
-    .context("mounting the overlay of the guest root")?;
-    let guard = RunDir {
-        dir: dir.clone(),
-        merged: merged.clone(),
-    };
+    let guard = RunDir::overlay(&root, &std::process::id().to_string(), "guest root")?;
+    let (merged, results) = (guard.merged.clone(), guard.results.clone());
     let m = |rel: &str| merged.join(rel);
     fs::copy(&debfile, m("root/zramctl.deb"))?;
     fs::write(m("root/zramctl.toml"), GUEST_CONFIG)?;
@@ -386,7 +394,7 @@ fn vm_test(args: &SystemdTestArgs) -> Result<(u64, u64)> {
     for unit in ["serial-getty@ttyS0.service", "getty@tty1.service"] {
         let _ = std::os::unix::fs::symlink("/dev/null", m(&format!("etc/systemd/system/{unit}")));
     }
-    let disk = dir.join("backing.img");
+    let disk = guard.dir.join("backing.img");
     fs::File::create(&disk)?.set_len(256 << 20)?;
 
     let accel = accel();
@@ -574,16 +582,14 @@ WantedBy=multi-user.target
 /// Undoes the container run: overlay, the test's zram device, nspawn's
 /// tmpfs.
 struct NspawnRun {
-    dir: PathBuf,
-    merged: PathBuf,
     dev: Option<u32>,
     run_tmpfs: bool,
+    /// Dropped after the fields above are undone.
+    _run_dir: RunDir,
 }
 
 impl Drop for NspawnRun {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.merged).status();
-        let _ = fs::remove_dir_all(&self.dir);
         if let Some(n) = self.dev {
             let _ = fs::write(format!("/sys/block/zram{n}/reset"), "1");
             let _ = fs::write("/sys/class/zram-control/hot_remove", n.to_string());
@@ -616,19 +622,12 @@ fn nspawn_test(args: &SystemdTestArgs) -> Result<(u64, u64)> {
         out: None,
     })?;
     lintian(&debfile)?;
-    let dir = cache_dir()
-        .join("systemd-run")
-        .join(format!("nspawn-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    let (upper, work, merged, results) = (
-        dir.join("upper"),
-        dir.join("work"),
-        dir.join("merged"),
-        dir.join("results"),
-    );
-    for d in [&upper, &work, &merged, &results] {
-        fs::create_dir_all(d)?;
-    }
+    let run_dir = RunDir::overlay(
+        &root,
+        &format!("nspawn-{}", std::process::id()),
+        "container root",
+    )?;
+    let (merged, results) = (run_dir.merged.clone(), run_dir.results.clone());
     // nspawn cleans its propagation directory with a check that it is on
     // tmpfs; without systemd on the host /run may not be one.
     let run_tmpfs = !Command::new("mountpoint")
@@ -640,21 +639,10 @@ fn nspawn_test(args: &SystemdTestArgs) -> Result<(u64, u64)> {
         run(Command::new("mount").args(["-t", "tmpfs", "zramctl-nspawn", "/run/systemd/nspawn"]))?;
     }
     let mut guard = NspawnRun {
-        dir: dir.clone(),
-        merged: merged.clone(),
         dev: None,
         run_tmpfs,
+        _run_dir: run_dir,
     };
-    run(Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o"])
-        .arg(format!(
-            "lowerdir={},upperdir={},workdir={}",
-            root.display(),
-            upper.display(),
-            work.display()
-        ))
-        .arg(&merged))
-    .context("mounting the overlay of the container root")?;
     let n: u32 = fs::read_to_string("/sys/class/zram-control/hot_add")?
         .trim()
         .parse()
