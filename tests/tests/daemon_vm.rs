@@ -437,10 +437,20 @@ name = "{DEV}"
         "swapload failed: {stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // One more step so /metrics shows the final counters.
-    std::thread::sleep(Duration::from_millis(1500));
-    let m = rig.daemon().scrape();
-    let (bd_count, bd_reads, bd_writes) = bd_stat(DEV);
+    // /metrics shows a round's pages when the round ends (a scrape during
+    // one gets the page of the last): scrape until a scrape lies between two
+    // equal bd_stat reads and counts them, for up to 20 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (m, (bd_count, bd_reads, bd_writes)) = loop {
+        let before = bd_stat(DEV);
+        let m = rig.daemon().scrape();
+        let after = bd_stat(DEV);
+        let counted = m.get("zramctl_writeback_pages_total", &[("device", DEV)]);
+        if (before == after && counted >= Some(after.2 as f64)) || Instant::now() > deadline {
+            break (m, after);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let written = bd_writes * PAGE as u64;
     let allowed = BURST as f64 + RATE as f64 * elapsed;

@@ -192,6 +192,11 @@ impl DaemonCore {
     /// Whether a device changed identity (reset, set up again with another
     /// size or backing device) since the last call: the probes watch it by
     /// its old size and backing device and should be attached again.
+    /// Writeback rounds run so far, all devices and triggers.
+    pub fn rounds_total(&self) -> u64 {
+        self.devices.iter().flat_map(|d| d.rounds.values()).sum()
+    }
+
     pub fn take_reattach(&mut self) -> bool {
         std::mem::take(&mut self.reattach)
     }

@@ -2,7 +2,10 @@
 //! rendered when scraped (see [`Page`]).
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -16,21 +19,44 @@ use super::core::DaemonCore;
 
 /// What `/metrics` shows: rendered from the core at scrape time when no
 /// step holds it, else (a writeback round in progress) the page of the last
-/// scrape or step, so a scrape never waits for a round.
+/// scrape or of the last step that ran a round, so a scrape never waits for
+/// a round and never shows counts older than the last round.
 pub(super) struct Page {
     pub(super) core: Arc<Mutex<DaemonCore>>,
     pub(super) last: Mutex<String>,
+    /// [`DaemonCore::rounds_total`] when `last` was rendered.
+    rounds_seen: AtomicU64,
 }
 
 impl Page {
+    pub(super) fn new(core: Arc<Mutex<DaemonCore>>) -> Self {
+        Self {
+            core,
+            last: Mutex::new(String::new()),
+            rounds_seen: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn store(&self, core: &DaemonCore) -> String {
+        let p = core.metrics();
+        self.rounds_seen
+            .store(core.rounds_total(), Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = p.clone();
+        p
+    }
+
+    /// Called with the core after each step: a step that ran a round held
+    /// the core for its length, so scrapes meanwhile were served `last`;
+    /// renders the page again so the next ones show the round.
+    pub(super) fn after_step(&self, core: &DaemonCore) {
+        if core.rounds_total() != self.rounds_seen.load(Ordering::Relaxed) {
+            self.store(core);
+        }
+    }
+
     pub(super) fn render(&self) -> String {
         match self.core.try_lock() {
-            Ok(core) => {
-                let p = core.metrics();
-                drop(core);
-                *self.last.lock().unwrap_or_else(|e| e.into_inner()) = p.clone();
-                p
-            }
+            Ok(core) => self.store(&core),
             Err(_) => self.last.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }

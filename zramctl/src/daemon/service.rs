@@ -66,10 +66,7 @@ pub(super) async fn main_loop(
     let core = Arc::new(Mutex::new(core));
     let lock =
         |c: &Arc<Mutex<DaemonCore>>| c.lock().unwrap_or_else(|e| e.into_inner()).status_line();
-    let page = Arc::new(Page {
-        core: core.clone(),
-        last: Mutex::new(String::new()),
-    });
+    let page = Arc::new(Page::new(core.clone()));
     let listen = config.metrics_listen;
     if let Some(addr) = listen {
         let listener = TcpListener::bind(addr)
@@ -133,6 +130,7 @@ pub(super) async fn main_loop(
                     error!("a daemon step failed: {e}");
                 }
                 let mut g = core.lock().unwrap_or_else(|e| e.into_inner());
+                page.after_step(&g);
                 g.reloads_failed += std::mem::take(&mut refused);
                 if g.take_reattach() && g.config().probes != ProbeMode::Off {
                     // A device was reset or set up again: watch it as it is now.

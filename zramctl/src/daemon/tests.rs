@@ -577,3 +577,31 @@ fn a_cancelled_round_stops_before_its_next_chunk_and_closes_the_limit() {
     );
     assert_eq!(z.with("zram0", |d| d.bd_writes), 0);
 }
+
+/// A scrape while a step holds the core is served the last page; that page
+/// is rendered again after each step that ran a round. Before, it was the
+/// page of the last scrape that found the core free: with 1 s steps and
+/// rounds of a second or more, `/metrics` showed the first step's zeros for
+/// a whole run (daemon_vm's budget test saw 0 pages vs bd_writes 3491).
+#[test]
+fn metrics_scraped_during_a_step_show_the_last_round() {
+    use std::sync::{Arc, Mutex};
+    let z = fake(true);
+    let p = probes();
+    let core = Arc::new(Mutex::new(core(&z, Ok(Box::new(p.clone())))));
+    let page = super::server::Page::new(core.clone());
+    let pages = |text: &str| metric(text, "zramctl_writeback_pages_total{device=\"zram0\"}");
+    assert_eq!(pages(&page.render()), 0.0);
+    for k in 0..=1u64 {
+        let t = T0 + k * 60 * S;
+        at(&p, t);
+        p.touch("zram0", 0..100, t);
+        let mut g = core.lock().unwrap();
+        g.step(t);
+        // Scraped while the step holds the core.
+        assert_eq!(pages(&page.render()), 0.0, "the page before the round");
+        page.after_step(&g);
+    }
+    let _held = core.lock().unwrap();
+    assert_eq!(pages(&page.render()), 300.0, "the page of the round");
+}
