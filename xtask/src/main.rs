@@ -254,7 +254,7 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
 }
 
 /// Integration test targets of `tests/` that run inside the VM.
-const VM_TEST_TARGETS: [&str; 7] = [
+const VM_TEST_TARGETS: [&str; 8] = [
     "vm",
     "rzram",
     "writeback",
@@ -262,6 +262,7 @@ const VM_TEST_TARGETS: [&str; 7] = [
     "daemon_vm",
     "backing",
     "reliability",
+    "hardening",
 ];
 
 /// Targets run once more with an environment: upstream zram's VM tests,

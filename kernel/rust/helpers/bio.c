@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/bio.h>
+#include <linux/workqueue.h>
 
 __rust_helper enum req_op rust_helper_bio_op(const struct bio *bio)
 {
@@ -23,4 +24,9 @@ __rust_helper void rust_helper_bio_advance_iter_single(const struct bio *bio,
 __rust_helper void rust_helper_bio_inc_remaining(struct bio *bio)
 {
 	bio_inc_remaining(bio);
+}
+
+__rust_helper void rust_helper_destroy_work_on_stack(struct work_struct *work)
+{
+	destroy_work_on_stack(work);
 }

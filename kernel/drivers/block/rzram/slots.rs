@@ -39,6 +39,9 @@ pub(crate) mod flag {
     pub(crate) const SIZE_MASK: u32 = (1 << 16) - 1;
 }
 
+// An object of up to a page must fit below the flags.
+const _: () = assert!(crate::base::PAGE <= flag::SIZE_MASK as usize);
+
 /// The bit of `Slot::lock` that is the lock.
 const LOCK_BIT: i32 = 0;
 
@@ -114,13 +117,21 @@ impl SlotGuard<'_> {
         self.slot.ac_time.store(0, Relaxed);
     }
 
+    /// Sets the access time (tests: an access long ago).
+    #[cfg(CONFIG_BLK_DEV_RZRAM_KUNIT_TEST)]
+    pub(crate) fn store_ac_time(&self, t: u32) {
+        self.slot.ac_time.store(t, Relaxed);
+    }
+
     pub(crate) fn ac_time(&self) -> u32 {
         self.slot.ac_time.load(Relaxed)
     }
 
-    /// Records an access: clears IDLE, updates the access time.
+    /// Records an access, as upstream's `mark_slot_accessed`: clears IDLE
+    /// and PP (a page read while its writeback is in flight is hot: it stays
+    /// in RAM and its block is released), updates the access time.
     pub(crate) fn touch(&self, now: u32) {
-        self.clear(flag::IDLE);
+        self.clear(flag::IDLE | flag::PP);
         self.slot.ac_time.store(now, Relaxed);
     }
 }
@@ -209,9 +220,11 @@ mod tests {
         assert!(s.test(flag::HUGE));
         assert!(!s.test(flag::SAME));
         assert_eq!(s.ac_time(), 7);
-        s.set(flag::IDLE);
+        s.set(flag::IDLE | flag::PP);
         s.touch(9);
+        // An access ends both idleness and a pending writeback.
         assert!(!s.test(flag::IDLE));
+        assert!(!s.test(flag::PP));
         assert_eq!(s.ac_time(), 9);
         // Flags do not disturb the size bits.
         assert_eq!(s.size(), 100);

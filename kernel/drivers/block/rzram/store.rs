@@ -3,42 +3,24 @@
 //! The RAM tier: pages compressed into zsmalloc, one slot per page.
 
 use crate::{
+    backing::Backing,
+    base::{now_secs, PAGE},
+    comp::{Algorithms, Codec, MAX_COMPS},
     slots::{flag, SlotGuard, SlotTable},
     trace::{self, Access},
-    writeback::Backing,
 };
 use kernel::{
     alloc::flags,
     bindings,
-    lz4::{self, Lz4},
     mm::zsmalloc::{ZsHandle, ZsPool},
     new_mutex,
     page::Page,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
     },
-    zstd,
 };
-
-pub(crate) const PAGE: usize = bindings::PAGE_SIZE;
-
-/// Compression algorithms rzram offers, as `comp_algorithm` lists them; the
-/// first is the default.
-pub(crate) const ALGORITHMS: &[&str] = &["lz4", "zstd"];
-
-/// Seconds since boot, for slot access times.
-pub(crate) fn now_secs() -> u32 {
-    // SAFETY: ktime_get_boot_fast_ns has no preconditions.
-    (unsafe { bindings::ktime_get_boot_fast_ns() } / 1_000_000_000) as u32
-}
-
-/// Nanoseconds on a monotonic clock, for latencies; safe in any context.
-pub(crate) fn now_ns() -> u64 {
-    // SAFETY: ktime_get_mono_fast_ns has no preconditions.
-    unsafe { bindings::ktime_get_mono_fast_ns() }
-}
 
 /// Counters behind `mm_stat`, `io_stat` and `debug_stat`.
 pub(crate) struct Stats {
@@ -81,63 +63,6 @@ fn inc(a: &Atomic<u64>, by: u64) {
     a.fetch_add(by, Relaxed);
 }
 
-/// The state of one compression algorithm.
-enum Codec {
-    Lz4(Lz4),
-    Zstd {
-        c: zstd::Compressor,
-        d: zstd::Decompressor,
-    },
-}
-
-impl Codec {
-    /// The codec of `ALGORITHMS[algorithm]`.
-    fn new(algorithm: usize) -> Result<Self> {
-        match ALGORITHMS.get(algorithm) {
-            Some(&"lz4") => Ok(Self::Lz4(Lz4::new()?)),
-            Some(&"zstd") => Ok(Self::Zstd {
-                c: zstd::Compressor::new(zstd::default_level(), PAGE)?,
-                d: zstd::Decompressor::new()?,
-            }),
-            _ => Err(EINVAL),
-        }
-    }
-
-    fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
-        match self {
-            Self::Lz4(l) => l.compress(src, dst),
-            Self::Zstd { c, .. } => c.compress(src, dst),
-        }
-    }
-
-    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result {
-        match self {
-            Self::Lz4(_) => lz4::decompress(src, dst),
-            Self::Zstd { d, .. } => d.decompress(src, dst),
-        }
-    }
-}
-
-/// Compression priorities: 0 is the primary algorithm, 1 to 3 the
-/// `recomp_algorithm` ones (upstream's `ZRAM_MAX_COMPS`).
-pub(crate) const MAX_COMPS: usize = 4;
-
-/// The algorithms of a store by priority, as indexes into `ALGORITHMS`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Algorithms(pub(crate) [Option<usize>; MAX_COMPS]);
-
-impl Algorithms {
-    /// Only a primary algorithm.
-    pub(crate) fn primary(algorithm: usize) -> Self {
-        Self([Some(algorithm), None, None, None])
-    }
-
-    /// The highest priority with an algorithm.
-    fn highest(&self) -> usize {
-        self.0.iter().rposition(Option::is_some).unwrap_or(0)
-    }
-}
-
 /// What `recompress` selects (upstream's `RECOMPRESS_IDLE`/`_HUGE`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub(crate) struct RecompressMode {
@@ -145,8 +70,9 @@ pub(crate) struct RecompressMode {
     pub(crate) huge: bool,
 }
 
-/// A compression workspace: each priority's algorithm state and a bounce
-/// buffer.
+/// A compression workspace: each priority's algorithm state and two pages:
+/// `buf[..PAGE]` for compressed data (and zsmalloc's bounce),
+/// `buf[PAGE..]` for a page copied in from, or out to, a bio.
 struct Workspace {
     codecs: KVec<Option<Codec>>,
     buf: KVec<u8>,
@@ -256,9 +182,34 @@ impl Store {
 
     /// Stores one whole page at `index`.
     pub(crate) fn write_page(&self, index: usize, page: &[u8]) -> Result {
+        let guard = self.workspace().lock();
+        self.write_locked(index, guard, Some(page))
+    }
+
+    /// Stores one whole page at `index`, which `fill` copies into a page of
+    /// the workspace (so that the compressor never reads memory someone
+    /// else may change, such as an O_DIRECT user page).
+    pub(crate) fn write_from(&self, index: usize, fill: impl FnOnce(&mut [u8])) -> Result {
+        let mut guard = self.workspace().lock();
+        fill(&mut guard.buf[PAGE..]);
+        self.write_locked(index, guard, None)
+    }
+
+    /// Stores `page` (or, for `None`, the workspace's second page) at `index`.
+    fn write_locked(
+        &self,
+        index: usize,
+        mut guard: MutexGuard<'_, Workspace>,
+        page: Option<&[u8]>,
+    ) -> Result {
         trace::slot_access(self.dev, index, Access::Write);
         let now = now_secs();
+        let ws = &mut *guard;
+        let (out, input) = ws.buf.split_at_mut(PAGE);
+        let page: &[u8] = page.unwrap_or(input);
         if let Some(word) = same_filled(page) {
+            // Lock order: a slot lock is never taken with a workspace held.
+            drop(guard);
             let s = self.slots.lock(index);
             self.free_slot(&s);
             s.store(word, 0, flag::SAME, now);
@@ -266,13 +217,11 @@ impl Store {
             inc(&self.stats.pages_stored, 1);
             return Ok(());
         }
-        let mut guard = self.workspace().lock();
-        let ws = &mut *guard;
         let Some(codec) = ws.codecs[0].as_mut() else {
             return Err(EINVAL);
         };
-        let (data, huge): (&[u8], bool) = match codec.compress(page, &mut ws.buf[..PAGE]) {
-            Some(n) if n < self.huge_class_size => (&ws.buf[..n], false),
+        let (data, huge): (&[u8], bool) = match codec.compress(page, out) {
+            Some(n) if n < self.huge_class_size => (&out[..n], false),
             _ => (page, true),
         };
         let len = data.len();
@@ -310,6 +259,30 @@ impl Store {
         Ok(())
     }
 
+    /// Reads one whole page at `index` and hands it to `sink` from a page
+    /// of the workspace (so that the decompressor never writes memory
+    /// someone else may read, such as an O_DIRECT user page), or, for a
+    /// page that was written back, returns its block on the backing device,
+    /// unread.
+    pub(crate) fn read_page_to(
+        &self,
+        index: usize,
+        sink: impl FnOnce(&[u8]),
+    ) -> Result<Option<u64>> {
+        trace::slot_access(self.dev, index, Access::Read);
+        let s = self.slots.lock(index);
+        s.touch(now_secs());
+        if s.test(flag::WB) {
+            return Ok(Some(s.handle()));
+        }
+        let mut guard = self.workspace().lock();
+        let ws = &mut *guard;
+        let (local, out) = ws.buf.split_at_mut(PAGE);
+        self.read_locked_into(&s, &mut ws.codecs[..], local, out)?;
+        sink(out);
+        Ok(None)
+    }
+
     /// Reads one whole page at `index` into `out`, or, for a page that was
     /// written back, returns its block on the backing device, unread.
     pub(crate) fn read_page(&self, index: usize, out: &mut [u8]) -> Result<Option<u64>> {
@@ -337,14 +310,13 @@ impl Store {
 
     /// Decompresses the page of a locked slot in RAM into `page`.
     pub(crate) fn read_ram_page(&self, s: &SlotGuard<'_>, page: &Page) -> Result {
-        // SAFETY: `page` is ours; kmap_local_page maps it for this context.
-        let base = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u8>();
-        // SAFETY: a mapped page is PAGE bytes, and only we access it.
-        let out = unsafe { core::slice::from_raw_parts_mut(base, PAGE) };
-        let r = self.read_locked(s, out);
-        // SAFETY: `base` was returned by kmap_local_page above.
-        unsafe { bindings::kunmap_local(base.cast()) };
-        r
+        let mut guard = self.workspace().lock();
+        let ws = &mut *guard;
+        let (local, out) = ws.buf.split_at_mut(PAGE);
+        self.read_locked_into(s, &mut ws.codecs[..], local, out)?;
+        // SAFETY: `out` is a page of the workspace, valid for PAGE bytes;
+        // `page` is ours and PAGE bytes long.
+        unsafe { page.write_raw(out.as_ptr(), 0, PAGE) }
     }
 
     /// Records that the page of a locked slot is now at `block` on the
@@ -363,27 +335,43 @@ impl Store {
 
     /// Reads the page of a locked slot held in RAM into `out`.
     fn read_locked(&self, s: &SlotGuard<'_>, out: &mut [u8]) -> Result {
-        if s.test(flag::SAME) {
-            let word = s.handle().to_ne_bytes();
-            for chunk in out.chunks_exact_mut(8) {
-                chunk.copy_from_slice(&word);
-            }
-            return Ok(());
+        if s.test(flag::SAME) || s.handle() == 0 {
+            return Self::fill_same(s, out);
         }
-        if s.handle() == 0 {
-            out.fill(0);
-            return Ok(());
+        let mut guard = self.workspace().lock();
+        let Workspace { codecs, buf } = &mut *guard;
+        let (local, _) = buf.split_at_mut(PAGE);
+        self.read_locked_into(s, &mut codecs[..], local, out)
+    }
+
+    /// The page of a same-filled (or empty) slot.
+    fn fill_same(s: &SlotGuard<'_>, out: &mut [u8]) -> Result {
+        let word = if s.test(flag::SAME) { s.handle() } else { 0 };
+        for chunk in out.chunks_exact_mut(8) {
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        Ok(())
+    }
+
+    /// Reads the page of a locked slot held in RAM into `out`, with a
+    /// workspace's codecs and bounce page `local`.
+    fn read_locked_into(
+        &self,
+        s: &SlotGuard<'_>,
+        codecs: &mut [Option<Codec>],
+        local: &mut [u8],
+        out: &mut [u8],
+    ) -> Result {
+        if s.test(flag::SAME) || s.handle() == 0 {
+            return Self::fill_same(s, out);
         }
         let size = s.size();
         // SAFETY: the handle is live while we hold the slot lock.
         let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
-        let mut ws = self.workspace().lock();
-        let Workspace { codecs, buf } = &mut *ws;
         let codec = codecs
             .get_mut(s.prio())
             .and_then(Option::as_mut)
             .ok_or(EIO)?;
-        let (local, _) = buf.split_at_mut(PAGE);
         // SAFETY: `h` is a live object of `size` bytes, not written while we
         // hold the slot lock; `local` is a page, enough for any object.
         unsafe {
@@ -520,9 +508,14 @@ impl Store {
     pub(crate) fn mark_idle(&self, cutoff: Option<u32>) {
         for i in 0..self.slots.len() {
             let s = self.slots.lock(i);
-            let candidate = s.allocated() && !s.test(flag::WB | flag::SAME);
-            if candidate && cutoff.is_none_or(|c| s.ac_time() < c) {
+            if !s.allocated() || s.test(flag::WB | flag::SAME) {
+                continue;
+            }
+            // As upstream: accessed since the cutoff is no longer idle.
+            if cutoff.is_none_or(|c| s.ac_time() < c) {
                 s.set(flag::IDLE);
+            } else {
+                s.clear(flag::IDLE);
             }
         }
     }
@@ -562,6 +555,8 @@ impl Drop for Store {
 #[kunit_tests(rzram_store)]
 mod tests {
     use super::*;
+    use crate::comp::ALGORITHMS;
+    use kernel::lz4::{self, Lz4};
 
     fn text_page(seed: u8) -> KVec<u8> {
         let mut v = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -735,5 +730,60 @@ mod tests {
         // By age: a cutoff before every access marks nothing.
         store.mark_idle(Some(0));
         assert!(!store.slots.lock(0).test(flag::IDLE));
+    }
+
+    #[test]
+    fn a_read_ends_a_pending_writeback_and_idleness() {
+        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        assert!(store.write_page(0, &text_page(2)).is_ok());
+        assert!(store.write_page(1, &text_page(3)).is_ok());
+        store.mark_idle(None);
+        // Picked for writeback (PP), then read: upstream's
+        // mark_slot_accessed clears PP and IDLE, so the page stays in RAM.
+        store.slots.lock(0).set(flag::PP);
+        let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        out.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        let r = store.read_page_to(0, |p| out.copy_from_slice(p));
+        assert_eq!(r, Ok(None));
+        assert!(out[..] == text_page(2)[..]);
+        let s = store.slots.lock(0);
+        assert!(!s.test(flag::PP));
+        assert!(!s.test(flag::IDLE));
+        drop(s);
+        assert!(store.slots.lock(1).test(flag::IDLE));
+    }
+
+    #[test]
+    fn idle_marking_by_age_clears_newer_slots() {
+        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        assert!(store.write_page(0, &text_page(4)).is_ok());
+        assert!(store.write_page(1, &text_page(5)).is_ok());
+        store.mark_idle(None);
+        // Slot 1 was accessed after the cutoff, slot 0 long before.
+        store.slots.lock(0).store_ac_time(1);
+        let cutoff = store.slots.lock(1).ac_time();
+        store.mark_idle(Some(cutoff));
+        assert!(store.slots.lock(0).test(flag::IDLE));
+        assert!(!store.slots.lock(1).test(flag::IDLE));
+    }
+
+    #[test]
+    fn pages_copied_in_round_trip() {
+        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        let text = text_page(6);
+        let noise = noise_page(11);
+        assert!(store.write_from(0, |b| b.copy_from_slice(&text)).is_ok());
+        assert!(store.write_from(1, |b| b.copy_from_slice(&noise)).is_ok());
+        assert!(store.write_from(2, |b| b.fill(0x5a)).is_ok());
+        assert_eq!(store.stats.same_pages.load(Relaxed), 1);
+        assert_eq!(store.stats.huge_pages.load(Relaxed), 1);
+        let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        out.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        for (i, want) in [(0usize, &text), (1, &noise)] {
+            assert_eq!(store.read_page_to(i, |p| out.copy_from_slice(p)), Ok(None));
+            assert!(out[..] == want[..]);
+        }
+        assert_eq!(store.read_page_to(2, |p| out.copy_from_slice(p)), Ok(None));
+        assert!(out.iter().all(|b| *b == 0x5a));
     }
 }

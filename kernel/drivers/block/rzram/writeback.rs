@@ -1,49 +1,48 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Writeback: moving pages from RAM to the backing device, and reading them
-//! back.
+//! The writeback engine: moving pages from RAM to the backing device
+//! (upstream's `wb_ctl`/`wb_req`).
 //!
 //! The engine is asynchronous. A writeback request lives in the front
-//! padding of its bio (no allocation per page); up to `writeback_batch_size`
-//! bios are in flight; `submit_bio` never waits; the bio's end_io only queues
-//! it on a list and kicks a work item, which does the completion work (slot
-//! updates, block release, accounting) in process context, in parallel with
-//! the writer, who sleeps only when its window is full, until it is half
-//! empty. Consecutive backing blocks are allocated for consecutive requests
-//! and adjacent pages go into one multi-page bio (`writeback_bio_pages`).
+//! padding of its bio (no allocation per request), from a bio set made for
+//! one `writeback` write with a reserve of one window; up to
+//! `writeback_batch_size` bios are in flight; submitting never waits for a
+//! bio; the bio's end_io only puts it on the engine's list (under an IRQ
+//! lock, with no reference counting: the bio set, which holds the list,
+//! outlives every completion). The writer does the completion work (slot
+//! updates, block release, accounting) in process context between
+//! submissions and while it waits for room, so nothing of the engine runs
+//! once `writeback` returns. Consecutive backing blocks are allocated for
+//! consecutive requests and adjacent pages go into one multi-page bio
+//! (`writeback_bio_pages`).
 //!
 //! Slots picked for writeback carry `PP` (post-processing, as upstream's
-//! `ZRAM_PP_SLOT`). Freeing or rewriting a slot clears its flags, so a slot
-//! that changed while its page was in flight is detected at completion and
-//! its block released instead of being recorded.
+//! `ZRAM_PP_SLOT`). Freeing, rewriting or reading a slot clears it, so a
+//! slot that changed or was used while its page was in flight is detected
+//! at completion: it keeps its RAM copy and its block is released.
 
 use crate::{
+    backing::{Backing, SECTORS_PER_PAGE},
+    base::now_ns,
     slots::flag,
-    store::{now_ns, Store, PAGE},
-    trace, Zram,
+    store::Store,
+    trace,
 };
 use kernel::{
     alloc::{flags, VVec},
-    bindings,
-    bitmap::Bitmap,
     block::{
-        bdev::BdevFile,
-        bio::BioHold,
+        bio::BioOp,
         bio_set::{BioSet, EndIo, OwnedBio},
         plug::{with_plug, Plug},
-        SECTOR_SHIFT,
     },
-    error::to_result,
-    new_condvar, new_spinlock, new_spinlock_irq,
+    new_condvar, new_spinlock_irq,
     page::Page,
     prelude::*,
-    str::CStr,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, Completion, CondVar, SpinLock, SpinLockIrq,
+        CondVar, SpinLockIrq,
     },
     sysfs::CInput,
-    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
 /// The most pages one writeback bio carries.
@@ -51,406 +50,75 @@ pub(crate) const MAX_BIO_PAGES: usize = 32;
 /// Default `writeback_batch_size`, as upstream.
 pub(crate) const DEFAULT_BATCH: u32 = 32;
 
-const SECTORS_PER_PAGE: u64 = (PAGE >> SECTOR_SHIFT) as u64;
-
-/// The allocator of backing blocks (one page each): a bitmap searched
-/// next-fit, so that successive allocations are consecutive on the device.
-/// The words are vmalloc'ed (a large device has a large bitmap), as
-/// upstream's kvzalloc'ed one.
-pub(crate) struct Blocks {
-    words: VVec<usize>,
-    nbits: usize,
-    next: usize,
+/// The writeback settings of a device (sysfs). `limit` and `limit_enable`
+/// are changed only under the device's configuration lock, which a running
+/// writeback holds: a writeback sees them fixed, charges what it submits and
+/// refunds only what it charged.
+pub(crate) struct WbSettings {
+    /// `writeback_limit`, in 4K pages; charged at submit, refunded on failure.
+    pub(crate) limit: Atomic<u64>,
+    pub(crate) limit_enable: Atomic<bool>,
+    /// Writeback bios in flight at most.
+    pub(crate) batch_size: Atomic<u32>,
+    /// Pages merged into one writeback bio at most (rzram only).
+    pub(crate) bio_pages: Atomic<u32>,
 }
 
-impl Blocks {
-    /// An allocator of `n` blocks; `Bitmap` addresses at most `i32::MAX`
-    /// (8 TiB of 4K blocks), so a larger device uses that much of it.
-    pub(crate) fn new(n: usize) -> Result<Self> {
-        let nbits = n.min(i32::MAX as usize);
-        let len = nbits.div_ceil(usize::BITS as usize);
-        let mut words = VVec::with_capacity(len, GFP_KERNEL)?;
-        words.resize(len, 0, GFP_KERNEL)?;
-        Ok(Self {
-            words,
-            nbits,
-            next: 0,
-        })
-    }
-
-    fn map(&mut self) -> &mut Bitmap {
-        // SAFETY: `words` holds `nbits` bits (`new`), lives as long as the
-        // borrow of `self`, and `&mut self` makes the access exclusive.
-        unsafe { Bitmap::from_raw_mut(self.words.as_mut_ptr(), self.nbits) }
-    }
-
-    /// Allocates up to `max` consecutive free blocks; `None` when the device
-    /// is full.
-    pub(crate) fn alloc_run(&mut self, max: usize) -> Option<core::ops::Range<usize>> {
-        let (n, next) = (self.nbits, self.next);
-        let map = self.map();
-        let start = map.next_zero_bit(next).or_else(|| map.next_zero_bit(0))?;
-        let end = map.next_bit(start).unwrap_or(n).min(start + max.max(1));
-        for b in start..end {
-            map.set_bit(b);
-        }
-        self.next = if end >= n { 0 } else { end };
-        Some(start..end)
-    }
-
-    /// Frees one block.
-    pub(crate) fn release(&mut self, block: usize) {
-        if block < self.nbits {
-            self.map().clear_bit(block);
+impl WbSettings {
+    pub(crate) fn new() -> Self {
+        Self {
+            limit: Atomic::new(0),
+            limit_enable: Atomic::new(false),
+            batch_size: Atomic::new(DEFAULT_BATCH),
+            bio_pages: Atomic::new(MAX_BIO_PAGES as u32),
         }
     }
 }
 
-/// `bd_stat`, in pages.
-pub(crate) struct BdStats {
-    pub(crate) count: Atomic<u64>,
-    pub(crate) reads: Atomic<u64>,
-    pub(crate) writes: Atomic<u64>,
-}
-
-/// The backing device of an rzram disk.
-#[pin_data]
-pub(crate) struct Backing {
-    file: BdevFile,
-    /// As written to `backing_dev`, without the newline.
-    pub(crate) path: KVec<u8>,
-    #[pin]
-    blocks: SpinLock<Blocks>,
-    pub(crate) stats: BdStats,
-    #[pin]
-    wb_bios: BioSet<WbReq>,
-    #[pin]
-    rb_bios: BioSet<RbReq>,
-}
-
-impl Backing {
-    /// Opens `path` (exclusively) as a backing device.
-    pub(crate) fn open(path: &[u8]) -> Result<Arc<Self>> {
-        let mut cpath = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
-        cpath.extend_from_slice(path, GFP_KERNEL)?;
-        cpath.push(0, GFP_KERNEL)?;
-        let file = BdevFile::open(CStr::from_bytes_with_nul(&cpath).map_err(|_| EINVAL)?)?;
-        let nr = usize::try_from(file.nr_bytes() / PAGE as u64).map_err(|_| EINVAL)?;
-        // Refuse an empty device (which also keeps an uninitialised rzram
-        // from backing itself).
-        if nr == 0 {
-            return Err(EINVAL);
-        }
-        let blocks = Blocks::new(nr)?;
-        cpath.pop();
-        Arc::pin_init(
-            try_pin_init!(Self {
-                file,
-                path: cpath,
-                blocks <- new_spinlock!(blocks),
-                stats: BdStats {
-                    count: Atomic::new(0),
-                    reads: Atomic::new(0),
-                    writes: Atomic::new(0),
-                },
-                // Writeback allocates in process context; reads allocate in
-                // rzram's submit_bio, so they need the rescuer.
-                wb_bios <- BioSet::new(DEFAULT_BATCH, false),
-                rb_bios <- BioSet::new(DEFAULT_BATCH, true),
-            }? Error),
-            GFP_KERNEL,
-        )
-    }
-
-    fn alloc_run(&self, max: usize) -> Option<core::ops::Range<usize>> {
-        let run = self.blocks.lock().alloc_run(max)?;
-        self.stats.count.fetch_add(run.len() as u64, Relaxed);
-        Some(run)
-    }
-
-    /// Frees a block of a slot that no longer needs it. Never sleeps (swap
-    /// frees slots under its spinlock).
-    pub(crate) fn release(&self, block: u64) {
-        self.blocks.lock().release(block as usize);
-        self.stats.count.fetch_sub(1, Relaxed);
-    }
-
-    /// Reads block `block` into the page of `hold`'s bio at `page`,
-    /// asynchronously: `hold` ends when the read completes.
-    pub(crate) fn read_async(
-        self: &Arc<Self>,
-        dev: u32,
-        index: usize,
-        block: u64,
-        page: *mut bindings::page,
-        hold: BioHold,
-    ) -> Result {
-        self.stats.reads.fetch_add(1, Relaxed);
-        let req = RbReq {
-            parent: Some(hold),
-            _backing: Some(self.clone()),
-            dev,
-            index,
-            block,
-            start_ns: now_ns(),
-        };
-        // SAFETY: the request holds the backing device open until the bio
-        // is dropped.
-        let mut bio = unsafe {
-            self.rb_bios.alloc(
-                self.file.as_raw_bdev(),
-                1,
-                bindings::req_op_REQ_OP_READ,
-                flags::GFP_NOIO,
-                req,
-            )?
-        };
-        bio.set_sector(block * SECTORS_PER_PAGE);
-        // SAFETY: the page belongs to the parent bio, which cannot complete
-        // before this bio ends its hold.
-        if !unsafe { bio.add_page(page, PAGE as u32, 0) } {
-            return Err(EIO);
-        }
-        bio.submit();
-        Ok(())
-    }
-
-    /// Reads block `block` into `out` (one page) and waits for it. Safe to
-    /// call from a `submit_bio` method: the bio is submitted from a worker.
-    pub(crate) fn read_sync(
-        self: &Arc<Self>,
-        dev: u32,
-        index: usize,
-        block: u64,
-        out: &mut [u8],
-    ) -> Result {
-        self.stats.reads.fetch_add(1, Relaxed);
-        let job = Arc::pin_init(
-            try_pin_init!(SyncRead {
-                backing: self.clone(),
-                page: Page::alloc_page(flags::GFP_NOIO)?,
-                dev,
-                index,
-                block,
-                errno: Atomic::new(0),
-                done <- Completion::new(),
-            }? Error),
-            flags::GFP_NOIO,
-        )?;
-        let worker = job.clone();
-        // A bio submitted from inside a `submit_bio` method only starts when
-        // that method returns, so the read is submitted from a worker.
-        workqueue::system_highpri().try_spawn(flags::GFP_NOIO, move || worker.run())?;
-        job.done.wait_for_completion();
-        to_result(job.errno.load(Relaxed))?;
-        // SAFETY: the page was filled by the read and is one page long, as
-        // is `out`.
-        unsafe { job.page.read_raw(out.as_mut_ptr(), 0, PAGE) }
-    }
-}
-
-/// A synchronous read of a block, run by a worker while the reader waits.
-#[pin_data]
-struct SyncRead {
-    backing: Arc<Backing>,
-    page: Page,
-    dev: u32,
-    index: usize,
-    block: u64,
-    /// The result, as 0 or a negative errno; valid once `done` completes.
-    errno: Atomic<i32>,
-    #[pin]
-    done: Completion,
-}
-
-impl SyncRead {
-    fn run(&self) {
-        let start = now_ns();
-        let result = (|| -> Result {
-            let req = RbReq {
-                parent: None,
-                _backing: Some(self.backing.clone()),
-                dev: self.dev,
-                index: self.index,
-                block: self.block,
-                start_ns: start,
-            };
-            // SAFETY: the request holds the backing device open until the
-            // bio is dropped.
-            let mut bio = unsafe {
-                self.backing.rb_bios.alloc(
-                    self.backing.file.as_raw_bdev(),
-                    1,
-                    bindings::req_op_REQ_OP_READ,
-                    flags::GFP_NOIO,
-                    req,
-                )?
-            };
-            bio.set_sector(self.block * SECTORS_PER_PAGE);
-            // SAFETY: the page lives in this job, which outlives the bio.
-            if !unsafe { bio.add_page(self.page.as_ptr(), PAGE as u32, 0) } {
-                return Err(EIO);
-            }
-            bio.submit_wait()
-        })();
-        trace::bd_read(self.dev, self.index, self.block, now_ns() - start, &result);
-        self.errno
-            .store(result.err().map_or(0, |e| e.to_errno()), Relaxed);
-        self.done.complete_all();
-    }
-}
-
-/// A read of a written-back page, in the front padding of its bio.
-pub(crate) struct RbReq {
-    /// The rzram bio the page is read for (asynchronous reads).
-    parent: Option<BioHold>,
-    /// Keeps the backing device (and the bio set) alive while in flight.
-    _backing: Option<Arc<Backing>>,
-    dev: u32,
-    index: usize,
-    block: u64,
-    start_ns: u64,
-}
-
-impl EndIo for RbReq {
-    fn end_io(mut bio: OwnedBio<Self>) {
-        let status = bio.status();
-        let req = bio.data_mut();
-        trace::bd_read(
-            req.dev,
-            req.index,
-            req.block,
-            now_ns() - req.start_ns,
-            &status,
-        );
-        let parent = req.parent.take();
-        // The request goes first (it may hold the last reference to the
-        // backing device only once the parent has completed, never here).
-        drop(bio);
-        if let Some(parent) = parent {
-            parent.end(status);
-        }
-    }
-}
-
-/// A writeback bio's request: up to `MAX_BIO_PAGES` pages for consecutive
-/// blocks from `first_block`.
+/// A writeback bio's request: up to `MAX_BIO_PAGES` pages (owned by the
+/// bio) for consecutive blocks from `first_block`.
 pub(crate) struct WbReq {
-    batch: Arc<Batch>,
     first_block: u64,
     n: usize,
     indices: [u32; MAX_BIO_PAGES],
-    pages: [Option<Page>; MAX_BIO_PAGES],
     start_ns: u64,
     end_ns: u64,
+    /// The pages were charged to the writeback limit.
+    charged: bool,
     /// Not every page made it into the bio: complete it as failed.
     broken: bool,
-}
-
-impl EndIo for WbReq {
-    fn end_io(mut bio: OwnedBio<Self>) {
-        let req = bio.data_mut();
-        req.end_ns = now_ns();
-        let batch = req.batch.clone();
-        let mut f = batch.flight.lock();
-        // Room for every bio in flight was reserved: this cannot fail.
-        if let Err(e) = f.done.push_within_capacity(bio) {
-            // Never free a bio here: keep it, leaked, and say so.
-            core::mem::forget(e);
-            pr_err!("writeback completion list overflow\n");
-        }
-        if f.waiting.is_some() {
-            // The writer is idle, waiting for room: it does the completion
-            // work itself once enough has arrived (one wake-up per refill).
-            batch.wake_writer(&f);
-            return;
-        }
-        // The writer is busy submitting: completion work runs on the
-        // workqueue, in parallel, a quarter window at a time (one worker
-        // wake-up per batch of completions, not per bio); a smaller rest is
-        // done by the writer when it next waits.
-        if f.done.len() < batch.window.div_ceil(4) {
-            return;
-        }
-        drop(f);
-        // Already queued is fine: the pending or running work sees the bio.
-        let _ = workqueue::system_highpri().enqueue(batch);
-    }
 }
 
 /// Bios in flight and what became of them. Taken in end_io: an IRQ lock.
 struct Flight {
     /// Submitted and not yet through completion work.
     bios: usize,
-    /// Completed by the device, waiting for completion work.
+    /// Completed by the device, waiting for completion work (room for a
+    /// window, reserved before the first submit).
     done: KVec<OwnedBio<WbReq>>,
     /// While the writer sleeps: it wants waking once at most this many bios
     /// are still at the device.
     waiting: Option<usize>,
-    /// The first error seen.
-    err: Option<Error>,
 }
 
-/// One `writeback` write's engine state.
+/// What the writeback bios' completions share, kept in their bio set.
 #[pin_data]
-pub(crate) struct Batch {
-    zram: Arc<Zram>,
-    store: Arc<Store>,
-    backing: Arc<Backing>,
-    /// Bios in flight at most.
-    window: usize,
+pub(crate) struct WbQueue {
     #[pin]
     flight: SpinLockIrq<Flight>,
     #[pin]
     drained: CondVar,
-    #[pin]
-    work: Work<Batch>,
 }
 
-impl_has_work! {
-    impl HasWork<Self> for Batch { self.work }
-}
+// SAFETY: `flight` is only used under its lock, and what it holds (bios of
+// the set, counters) may move between threads; the condition variable is
+// thread-safe. (Stated rather than inferred: the bios in `flight` are of the
+// set whose context this is, a cycle auto traits cannot see through.)
+unsafe impl Send for WbQueue {}
+// SAFETY: as above.
+unsafe impl Sync for WbQueue {}
 
-impl WorkItem for Batch {
-    type Pointer = Arc<Batch>;
-
-    fn run(this: Arc<Batch>) {
-        loop {
-            let Some(bio) = this.flight.lock().done.pop() else {
-                break;
-            };
-            this.complete(bio);
-        }
-    }
-}
-
-impl Batch {
-    fn new(
-        zram: Arc<Zram>,
-        store: Arc<Store>,
-        backing: Arc<Backing>,
-        window: usize,
-    ) -> Result<Arc<Self>> {
-        let done = KVec::with_capacity(window, GFP_KERNEL)?;
-        Arc::pin_init(
-            pin_init!(Self {
-                zram,
-                store,
-                backing,
-                window,
-                flight <- new_spinlock_irq!(Flight {
-                    bios: 0,
-                    done,
-                    waiting: None,
-                    err: None,
-                }),
-                drained <- new_condvar!(),
-                work <- new_work!("rzram::writeback"),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
+impl WbQueue {
     /// Wakes the writer if it waits and few enough bios are still at the
     /// device. Called with the flight lock held.
     fn wake_writer(&self, f: &Flight) {
@@ -460,9 +128,81 @@ impl Batch {
             }
         }
     }
+}
+
+impl EndIo for WbReq {
+    type Context = WbQueue;
+
+    fn end_io(q: &WbQueue, mut bio: OwnedBio<Self>) {
+        bio.data_mut().end_ns = now_ns();
+        let mut f = q.flight.lock();
+        // Room for every bio in flight was reserved: this cannot fail.
+        if let Err(e) = f.done.push_within_capacity(bio) {
+            // Never free a bio here: keep it, leaked, and say so.
+            core::mem::forget(e);
+            pr_err!("writeback completion list overflow\n");
+        }
+        q.wake_writer(&f);
+        // Unlocking is the last access to the queue.
+    }
+}
+
+/// One `writeback` write's engine.
+struct Batch<'a> {
+    settings: &'a WbSettings,
+    store: &'a Store,
+    backing: &'a Backing,
+    bios: Pin<KBox<BioSet<WbReq>>>,
+    /// Bios in flight at most.
+    window: usize,
+    /// The first error of a completed bio.
+    err: Option<Error>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        settings: &'a WbSettings,
+        store: &'a Store,
+        backing: &'a Backing,
+        window: usize,
+    ) -> Result<Self> {
+        let done = KVec::with_capacity(window, GFP_KERNEL)?;
+        let queue = try_pin_init!(WbQueue {
+            flight <- new_spinlock_irq!(Flight {
+                bios: 0,
+                done,
+                waiting: None,
+            }),
+            drained <- new_condvar!(),
+        }? Error);
+        // The reserve holds a window of bios: writeback makes progress with
+        // no allocation of bios under memory pressure.
+        let reserve = u32::try_from(window).unwrap_or(u32::MAX);
+        let bios = KBox::pin_init(
+            BioSet::new(backing.file.clone(), reserve, false, queue),
+            GFP_KERNEL,
+        )?;
+        Ok(Self {
+            settings,
+            store,
+            backing,
+            bios,
+            window,
+            err: None,
+        })
+    }
+
+    fn queue(&self) -> &WbQueue {
+        self.bios.context()
+    }
+
+    /// Bios submitted and not yet through completion work.
+    fn in_flight(&self) -> usize {
+        self.queue().flight.lock().bios
+    }
 
     /// Completion work for one bio, in process context.
-    fn complete(&self, mut bio: OwnedBio<WbReq>) {
+    fn complete(&mut self, mut bio: OwnedBio<WbReq>) {
         let status = if bio.data().broken {
             Err(EIO)
         } else {
@@ -483,8 +223,8 @@ impl Batch {
             if status.is_ok() && s.test(flag::PP) {
                 self.store.move_to_backing(&s, block);
             } else {
-                // Failed, or freed or rewritten while in flight: the RAM copy
-                // (if any) stays, the block goes back.
+                // Failed, or freed, rewritten or read while in flight: the
+                // RAM copy (if any) stays, the block goes back.
                 s.clear(flag::PP);
                 self.backing.release(block);
             }
@@ -492,45 +232,54 @@ impl Batch {
             trace::wb_complete(dev, index, block, latency, &status);
         }
         let n = req.n as u64;
-        if status.is_err() {
-            self.store.stats.failed_writes.fetch_add(n, Relaxed);
-            if self.zram.wb_limit_enable.load(Relaxed) {
-                self.zram.wb_limit.fetch_add(n, Relaxed);
-            }
-        }
-        // Frees the pages and the bio; the writer still holds the batch.
-        drop(bio);
-        let mut f = self.flight.lock();
-        f.bios -= 1;
+        let charged = req.charged;
         if let Err(e) = status {
-            f.err.get_or_insert(e);
+            self.store.stats.failed_writes.fetch_add(n, Relaxed);
+            if charged {
+                self.settings.limit.fetch_add(n, Relaxed);
+            }
+            self.err.get_or_insert(e);
         }
-        self.wake_writer(&f);
+        // Frees the pages and the bio.
+        drop(bio);
+        self.queue().flight.lock().bios -= 1;
+    }
+
+    /// Does the completion work of every bio that has arrived.
+    fn reap(&mut self) {
+        loop {
+            let Some(bio) = self.queue().flight.lock().done.pop() else {
+                return;
+            };
+            self.complete(bio);
+        }
     }
 
     /// Makes room for one more bio: when the window is full, issues what
     /// `plug` holds and waits until a quarter of the window has completed
     /// (so the writer sleeps once per quarter window, refills it in one
     /// plugged burst, and the device queue never runs below three quarters).
-    fn make_room(&self, plug: &Plug) {
-        if self.flight.lock().bios >= self.window {
+    fn make_room(&mut self, plug: &Plug) {
+        self.reap();
+        if self.queue().flight.lock().bios >= self.window {
             plug.flush();
             self.wait_until(self.window - self.window.div_ceil(4));
         }
     }
 
     /// Returns once at most `low` bios are in flight, doing the completion
-    /// work of arrived bios itself rather than waiting for the workqueue.
-    fn wait_until(&self, low: usize) {
+    /// work of arrived bios meanwhile.
+    fn wait_until(&mut self, low: usize) {
         loop {
             let bio = {
-                let mut f = self.flight.lock();
+                let q = self.bios.context();
+                let mut f = q.flight.lock();
                 match f.done.pop() {
                     Some(bio) => bio,
                     None if f.bios <= low => return,
                     None => {
                         f.waiting = Some(low);
-                        self.drained.wait(&mut f);
+                        q.drained.wait(&mut f);
                         f.waiting = None;
                         continue;
                     }
@@ -538,6 +287,93 @@ impl Batch {
             };
             self.complete(bio);
         }
+    }
+
+    /// Builds and submits one bio for the picked slots from `picked[*next]`:
+    /// at most `want` pages, to a run of consecutive blocks. `Ok(false)`
+    /// when there was nothing left to write in the run's slots.
+    fn submit_one(&mut self, picked: &[u32], next: &mut usize, want: usize) -> Result<bool> {
+        let Some(run) = self.backing.alloc_run(want) else {
+            return Err(ENOSPC);
+        };
+        let req = WbReq {
+            first_block: run.start as u64,
+            n: 0,
+            indices: [0; MAX_BIO_PAGES],
+            start_ns: 0,
+            end_ns: 0,
+            charged: false,
+            broken: false,
+        };
+        // With GFP_NOIO the bio set's reserve makes this wait, not fail.
+        let bio = self
+            .bios
+            .alloc(BioOp::Write, 0, run.len() as u16, flags::GFP_NOIO, req);
+        let mut bio = match bio {
+            Ok(b) => b,
+            Err(e) => {
+                for block in run {
+                    self.backing.release(block as u64);
+                }
+                return Err(e);
+            }
+        };
+        let mut ret = Ok(());
+        while bio.data().n < run.len() && *next < picked.len() {
+            let index = picked[*next] as usize;
+            let page = match Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN) {
+                Ok(p) => p,
+                Err(e) => {
+                    ret = Err(e.into());
+                    break;
+                }
+            };
+            *next += 1;
+            let s = self.store.slots.lock(index);
+            // Freed, rewritten or read since the scan: nothing to write.
+            if !s.test(flag::PP) {
+                continue;
+            }
+            if self.store.read_ram_page(&s, &page).is_err() {
+                s.clear(flag::PP);
+                continue;
+            }
+            drop(s);
+            if bio.add_page(page).is_err() {
+                // Cannot happen (the bio was sized for the run). Were it to,
+                // the request fails as a whole and every page stays in RAM.
+                bio.data_mut().broken = true;
+            }
+            let req = bio.data_mut();
+            req.indices[req.n] = index as u32;
+            req.n += 1;
+        }
+        let n = bio.data().n;
+        for block in run.start + n..run.end {
+            self.backing.release(block as u64);
+        }
+        if n == 0 {
+            // Dropping the empty bio needs no completion work.
+            drop(bio);
+            return ret.map(|()| false);
+        }
+        if self.settings.limit_enable.load(Relaxed) {
+            charge(&self.settings.limit, n as u64);
+            bio.data_mut().charged = true;
+        }
+        bio.set_sector(run.start as u64 * SECTORS_PER_PAGE);
+        let req = bio.data_mut();
+        for j in 0..n {
+            trace::wb_submit(
+                self.store.dev,
+                req.indices[j] as usize,
+                req.first_block + j as u64,
+            );
+        }
+        req.start_ns = now_ns();
+        self.queue().flight.lock().bios += 1;
+        bio.submit();
+        ret.map(|()| true)
     }
 }
 
@@ -662,21 +498,23 @@ fn unselect(store: &Store, indices: &[u32]) {
     }
 }
 
-/// Writes back the pages `input` selects (the `writeback` attribute).
+/// Writes back the pages `input` selects (the `writeback` attribute). The
+/// caller holds the device's configuration lock.
 ///
 /// Returns the first error: `EIO` once the writeback limit is spent (or a
 /// write failed), `ENOSPC` when the backing device is full. Pages that were
-/// not written back stay in RAM.
-pub(crate) fn writeback(zram: Arc<Zram>, store: Arc<Store>, input: &[u8]) -> Result {
-    let backing = store.backing.clone().ok_or(ENODEV)?;
+/// not written back stay in RAM. Every bio has completed and its completion
+/// work is done when this returns.
+pub(crate) fn writeback(settings: &WbSettings, store: &Store, input: &[u8]) -> Result {
+    let backing = store.backing.as_deref().ok_or(ENODEV)?;
     let scans = parse_writeback(input, store.slots.len())?;
-    let picked = select(&store, &scans)?;
-    let window = zram.wb_batch_size.load(Relaxed).max(1) as usize;
-    let bio_pages = (zram.wb_bio_pages.load(Relaxed) as usize).clamp(1, MAX_BIO_PAGES);
-    let batch = match Batch::new(zram.clone(), store.clone(), backing.clone(), window) {
+    let picked = select(store, &scans)?;
+    let window = settings.batch_size.load(Relaxed).max(1) as usize;
+    let bio_pages = (settings.bio_pages.load(Relaxed) as usize).clamp(1, MAX_BIO_PAGES);
+    let mut batch = match Batch::new(settings, store, backing, window) {
         Ok(b) => b,
         Err(e) => {
-            unselect(&store, &picked);
+            unselect(store, &picked);
             return Err(e);
         }
     };
@@ -684,110 +522,35 @@ pub(crate) fn writeback(zram: Arc<Zram>, store: Arc<Store>, input: &[u8]) -> Res
     // Plugged: the bios of a refill reach the device together (for blk-mq
     // devices, one doorbell); sleeping for the window flushes the plug.
     let ret = with_plug(|plug| {
-        let mut ret = Ok(());
         while next < picked.len() {
             let mut want = bio_pages.min(picked.len() - next);
-            if zram.wb_limit_enable.load(Relaxed) {
-                let left = zram.wb_limit.load(Relaxed);
+            if settings.limit_enable.load(Relaxed) {
+                let left = settings.limit.load(Relaxed);
                 if left == 0 {
-                    ret = Err(EIO);
-                    break;
+                    return Err(EIO);
                 }
                 want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
             }
             batch.make_room(plug);
-            let Some(run) = backing.alloc_run(want) else {
-                ret = Err(ENOSPC);
-                break;
-            };
-            let mut req = WbReq {
-                batch: batch.clone(),
-                first_block: run.start as u64,
-                n: 0,
-                indices: [0; MAX_BIO_PAGES],
-                pages: [const { None }; MAX_BIO_PAGES],
-                start_ns: 0,
-                end_ns: 0,
-                broken: false,
-            };
-            while req.n < run.len() && next < picked.len() {
-                let index = picked[next] as usize;
-                let page = match Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        ret = Err(e.into());
-                        break;
-                    }
-                };
-                next += 1;
-                let s = store.slots.lock(index);
-                // Freed or rewritten since the scan: nothing to write.
-                if !s.test(flag::PP) {
-                    continue;
+            match batch.submit_one(&picked, &mut next, want) {
+                Ok(_) => {}
+                // No page for the next request: bios in flight give theirs
+                // back when they complete (writeback runs when memory is
+                // short); only with none in flight is it an error.
+                Err(e) if e == ENOMEM && batch.in_flight() > 0 => {
+                    plug.flush();
+                    batch.wait_until(batch.in_flight() - 1);
                 }
-                if store.read_ram_page(&s, &page).is_err() {
-                    s.clear(flag::PP);
-                    continue;
-                }
-                drop(s);
-                req.indices[req.n] = index as u32;
-                req.pages[req.n] = Some(page);
-                req.n += 1;
-            }
-            for block in run.start + req.n..run.end {
-                backing.release(block as u64);
-            }
-            if req.n == 0 {
-                if ret.is_err() {
-                    break;
-                }
-                continue;
-            }
-            let n = req.n;
-            if zram.wb_limit_enable.load(Relaxed) {
-                charge(&zram.wb_limit, n as u64);
-            }
-            // SAFETY: the request holds the batch, which holds the backing
-            // device open, until the bio is dropped.
-            let bio = unsafe {
-                backing.wb_bios.alloc(
-                    backing.file.as_raw_bdev(),
-                    n as u16,
-                    bindings::req_op_REQ_OP_WRITE,
-                    flags::GFP_NOIO,
-                    req,
-                )
-            };
-            // With GFP_NOIO the bio set's reserve makes this wait, not fail.
-            let Ok(mut bio) = bio else {
-                ret = Err(ENOMEM);
-                break;
-            };
-            bio.set_sector(run.start as u64 * SECTORS_PER_PAGE);
-            for j in 0..n {
-                let page = bio.data().pages[j].as_ref().map(|p| p.as_ptr());
-                // SAFETY: the pages live in the request, freed with the bio.
-                let added = page.is_some_and(|p| unsafe { bio.add_page(p, PAGE as u32, 0) });
-                if !added {
-                    // Cannot happen (the bio was sized for n pages). Were it to,
-                    // the request fails as a whole and every page stays in RAM.
-                    bio.data_mut().broken = true;
-                }
-                let d = bio.data();
-                trace::wb_submit(store.dev, d.indices[j] as usize, d.first_block + j as u64);
-            }
-            bio.data_mut().start_ns = now_ns();
-            batch.flight.lock().bios += 1;
-            bio.submit();
-            if ret.is_err() {
-                break;
+                Err(e) => return Err(e),
             }
         }
-        ret
+        Ok(())
     });
-    unselect(&store, &picked[next..]);
+    unselect(store, &picked[next..]);
     batch.wait_until(0);
-    let err = batch.flight.lock().err.take();
+    let err = batch.err.take();
+    // Dropping the batch drops its bio set, which has no bio left.
+    drop(batch);
     match (ret, err) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),
         (Ok(()), None) => Ok(()),
@@ -800,21 +563,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_are_allocated_in_consecutive_runs() {
-        let mut b = Blocks::new(100).unwrap();
-        assert_eq!(b.alloc_run(32), Some(0..32));
-        assert_eq!(b.alloc_run(32), Some(32..64));
-        b.release(10);
-        b.release(11);
-        // Next-fit: continues after the last run, then wraps to the holes.
-        assert_eq!(b.alloc_run(32), Some(64..96));
-        assert_eq!(b.alloc_run(32), Some(96..100));
-        assert_eq!(b.alloc_run(32), Some(10..12));
-        assert_eq!(b.alloc_run(1), None);
-        b.release(50);
-        assert_eq!(b.alloc_run(0), Some(50..51));
-        // Out-of-range releases are ignored.
-        b.release(1000);
+    fn nested_plugs_flush_the_active_one() {
+        // blk_start_plug leaves an outer plug installed and does not
+        // initialise the inner one: flushing the inner plug must flush the
+        // outer (it used to flush the uninitialised one: a NULL dereference).
+        let r = with_plug(|outer| {
+            with_plug(|inner| inner.flush());
+            outer.flush();
+            7
+        });
+        assert_eq!(r, 7);
     }
 
     #[test]

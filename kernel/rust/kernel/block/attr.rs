@@ -136,17 +136,19 @@ impl<D: ForeignOwnable> AttributeGroup<D> {
 ///
 /// # Safety
 ///
-/// `dev` must be the device of a live disk whose `private_data` was made by
-/// `D::into_foreign()`, and `attr` must be the `attr` field of an `Entry<D>`.
+/// `dev` must be the device of a live disk built by `BioDiskBuilder::build`
+/// with data of type `D`, and `attr` must be the `attr` field of an
+/// `Entry<D>`.
 unsafe fn context<'a, D: ForeignOwnable>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,
 ) -> (DiskRef, Borrowed<'a, D>, &'a Entry<D>) {
     // SAFETY: `dev` belongs to a disk (caller), so dev_to_disk is valid.
     let disk = unsafe { bindings::dev_to_disk(dev) };
-    // SAFETY: the caller guarantees private_data came from `D::into_foreign`
-    // and the disk (hence the data) outlives this sysfs call.
-    let data = unsafe { D::borrow((*disk).private_data) };
+    // SAFETY: the caller guarantees the disk was built with data of type
+    // `D`, and the disk (hence the data) outlives this sysfs call:
+    // `del_gendisk` waits for it before the data goes.
+    let data = unsafe { crate::block::bio_disk::disk_data::<D>(disk) };
     // SAFETY: `attr` is the first field of a `#[repr(C)]` `Entry<D>` (caller).
     let entry = unsafe { &*attr.cast::<Entry<D>>() };
     // SAFETY: `disk` is valid for the duration of the call.

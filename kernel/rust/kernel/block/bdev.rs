@@ -48,7 +48,7 @@ impl BdevFile {
     }
 
     /// The block device, to address bios to.
-    pub fn as_raw_bdev(&self) -> *mut bindings::block_device {
+    pub(crate) fn as_raw_bdev(&self) -> *mut bindings::block_device {
         // SAFETY: by the type invariant `file` is an open block device file.
         unsafe { bindings::file_bdev(self.file.as_ptr()) }
     }

@@ -6,7 +6,7 @@
 //! C header: [`include/linux/blk_types.h`](srctree/include/linux/blk_types.h)
 
 use crate::{bindings, prelude::*};
-use core::{mem::ManuallyDrop, ptr::NonNull};
+use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 
 /// The operation of a [`Bio`] (`enum req_op`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Bio {
     ///
     /// `ptr` must point to a valid bio submitted to the caller's driver, and
     /// the caller must not end it by other means.
-    pub unsafe fn from_raw(ptr: *mut bindings::bio) -> Self {
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::bio) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self {
             // SAFETY: the caller guarantees `ptr` is valid, hence non-null.
@@ -70,7 +70,7 @@ impl Bio {
     }
 
     /// The raw `struct bio` pointer.
-    pub fn as_raw(&self) -> *mut bindings::bio {
+    pub(crate) fn as_raw(&self) -> *mut bindings::bio {
         self.ptr.as_ptr()
     }
 
@@ -108,6 +108,27 @@ impl Bio {
         }
     }
 
+    /// Starts counting the bio in its disk's I/O statistics
+    /// (`/sys/block/<disk>/stat`, `/proc/diskstats`); pass the result to
+    /// [`Bio::end_io_acct`] when its work is done.
+    pub fn start_io_acct(&self) -> IoAcct {
+        // SAFETY: the bio is valid and ours (type invariant).
+        IoAcct(unsafe { bindings::bio_start_io_acct(self.ptr.as_ptr()) })
+    }
+
+    /// Ends the accounting started by [`Bio::start_io_acct`].
+    pub fn end_io_acct(&self, start: IoAcct) {
+        // SAFETY: the bio is valid and ours (type invariant); `bi_bdev` is
+        // the device it was accounted on.
+        unsafe {
+            bindings::bio_end_io_acct_remapped(
+                self.ptr.as_ptr(),
+                start.0,
+                (*self.ptr.as_ptr()).bi_bdev,
+            )
+        };
+    }
+
     /// Ends the bio with `status` (an errno is translated to a `blk_status_t`).
     ///
     /// `Ok` keeps an error that a [`BioHold`] has already recorded; the bio
@@ -129,6 +150,9 @@ impl Bio {
         BioHold { ptr: self.ptr }
     }
 }
+
+/// The start of a bio's I/O accounting, from [`Bio::start_io_acct`].
+pub struct IoAcct(crate::ffi::c_ulong);
 
 /// Records `status` (errors only, so an earlier error is not cleared) and
 /// drops one completion reference of `bio`.
@@ -185,17 +209,59 @@ impl Drop for Bio {
 }
 
 /// One data segment of a [`Bio`]: `len` bytes at `offset` in one page.
-pub struct Segment {
+///
+/// # Invariants
+///
+/// `bio` is the bio the segment belongs to, owned by the driver for `'a`;
+/// `page` is valid until it completes.
+pub struct Segment<'a> {
+    bio: NonNull<bindings::bio>,
+    page: NonNull<bindings::page>,
+    offset: u32,
+    len: u32,
+    _bio: PhantomData<&'a Bio>,
+}
+
+/// A [`Segment`] whose bio is held open ([`Segment::hold`]): its page stays
+/// valid, and the bio does not complete, until the hold is ended.
+pub struct HeldSegment {
+    hold: BioHold,
     page: NonNull<bindings::page>,
     offset: u32,
     len: u32,
 }
 
-impl Segment {
-    /// The page holding the data: valid until the bio it came from ends,
-    /// so I/O that fills it must hold the bio ([`Bio::hold`]).
-    pub fn raw_page(&self) -> *mut bindings::page {
-        self.page.as_ptr()
+// SAFETY: the hold and the page may be used from any thread.
+unsafe impl Send for HeldSegment {}
+
+impl HeldSegment {
+    /// The page, length and offset, valid while `self` exists.
+    pub(crate) fn raw_parts(&self) -> (*mut bindings::page, u32, u32) {
+        (self.page.as_ptr(), self.len, self.offset)
+    }
+
+    /// Ends the hold with `status`: the bio completes once every other
+    /// hold and its owner have ended it. May be called from interrupt
+    /// context.
+    pub fn end(self, status: Result) {
+        self.hold.end(status);
+    }
+}
+
+impl Segment<'_> {
+    /// Holds the segment's bio open for I/O that fills or reads the page
+    /// later, after the driver has ended the bio itself.
+    pub fn hold(self) -> HeldSegment {
+        // SAFETY: the bio is valid and owned by the driver (type invariant);
+        // raising its remaining count is what bio_chain does for a child.
+        unsafe { bindings::bio_inc_remaining(self.bio.as_ptr()) };
+        HeldSegment {
+            // INVARIANT: one more completion reference, taken above.
+            hold: BioHold { ptr: self.bio },
+            page: self.page,
+            offset: self.offset,
+            len: self.len,
+        }
     }
 
     /// Offset of the data within its page.
@@ -213,36 +279,38 @@ impl Segment {
         self.len == 0
     }
 
-    /// Maps the segment's page and calls `f` with the segment's bytes.
-    pub fn with_slice<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+    /// Copies the segment's bytes into `dst`, which must be as long.
+    ///
+    /// The page may be a user page (O_DIRECT) that userspace changes while we
+    /// read it, so it is never seen as a Rust slice: the bytes are copied
+    /// with raw memory primitives into memory we own.
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        let len = dst.len().min(self.len as usize);
         // SAFETY: the page belongs to a bio the driver owns; kmap_local_page
         // maps it for this context and kunmap_local below unmaps it.
         let base = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
-        // SAFETY: the bio's bvec says `len` bytes at `offset` lie within this page.
-        let slice = unsafe {
-            core::slice::from_raw_parts(base.add(self.offset as usize), self.len as usize)
+        // SAFETY: the bvec says `len` bytes at `offset` lie within the page;
+        // `dst` is ours and at least `len` long; the two do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(base.add(self.offset as usize), dst.as_mut_ptr(), len)
         };
-        let r = f(slice);
-        // SAFETY: `base` was returned by kmap_local_page above; mappings are
-        // released in reverse order because `f` cannot leak its borrow.
+        // SAFETY: `base` was returned by kmap_local_page above.
         unsafe { bindings::kunmap_local(base.cast()) };
-        r
     }
 
-    /// Maps the segment's page and calls `f` with the segment's bytes, writable.
-    pub fn with_slice_mut<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        // SAFETY: as in `with_slice`; for a read the page is the destination
-        // buffer the submitter gave us to fill.
+    /// Copies `src` into the segment's bytes (a read's destination), at
+    /// most the segment's length. As [`Segment::copy_to`], through raw
+    /// memory primitives: the page may be a user page.
+    pub fn copy_from(&mut self, src: &[u8]) {
+        let len = src.len().min(self.len as usize);
+        // SAFETY: as in `copy_to`.
         let base = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
-        // SAFETY: as in `with_slice`, and nobody else accesses the bytes of a
-        // bio in flight.
-        let slice = unsafe {
-            core::slice::from_raw_parts_mut(base.add(self.offset as usize), self.len as usize)
+        // SAFETY: as in `copy_to`, in the other direction.
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), base.add(self.offset as usize), len)
         };
-        let r = f(slice);
-        // SAFETY: as in `with_slice`.
+        // SAFETY: `base` was returned by kmap_local_page above.
         unsafe { bindings::kunmap_local(base.cast()) };
-        r
     }
 }
 
@@ -252,10 +320,10 @@ pub struct Segments<'a> {
     iter: bindings::bvec_iter,
 }
 
-impl Iterator for Segments<'_> {
-    type Item = Segment;
+impl<'a> Iterator for Segments<'a> {
+    type Item = Segment<'a>;
 
-    fn next(&mut self) -> Option<Segment> {
+    fn next(&mut self) -> Option<Segment<'a>> {
         if self.iter.bi_size == 0 {
             return None;
         }
@@ -264,10 +332,13 @@ impl Iterator for Segments<'_> {
         let bv = unsafe { bindings::bio_iter_iovec(self.bio.as_raw(), self.iter) };
         // SAFETY: as above; advancing by the length of the current segment.
         unsafe { bindings::bio_advance_iter_single(self.bio.as_raw(), &mut self.iter, bv.bv_len) };
+        // INVARIANT: a segment of `self.bio`, borrowed for `'a`.
         Some(Segment {
+            bio: self.bio.ptr,
             page: NonNull::new(bv.bv_page)?,
             offset: bv.bv_offset,
             len: bv.bv_len,
+            _bio: PhantomData,
         })
     }
 }

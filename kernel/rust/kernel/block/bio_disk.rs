@@ -10,19 +10,99 @@ use crate::{
     block::{attr::AttributeGroup, bio::Bio},
     error::{from_err_ptr, to_result, Result},
     fmt::{self, Write},
+    module::this_module,
     prelude::*,
     static_lock_class,
     str::NullTerminatedFormatter,
+    sync::atomic::{Atomic, Relaxed},
     types::{ForeignOwnable, ScopeGuard},
 };
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    ffi::{c_int, c_void},
+    marker::PhantomData,
+    ptr::NonNull,
+};
 
 type ForeignBorrowed<'a, T> = <T as ForeignOwnable>::Borrowed<'a>;
+
+/// What a disk's `private_data` points to: the driver's data and the claims
+/// that keep the disk from being opened.
+///
+/// # Invariants
+///
+/// `data` came from `into_foreign` of the disk's `DiskData` and is converted
+/// back only when the disk is dropped, after `del_gendisk`.
+struct DiskState {
+    /// Claims held (reset in progress, removal); `open` fails with `EBUSY`
+    /// while there are any. Changed only under the disk's `open_mutex`.
+    claims: Atomic<u32>,
+    data: *mut c_void,
+}
+
+/// The driver data of a disk built by [`BioDiskBuilder::build`].
+///
+/// # Safety
+///
+/// `disk` must be a disk built by [`BioDiskBuilder::build`] whose data is a
+/// `D`, and the returned borrow must not outlive the disk's `BioDisk`.
+pub(crate) unsafe fn disk_data<'a, D: ForeignOwnable>(
+    disk: *mut bindings::gendisk,
+) -> ForeignBorrowed<'a, D> {
+    // SAFETY: per the caller, private_data is a live `DiskState` whose
+    // `data` came from `D::into_foreign` (type invariant of `DiskState`).
+    unsafe { D::borrow((*(*disk).private_data.cast::<DiskState>()).data) }
+}
+
+/// The disk's open mutex, held.
+struct OpenMutex(*mut bindings::gendisk);
+
+impl OpenMutex {
+    /// # Safety
+    ///
+    /// `disk` must be valid until the returned value is dropped.
+    unsafe fn lock(disk: *mut bindings::gendisk) -> Self {
+        // SAFETY: `open_mutex` is initialised with the disk, valid per caller.
+        unsafe { bindings::mutex_lock(&raw mut (*disk).open_mutex) };
+        Self(disk)
+    }
+
+    fn state(&self) -> &DiskState {
+        // SAFETY: the disk is valid (`lock`) and was built by
+        // `BioDiskBuilder::build`, whose private_data is a `DiskState`.
+        unsafe { &*(*self.0).private_data.cast::<DiskState>() }
+    }
+
+    fn openers(&self) -> u32 {
+        // SAFETY: the disk is valid (`lock`).
+        unsafe { bindings::disk_openers(self.0) }
+    }
+}
+
+impl Drop for OpenMutex {
+    fn drop(&mut self) {
+        // SAFETY: locked in `lock` by this task.
+        unsafe { bindings::mutex_unlock(&raw mut (*self.0).open_mutex) };
+    }
+}
+
+/// A claim on a disk, from [`DiskRef::claim`]: nobody can open the disk
+/// until it is dropped.
+pub struct Claim<'a> {
+    disk: &'a DiskRef,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the disk is valid while `self.disk` is.
+        let m = unsafe { OpenMutex::lock(self.disk.as_raw()) };
+        m.state().claims.fetch_sub(1, Relaxed);
+    }
+}
 
 /// Operations of a bio-based disk.
 #[macros::vtable]
 pub trait BioOperations: Sized {
-    /// The driver's per-disk data, kept in the gendisk's `private_data`.
+    /// The driver's per-disk data, kept with the gendisk.
     type DiskData: ForeignOwnable + Send + Sync;
 
     /// Called for every bio submitted to the disk. The driver owns the bio and
@@ -40,7 +120,8 @@ pub trait BioOperations: Sized {
 ///
 /// # Invariants
 ///
-/// `ptr` points to a valid gendisk for the lifetime of this value.
+/// `ptr` points to a valid gendisk built by [`BioDiskBuilder::build`], not
+/// deleted, for the lifetime of this value.
 pub struct DiskRef {
     ptr: NonNull<bindings::gendisk>,
 }
@@ -48,14 +129,15 @@ pub struct DiskRef {
 impl DiskRef {
     /// # Safety
     ///
-    /// `ptr` must point to a valid gendisk that outlives the returned value.
-    pub unsafe fn from_raw(ptr: NonNull<bindings::gendisk>) -> Self {
+    /// `ptr` must point to a gendisk built by [`BioDiskBuilder::build`]
+    /// that stays valid and not deleted while the returned value exists.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::gendisk>) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self { ptr }
     }
 
     /// The raw pointer.
-    pub fn as_raw(&self) -> *mut bindings::gendisk {
+    pub(crate) fn as_raw(&self) -> *mut bindings::gendisk {
         self.ptr.as_ptr()
     }
 
@@ -70,6 +152,26 @@ impl DiskRef {
         // SAFETY: by the type invariant the gendisk is valid; the function
         // takes the locks it needs.
         unsafe { bindings::set_capacity_and_notify(self.ptr.as_ptr(), sectors) };
+    }
+
+    /// Claims the disk to tear down what it holds, as upstream zram's
+    /// `reset_store` does: fails with `EBUSY` while the disk is open (mounted,
+    /// swap, an open file) or claimed, else makes every open fail with
+    /// `EBUSY` until the claim is dropped, and writes back and drops the
+    /// disk's page cache (`sync_blockdev`), so no I/O of an opener is left.
+    pub fn claim(&self) -> Result<Claim<'_>> {
+        {
+            // SAFETY: the gendisk is valid (type invariant).
+            let m = unsafe { OpenMutex::lock(self.ptr.as_ptr()) };
+            if m.openers() > 0 || m.state().claims.load(Relaxed) > 0 {
+                return Err(EBUSY);
+            }
+            m.state().claims.fetch_add(1, Relaxed);
+        }
+        let claim = Claim { disk: self };
+        // SAFETY: the gendisk and its part0 are valid (type invariant).
+        unsafe { bindings::sync_blockdev((*self.ptr.as_ptr()).part0) };
+        Ok(claim)
     }
 
     /// How many times the whole disk is open (mounted, swapon, opened).
@@ -174,7 +276,6 @@ impl BioDiskBuilder {
     pub fn build<T: BioOperations>(
         self,
         name: fmt::Arguments<'_>,
-        module: &'static ThisModule,
         data: T::DiskData,
         groups: Option<&AttributeGroup<T::DiskData>>,
     ) -> Result<BioDisk<T>> {
@@ -191,14 +292,13 @@ impl BioDiskBuilder {
             lim.max_write_zeroes_sectors = u32::MAX;
         }
 
-        let mut fops: KBox<bindings::block_device_operations> =
-            KBox::new(pin_init::zeroed(), GFP_KERNEL)?;
-        fops.submit_bio = Some(OperationsVTable::<T>::submit_bio_callback);
-        if T::HAS_SWAP_SLOT_FREE_NOTIFY {
-            fops.swap_slot_free_notify =
-                Some(OperationsVTable::<T>::swap_slot_free_notify_callback);
-        }
-        fops.owner = module.as_ptr();
+        let state = KBox::new(
+            DiskState {
+                claims: Atomic::new(0),
+                data: core::ptr::null_mut(),
+            },
+            GFP_KERNEL,
+        )?;
 
         // SAFETY: `lim` is a valid, initialised queue_limits; the lock class
         // is static.
@@ -209,6 +309,18 @@ impl BioDiskBuilder {
                 static_lock_class!().as_ptr(),
             )
         })?;
+        // SAFETY: `gendisk` is valid and not yet visible to anyone else; the
+        // operations are a static of this driver type, which lives as long
+        // as the module, longer than any reference to the disk can reach
+        // them (opening the disk pins the module through `owner`). Like
+        // upstream zram, the disk takes no partitions: swap and discards
+        // address the whole disk.
+        unsafe {
+            (*gendisk).fops = OperationsVTable::<T>::build();
+            (*gendisk).flags |= bindings::GENHD_FL_NO_PART as c_int;
+            bindings::set_capacity(gendisk, self.capacity_sectors);
+        }
+
         let put_on_error = ScopeGuard::new(move || {
             // SAFETY: `gendisk` was allocated above and not added yet.
             unsafe { bindings::put_disk(gendisk) };
@@ -221,20 +333,18 @@ impl BioDiskBuilder {
         .ok_or(EINVAL)?;
         writer.write_fmt(name)?;
 
-        // SAFETY: `gendisk` is valid and not yet visible to anyone else; the
-        // fops box lives in the returned `BioDisk` as long as the disk.
-        unsafe {
-            (*gendisk).fops = &*fops;
-            bindings::set_capacity(gendisk, self.capacity_sectors);
-        }
-
-        let foreign = data.into_foreign();
+        let mut state = state;
+        state.data = data.into_foreign();
+        let state = KBox::into_raw(state);
         // SAFETY: as above.
-        unsafe { (*gendisk).private_data = foreign };
+        unsafe { (*gendisk).private_data = state.cast() };
         let drop_data = ScopeGuard::new(move || {
-            // SAFETY: `foreign` came from `into_foreign` above and the disk
-            // was not added, so nothing else uses it.
-            drop(unsafe { T::DiskData::from_foreign(foreign) });
+            // SAFETY: `state` came from `KBox::into_raw` and its data from
+            // `into_foreign` above; the disk was not added, so nothing else
+            // uses them.
+            let state = unsafe { KBox::from_raw(state) };
+            // SAFETY: as above.
+            drop(unsafe { T::DiskData::from_foreign(state.data) });
         });
 
         let groups_ptr = groups.map_or(core::ptr::null_mut(), |g| g.as_groups());
@@ -246,11 +356,10 @@ impl BioDiskBuilder {
 
         drop_data.dismiss();
         put_on_error.dismiss();
-        // INVARIANT: the disk was added above and owns `foreign`.
+        // INVARIANT: the disk was added above and owns `state`.
         Ok(BioDisk {
             // SAFETY: `from_err_ptr` succeeded, so the pointer is non-null.
             gendisk: unsafe { NonNull::new_unchecked(gendisk) },
-            _fops: fops,
             _p: PhantomData,
         })
     }
@@ -260,11 +369,11 @@ impl BioDiskBuilder {
 ///
 /// # Invariants
 ///
-/// `gendisk` was added with `device_add_disk` and its `private_data` came
-/// from `T::DiskData::into_foreign`.
+/// `gendisk` was added with `device_add_disk`; its `private_data` is a
+/// `DiskState` from `KBox::into_raw` whose data came from
+/// `T::DiskData::into_foreign`.
 pub struct BioDisk<T: BioOperations> {
     gendisk: NonNull<bindings::gendisk>,
-    _fops: KBox<bindings::block_device_operations>,
     _p: PhantomData<T>,
 }
 
@@ -282,22 +391,54 @@ impl<T: BioOperations> BioDisk<T> {
 
     /// The driver data.
     pub fn data(&self) -> ForeignBorrowed<'_, T::DiskData> {
-        // SAFETY: by the type invariant private_data came from `into_foreign`
-        // and is converted back only in `drop`.
-        unsafe { T::DiskData::borrow((*self.gendisk.as_ptr()).private_data) }
+        // SAFETY: built by `BioDiskBuilder::build` for `T` (type invariant);
+        // the borrow ends with `self`.
+        unsafe { disk_data::<T::DiskData>(self.gendisk.as_ptr()) }
+    }
+
+    /// Claims the disk for removal, as upstream zram's `zram_remove`: fails
+    /// with `EBUSY` while it is open; from then on every open fails, and the
+    /// disk's page cache is written back (unless a claim of [`DiskRef::claim`]
+    /// already did, which the removal then waits for). Drop the disk next.
+    pub fn claim_for_removal(&self) -> Result {
+        let claimed = {
+            // SAFETY: the gendisk is valid (type invariant).
+            let m = unsafe { OpenMutex::lock(self.gendisk.as_ptr()) };
+            if m.openers() > 0 {
+                return Err(EBUSY);
+            }
+            m.state().claims.fetch_add(1, Relaxed) > 0
+        };
+        if !claimed {
+            // SAFETY: the gendisk and its part0 are valid (type invariant).
+            unsafe { bindings::sync_blockdev((*self.gendisk.as_ptr()).part0) };
+        }
+        Ok(())
     }
 }
 
 impl<T: BioOperations> Drop for BioDisk<T> {
     fn drop(&mut self) {
         let disk = self.gendisk.as_ptr();
+        {
+            // No opener from here on (the module's owner reference keeps
+            // the module, hence this disk, while anyone has it open).
+            // SAFETY: the gendisk is valid (type invariant).
+            let m = unsafe { OpenMutex::lock(disk) };
+            m.state().claims.fetch_add(1, Relaxed);
+        }
         // SAFETY: by the type invariant the disk was added. del_gendisk waits
-        // for bios in flight through submit_bio to leave the driver.
+        // for bios in flight through submit_bio and for sysfs callbacks to
+        // leave the driver.
         unsafe { bindings::del_gendisk(disk) };
-        // SAFETY: private_data came from `into_foreign` (type invariant) and
-        // nobody can reach it after del_gendisk.
-        drop(unsafe { T::DiskData::from_foreign((*disk).private_data) });
-        // SAFETY: drops the reference taken by allocation.
+        // SAFETY: private_data is our `DiskState` (type invariant), and
+        // nobody can reach it after del_gendisk: no callback runs any more.
+        let state = unsafe { KBox::from_raw((*disk).private_data.cast::<DiskState>()) };
+        // SAFETY: the data came from `into_foreign` (type invariant).
+        drop(unsafe { T::DiskData::from_foreign(state.data) });
+        // SAFETY: drops the reference taken by allocation. Walkers of the
+        // disk list may still hold the disk; they reach only the static
+        // operations.
         unsafe { bindings::put_disk(disk) };
     }
 }
@@ -305,6 +446,44 @@ impl<T: BioOperations> Drop for BioDisk<T> {
 struct OperationsVTable<T: BioOperations>(PhantomData<T>);
 
 impl<T: BioOperations> OperationsVTable<T> {
+    const VTABLE: bindings::block_device_operations = bindings::block_device_operations {
+        submit_bio: Some(Self::submit_bio_callback),
+        open: Some(Self::open_callback),
+        swap_slot_free_notify: if T::HAS_SWAP_SLOT_FREE_NOTIFY {
+            Some(Self::swap_slot_free_notify_callback)
+        } else {
+            None
+        },
+        // Opening the disk pins the driver's module (`#[vtable]` names it):
+        // the module, its code and this table stay while the disk is open.
+        owner: this_module::<T::OwnerModule>().as_ptr(),
+        ..pin_init::zeroed()
+    };
+
+    /// The operations of every disk of driver type `T`: one static table,
+    /// as `mq::GenDisk`'s, that outlives every reference to the disks.
+    const fn build() -> &'static bindings::block_device_operations {
+        &Self::VTABLE
+    }
+
+    /// `block_device_operations::open`: refuses while the disk is claimed.
+    ///
+    /// # Safety
+    ///
+    /// Called by the block layer with `open_mutex` held, for a disk built by
+    /// [`BioDiskBuilder::build`] for `T` that is not deleted yet.
+    unsafe extern "C" fn open_callback(
+        disk: *mut bindings::gendisk,
+        _mode: bindings::blk_mode_t,
+    ) -> c_int {
+        // SAFETY: a live disk of ours: private_data is a `DiskState`.
+        let state = unsafe { &*(*disk).private_data.cast::<DiskState>() };
+        if state.claims.load(Relaxed) > 0 {
+            return EBUSY.to_errno();
+        }
+        0
+    }
+
     /// `block_device_operations::submit_bio`.
     ///
     /// # Safety
@@ -315,10 +494,9 @@ impl<T: BioOperations> OperationsVTable<T> {
         // SAFETY: the block layer passes a valid bio for one of our disks,
         // whose bdev and gendisk are valid while the bio is in flight.
         let disk = unsafe { (*(*bio).bi_bdev).bd_disk };
-        // SAFETY: private_data was set from `T::DiskData::into_foreign` in
-        // `build` and stays valid until the disk is deleted, which waits for
-        // submitters.
-        let data = unsafe { T::DiskData::borrow((*disk).private_data) };
+        // SAFETY: built for `T`; the data stays valid until the disk is
+        // deleted, which waits for submitters.
+        let data = unsafe { disk_data::<T::DiskData>(disk) };
         // SAFETY: `disk` is valid for the duration of the call.
         let disk = unsafe { DiskRef::from_raw(NonNull::new_unchecked(disk)) };
         // SAFETY: the bio is handed to the driver, which ends it exactly once.
@@ -336,8 +514,9 @@ impl<T: BioOperations> OperationsVTable<T> {
     ) {
         // SAFETY: swap passes the bdev of one of our disks, which is open.
         let disk = unsafe { (*bdev).bd_disk };
-        // SAFETY: as in `submit_bio_callback`.
-        let data = unsafe { T::DiskData::borrow((*disk).private_data) };
+        // SAFETY: as in `submit_bio_callback`; swap holds the disk open, so
+        // it is not removed (removal needs it closed).
+        let data = unsafe { disk_data::<T::DiskData>(disk) };
         T::swap_slot_free_notify(data, offset as u64);
     }
 }

@@ -13,14 +13,26 @@
 use crate::{bindings, types::Opaque};
 
 /// The current task's active plug, from [`with_plug`].
-pub struct Plug(Opaque<bindings::blk_plug>);
+///
+/// # Invariants
+///
+/// `active` is the plug the task installed (`current->plug`) when this one
+/// was started: this plug itself, or an outer one that `blk_start_plug` left
+/// in place (it then never initialised `plug`). It stays installed while the
+/// [`Plug`] exists, which lives only in [`with_plug`]'s closure, on the task
+/// that started it.
+pub struct Plug {
+    plug: Opaque<bindings::blk_plug>,
+    active: *mut bindings::blk_plug,
+}
 
 impl Plug {
-    /// Issues the requests collected so far, from this task.
+    /// Issues the requests collected so far by the task's active plug (the
+    /// outermost one), from this task.
     pub fn flush(&self) {
-        // SAFETY: the plug is the current task's active plug (it only exists
-        // inside `with_plug`'s closure, run by the task that started it).
-        unsafe { bindings::__blk_flush_plug(self.0.get(), false) };
+        // SAFETY: `active` is the task's installed, initialised plug (type
+        // invariant), and we run on that task.
+        unsafe { bindings::__blk_flush_plug(self.active, false) };
     }
 }
 
@@ -28,13 +40,20 @@ impl Plug {
 /// was collected after it. Nests like the C API: only the outermost plug
 /// holds requests.
 pub fn with_plug<R>(f: impl FnOnce(&Plug) -> R) -> R {
-    let plug = Plug(Opaque::zeroed());
-    // SAFETY: `plug` stays in place (it is borrowed, not moved, while `f`
-    // runs) until blk_finish_plug below removes it from the task.
-    unsafe { bindings::blk_start_plug(plug.0.get()) };
+    let mut plug = Plug {
+        plug: Opaque::zeroed(),
+        active: core::ptr::null_mut(),
+    };
+    // SAFETY: `plug.plug` stays in place (it is borrowed, not moved, while
+    // `f` runs) until blk_finish_plug below removes it from the task.
+    unsafe { bindings::blk_start_plug(plug.plug.get()) };
+    // SAFETY: `get_current` returns the running task, valid while it runs.
+    // INVARIANT: the plug blk_start_plug left installed: ours, or the outer
+    // one.
+    plug.active = unsafe { (*bindings::get_current()).plug };
     let r = f(&plug);
     // SAFETY: started above by this task, which is still running it; this
-    // flushes it and detaches it from the task.
-    unsafe { bindings::blk_finish_plug(plug.0.get()) };
+    // flushes it and detaches it from the task (a no-op for a nested plug).
+    unsafe { bindings::blk_finish_plug(plug.plug.get()) };
     r
 }

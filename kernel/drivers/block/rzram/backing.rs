@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The backing device: opened exclusively, its blocks (one page each)
+//! handed out by a bitmap allocator, and reads of written-back pages.
+
+use crate::{
+    base::{now_ns, PAGE},
+    trace,
+};
+use kernel::{
+    alloc::{flags, VVec},
+    bitmap::Bitmap,
+    block::{
+        bdev::BdevFile,
+        bio::{BioOp, HeldSegment},
+        bio_set::{BioSet, EndIo, OwnedBio},
+        SECTOR_SHIFT,
+    },
+    new_spinlock,
+    page::Page,
+    prelude::*,
+    str::CStr,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, SpinLock,
+    },
+};
+
+/// Sectors (512 bytes) in a page, a backing block.
+pub(crate) const SECTORS_PER_PAGE: u64 = (PAGE >> SECTOR_SHIFT) as u64;
+
+/// The allocator of backing blocks (one page each): a bitmap searched
+/// next-fit, so that successive allocations are consecutive on the device.
+/// The words are vmalloc'ed (a large device has a large bitmap), as
+/// upstream's kvzalloc'ed one.
+pub(crate) struct Blocks {
+    words: VVec<usize>,
+    nbits: usize,
+    next: usize,
+}
+
+impl Blocks {
+    /// An allocator of `n` blocks; `Bitmap` addresses at most `i32::MAX`
+    /// (8 TiB of 4K blocks), so a larger device uses that much of it.
+    pub(crate) fn new(n: usize) -> Result<Self> {
+        let nbits = n.min(i32::MAX as usize);
+        let len = nbits.div_ceil(usize::BITS as usize);
+        let mut words = VVec::with_capacity(len, GFP_KERNEL)?;
+        words.resize(len, 0, GFP_KERNEL)?;
+        Ok(Self {
+            words,
+            nbits,
+            next: 0,
+        })
+    }
+
+    fn map(&mut self) -> &mut Bitmap {
+        // SAFETY: `words` holds `nbits` bits (`new`), lives as long as the
+        // borrow of `self`, and `&mut self` makes the access exclusive.
+        unsafe { Bitmap::from_raw_mut(self.words.as_mut_ptr(), self.nbits) }
+    }
+
+    /// Allocates up to `max` consecutive free blocks; `None` when the device
+    /// is full.
+    pub(crate) fn alloc_run(&mut self, max: usize) -> Option<core::ops::Range<usize>> {
+        let (n, next) = (self.nbits, self.next);
+        let map = self.map();
+        let start = map.next_zero_bit(next).or_else(|| map.next_zero_bit(0))?;
+        let end = map.next_bit(start).unwrap_or(n).min(start + max.max(1));
+        for b in start..end {
+            map.set_bit(b);
+        }
+        self.next = if end >= n { 0 } else { end };
+        Some(start..end)
+    }
+
+    /// Frees one block.
+    pub(crate) fn release(&mut self, block: usize) {
+        if block < self.nbits {
+            self.map().clear_bit(block);
+        }
+    }
+}
+
+/// `bd_stat`, in pages.
+pub(crate) struct BdStats {
+    pub(crate) count: Atomic<u64>,
+    pub(crate) reads: Atomic<u64>,
+    pub(crate) writes: Atomic<u64>,
+}
+
+/// The backing device of an rzram disk.
+#[pin_data]
+pub(crate) struct Backing {
+    /// The device, shared with the bio sets that address it.
+    pub(crate) file: Arc<BdevFile>,
+    /// As written to `backing_dev`, without the newline.
+    pub(crate) path: KVec<u8>,
+    #[pin]
+    blocks: SpinLock<Blocks>,
+    pub(crate) stats: BdStats,
+    /// Reads of written-back pages; they are allocated in rzram's
+    /// `submit_bio`, so the set has a rescuer.
+    #[pin]
+    rb_bios: BioSet<RbReq>,
+}
+
+impl Backing {
+    /// Opens `path` (exclusively) as a backing device.
+    pub(crate) fn open(path: &[u8]) -> Result<Arc<Self>> {
+        let mut cpath = KVec::with_capacity(path.len() + 1, GFP_KERNEL)?;
+        cpath.extend_from_slice(path, GFP_KERNEL)?;
+        cpath.push(0, GFP_KERNEL)?;
+        let file = BdevFile::open(CStr::from_bytes_with_nul(&cpath).map_err(|_| EINVAL)?)?;
+        let nr = usize::try_from(file.nr_bytes() / PAGE as u64).map_err(|_| EINVAL)?;
+        // Refuse an empty device (which also keeps an uninitialised rzram
+        // from backing itself).
+        if nr == 0 {
+            return Err(EINVAL);
+        }
+        let blocks = Blocks::new(nr)?;
+        let bdev = Arc::new(file, GFP_KERNEL)?;
+        cpath.pop();
+        Arc::pin_init(
+            try_pin_init!(Self {
+                file: bdev.clone(),
+                path: cpath,
+                blocks <- new_spinlock!(blocks),
+                stats: BdStats {
+                    count: Atomic::new(0),
+                    reads: Atomic::new(0),
+                    writes: Atomic::new(0),
+                },
+                rb_bios <- BioSet::new(bdev, READ_RESERVE, true, Ok::<(), Error>(())),
+            }? Error),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Allocates up to `max` consecutive blocks.
+    pub(crate) fn alloc_run(&self, max: usize) -> Option<core::ops::Range<usize>> {
+        let run = self.blocks.lock().alloc_run(max)?;
+        self.stats.count.fetch_add(run.len() as u64, Relaxed);
+        Some(run)
+    }
+
+    /// Frees a block of a slot that no longer needs it. Never sleeps (swap
+    /// frees slots under its spinlock).
+    pub(crate) fn release(&self, block: u64) {
+        self.blocks.lock().release(block as usize);
+        self.stats.count.fetch_sub(1, Relaxed);
+    }
+
+    /// Reads block `block` into the held segment of an rzram bio,
+    /// asynchronously: the segment's bio completes when the read has.
+    pub(crate) fn read_async(
+        &self,
+        dev: u32,
+        index: usize,
+        block: u64,
+        seg: HeldSegment,
+    ) -> Result {
+        self.stats.reads.fetch_add(1, Relaxed);
+        let req = RbReq {
+            dev,
+            index,
+            block,
+            start_ns: now_ns(),
+        };
+        let mut bio = self
+            .rb_bios
+            .alloc(BioOp::Read, 0, 1, flags::GFP_NOIO, req)?;
+        bio.set_sector(block * SECTORS_PER_PAGE);
+        // On failure the segment's hold ends with EIO when it is dropped.
+        bio.add_held_segment(seg).map_err(|_| EIO)?;
+        bio.submit();
+        Ok(())
+    }
+
+    /// Reads block `block` into `out` (one page) and waits for it. Safe to
+    /// call from a `submit_bio` method (the bio is submitted from a worker).
+    pub(crate) fn read_sync(&self, dev: u32, index: usize, block: u64, out: &mut [u8]) -> Result {
+        self.stats.reads.fetch_add(1, Relaxed);
+        let start = now_ns();
+        let result = (|| -> Result {
+            let req = RbReq {
+                dev,
+                index,
+                block,
+                start_ns: start,
+            };
+            let mut bio = self
+                .rb_bios
+                .alloc(BioOp::Read, 0, 1, flags::GFP_NOIO, req)?;
+            bio.set_sector(block * SECTORS_PER_PAGE);
+            bio.add_page(Page::alloc_page(flags::GFP_NOIO)?)
+                .map_err(|_| EIO)?;
+            bio.submit_wait()?;
+            bio.copy_page_to(0, out)
+        })();
+        trace::bd_read(dev, index, block, now_ns() - start, &result);
+        result
+    }
+}
+
+/// Reads of written-back pages kept in reserve.
+const READ_RESERVE: u32 = 32;
+
+/// A read of a written-back page, in the front padding of its bio.
+pub(crate) struct RbReq {
+    dev: u32,
+    index: usize,
+    block: u64,
+    start_ns: u64,
+}
+
+impl EndIo for RbReq {
+    type Context = ();
+
+    fn end_io((): &(), bio: OwnedBio<Self>) {
+        let status = bio.status();
+        let req = bio.data();
+        trace::bd_read(
+            req.dev,
+            req.index,
+            req.block,
+            now_ns() - req.start_ns,
+            &status,
+        );
+        // Completes the rzram bio the page was read for, with our status.
+        drop(bio);
+    }
+}
+
+#[cfg(CONFIG_BLK_DEV_RZRAM_KUNIT_TEST)]
+#[kunit_tests(rzram_backing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_allocated_in_consecutive_runs() {
+        let mut b = Blocks::new(100).unwrap();
+        assert_eq!(b.alloc_run(32), Some(0..32));
+        assert_eq!(b.alloc_run(32), Some(32..64));
+        b.release(10);
+        b.release(11);
+        // Next-fit: continues after the last run, then wraps to the holes.
+        assert_eq!(b.alloc_run(32), Some(64..96));
+        assert_eq!(b.alloc_run(32), Some(96..100));
+        assert_eq!(b.alloc_run(32), Some(10..12));
+        assert_eq!(b.alloc_run(1), None);
+        b.release(50);
+        assert_eq!(b.alloc_run(0), Some(50..51));
+        // Out-of-range releases are ignored.
+        b.release(1000);
+    }
+}
