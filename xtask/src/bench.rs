@@ -9,7 +9,6 @@ use std::{fmt::Write as _, fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 
 mod all;
-pub mod dm_delay;
 mod footprint;
 mod foreground;
 mod plot;

@@ -77,7 +77,8 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct VmTestArgs {
-    /// Only tests whose name contains this.
+    /// A test target's name (e.g. `reliability`: all its tests), or else
+    /// only the tests whose name contains this, in every target.
     filter: Option<String>,
     /// Build the kernel with the debug fragment (KASAN, lockdep).
     #[arg(long)]
@@ -254,7 +255,7 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
 }
 
 /// Integration test targets of `tests/` that run inside the VM.
-const VM_TEST_TARGETS: [&str; 8] = [
+const VM_TEST_TARGETS: [&str; 9] = [
     "vm",
     "rzram",
     "writeback",
@@ -262,6 +263,7 @@ const VM_TEST_TARGETS: [&str; 8] = [
     "daemon_vm",
     "backing",
     "reliability",
+    "daemon_answers",
     "hardening",
 ];
 
@@ -308,28 +310,24 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
             copy(&repo_root().join("target/debug").join(stem))?;
         }
     }
-    // tests/tests/daemon_answers.rs slows its backing device with dm-delay.
-    match bench::dm_delay::module(&kernel) {
-        Ok(Some(ko)) => {
-            copy(&ko)?;
-        }
-        Ok(None) => {}
-        Err(e) => progress(&format!("no dm-delay module for the VM: {e:#}")),
-    }
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.
     let mut cmd = String::from("rc=0\n");
+    let filter = args.filter.as_deref().unwrap_or("");
+    let whole_target = VM_TEST_TARGETS.contains(&filter);
     let runs = VM_TEST_TARGETS
         .iter()
         .map(|t| (*t, ""))
-        .chain(VM_TEST_REPEATS);
+        .chain(VM_TEST_REPEATS)
+        .filter(|(t, _)| !whole_target || *t == filter);
+    let name_filter = if whole_target { "" } else { filter };
     for (target, env) in runs {
         let bin = copy(&build_test_binary("zramctl-tests", target)?)?;
         cmd.push_str(&format!(
             "echo '==> {target} {env}'\n{env} ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
             zramctl.display(),
             bin.display(),
-            args.filter.as_deref().unwrap_or("")
+            name_filter
         ));
     }
     cmd.push_str("exit $rc");
