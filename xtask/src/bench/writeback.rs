@@ -476,6 +476,55 @@ mod tests {
         assert!(parse_rows("zram-b1 0 100 1 1\n").is_err());
     }
 
+    fn args(rounds: u32) -> BenchArgs {
+        BenchArgs {
+            what: "writeback".into(),
+            runtime: 5,
+            rounds,
+            data_mib: 48,
+            report_only: true,
+            seed_mib: 32,
+            seed_runs: 5,
+            footprint_secs: 30,
+            footprint_sizes: Vec::new(),
+            footprint_bin: None,
+            footprint_out: "footprint".into(),
+        }
+    }
+
+    #[test]
+    fn report_pairs_rounds_and_counts_cpu_per_page() {
+        let dir = std::env::temp_dir().join(format!("xtask-wb-report-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("env.txt"),
+            "rzram_writeback 1\nkernel 7.3.4\ncpu QEMU TCG CPU\ncpus 2\nclk_tck 100\n",
+        )
+        .unwrap();
+        // Round 0: rzram twice as fast, half the CPU; round 1: as fast, the
+        // same CPU; 1000 pages, 100 ticks = 1 s = 1000 us per page.
+        fs::write(
+            dir.join("writeback.txt"),
+            "zram-b32 0 1000 1000000000 1 100\n\
+             rzram-b32-bio1 0 1000 500000000 1 50\n\
+             rzram-b32-bio1 1 1000 1000000000 1 100\n\
+             zram-b32 1 1000 1000000000 1 100\n\
+             rzram-b32-bio32 1 1000 1000000000 0 100\n",
+        )
+        .unwrap();
+        let (text, errors, r) = report_rates(&args(2), &dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(errors.is_empty());
+        let s = r.vs("rzram-b32-bio1", "zram-b32").unwrap();
+        assert_eq!((s.n, s.min, s.max), (2, 1.0, 2.0));
+        assert_eq!(r.cpu_us["zram-b32"][&0], 1000.0);
+        let c = r.cpu_vs("rzram-b32-bio1", "zram-b32").unwrap();
+        assert_eq!((c.min, c.max), (1.0, 2.0));
+        // A failed writeback is no sample.
+        assert!(r.median("rzram-b32-bio32").is_none());
+        assert!(text.contains("| rzram (Rust) | 32 | 32 | - | failed |"));
+    }
+
     #[test]
     fn script_skips_rzram_rows_without_its_writeback() {
         let args = BenchArgs {
