@@ -351,6 +351,18 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
         env_v("cpu"),
         args.rounds,
     );
+    let console = fs::read_to_string(results.join("console.log")).unwrap_or_default();
+    if let Some(line) = console
+        .lines()
+        .find(|l| l.contains("Kernel panic") || l.contains("BUG:"))
+    {
+        let _ = writeln!(
+            md,
+            "**The VM run ended early: the guest kernel failed** (`{}`; the whole oops is in \
+             target/bench/all/console.log). Parts or rows without numbers below were not measured.\n",
+            line.trim()
+        );
+    }
     if !failed.trim().is_empty() {
         let _ = writeln!(
             md,

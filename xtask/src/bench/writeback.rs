@@ -357,8 +357,10 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
             _ => {
                 let why = if r.dev.starts_with("rzram") && !rzram {
                     "unavailable"
-                } else {
+                } else if samples.contains_key(&r.id) {
                     "failed"
+                } else {
+                    "not measured"
                 };
                 let _ = writeln!(
                     table,
@@ -523,6 +525,7 @@ mod tests {
         // A failed writeback is no sample.
         assert!(r.median("rzram-b32-bio32").is_none());
         assert!(text.contains("| rzram (Rust) | 32 | 32 | - | failed |"));
+        assert!(text.contains("| rzram (Rust) | 1 | 1 | - | not measured |"));
     }
 
     #[test]
