@@ -4,7 +4,7 @@
 //! number (the guest runs under TCG on these machines, so only ratios
 //! measured in the same run mean much).
 
-use std::{fmt::Write as _, fs, path::Path};
+use std::{fs, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -13,7 +13,9 @@ mod footprint;
 mod foreground;
 mod plot;
 mod policy;
+mod ram;
 mod seed;
+mod stats;
 mod writeback;
 
 use crate::{
@@ -36,22 +38,23 @@ pub struct BenchArgs {
     #[arg(default_value = "all")]
     pub what: String,
     /// Seconds per fio run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     pub runtime: u32,
-    /// Interleaved rounds per device (zram, rzram, zram, rzram, ...).
-    #[arg(long, default_value_t = 2)]
+    /// Interleaved rounds (zram, rzram; rzram, zram; ...): each gives one
+    /// ratio per row; the report shows their median and min..max.
+    #[arg(long, default_value_t = 5)]
     pub rounds: u32,
     /// `writeback`: MiB of data written into each device before writeback.
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = 48)]
     pub data_mib: u32,
     /// Only print the report from the last run's results (no VM).
     #[arg(long)]
     pub report_only: bool,
     /// `seed`: MiB of the tarball each of the three copies takes (0: all of it).
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 32)]
     pub seed_mib: u32,
-    /// `seed`: timed runs per row.
-    #[arg(long, default_value_t = 4)]
+    /// `seed`: timed runs per row (interleaved rounds).
+    #[arg(long, default_value_t = 5)]
     pub seed_runs: u32,
     /// `footprint`: seconds per measured window.
     #[arg(long, default_value_t = 30)]
@@ -66,43 +69,6 @@ pub struct BenchArgs {
     /// `footprint`: results subdirectory of target/bench (default footprint).
     #[arg(long, default_value = "footprint")]
     pub footprint_out: String,
-}
-
-const DEVICES: [(&str, &str); 2] = [("zram0", "zram (C, upstream)"), ("rzram0", "rzram (Rust)")];
-const OPS: [&str; 2] = ["randwrite", "randread"];
-
-/// The guest script: for each round and device, a fresh 512 MiB lz4 device
-/// filled with 256 MiB of ~2x compressible data, then 4K random writes and
-/// reads with O_DIRECT, 2 jobs, fio's JSON into the results dir.
-fn ram_script(args: &BenchArgs) -> String {
-    let mut s = String::from(
-        "set -e\n\
-         [ -e /sys/module/rzram ] || insmod \"$ZRAMCTL_MODROOT/lib/modules/$ZRAMCTL_KERNEL_RELEASE/kernel/drivers/block/rzram/rzram.ko\"\n\
-         Z=\"$ZRAMCTL_BIN\"\n\
-         COMMON='--thread --bs=4k --size=256M --direct=1 --numjobs=2 --group_reporting --buffer_compress_percentage=50 --refill_buffers --output-format=json'\n",
-    );
-    for round in 0..args.rounds {
-        for (dev, _) in DEVICES {
-            let _ = write!(
-                s,
-                "$Z reset {dev} >/dev/null 2>&1 || true\n\
-                 $Z setup {dev} --size 512M --algorithm lz4 >/dev/null\n\
-                 fio --name=fill --thread --filename=/dev/{dev} --rw=write --bs=1M --size=256M --direct=1 \
-                 --buffer_compress_percentage=50 --refill_buffers --output-format=json > /dev/null\n"
-            );
-            for op in OPS {
-                let _ = write!(
-                    s,
-                    "echo \"round {round}: {op} on {dev}\"\n\
-                     fio --name={op} --filename=/dev/{dev} --rw={op} $COMMON --runtime={rt} --time_based \
-                     > \"$ZRAMCTL_RESULTS/{dev}-{op}-{round}.json\"\n",
-                    rt = args.runtime
-                );
-            }
-            let _ = writeln!(s, "$Z status {dev}\n$Z reset {dev}");
-        }
-    }
-    s
 }
 
 /// IOPS of the (single, group-reported) job in a fio JSON report.
@@ -197,46 +163,14 @@ fn bench_ram(args: &BenchArgs) -> Result<()> {
         progress(&format!(
             "bench ram: {} rounds x {} devices x {} ops x {}s of fio in the VM",
             args.rounds,
-            DEVICES.len(),
-            OPS.len(),
+            ram::DEVICES.len(),
+            ram::OPS.len(),
             args.runtime
         ));
-        run_in_vm("ram", &ram_script(args))?;
+        run_in_vm("ram", &ram::script(args))?;
     }
-    let (report, _) = ram_report(args, &results)?;
+    let (report, _) = ram::report(args, &results)?;
     fs::write(repo_root().join("target/bench/ram.md"), &report)?;
     println!("{report}");
     Ok(())
-}
-
-/// The RAM-tier report and its medians: [device][op] IOPS.
-fn ram_report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Vec<f64>>)> {
-    let mut table =
-        String::from("| device | 4K randwrite IOPS | 4K randread IOPS |\n|---|---|---|\n");
-    let mut medians = Vec::new();
-    for (dev, label) in DEVICES {
-        let mut row = Vec::new();
-        for op in OPS {
-            let samples = (0..args.rounds)
-                .map(|r| fio_iops(&results.join(format!("{dev}-{op}-{r}.json")), op))
-                .collect::<Result<Vec<_>>>()?;
-            row.push(median(samples));
-        }
-        let _ = writeln!(table, "| {label} | {:.0} | {:.0} |", row[0], row[1]);
-        medians.push(row);
-    }
-    let _ = writeln!(
-        table,
-        "| **rzram / zram** | **{:.2}x** | **{:.2}x** |",
-        medians[1][0] / medians[0][0],
-        medians[1][1] / medians[0][1]
-    );
-    let report = format!(
-        "# bench ram\n\n4K random I/O, O_DIRECT, 2 jobs, fio psync; 512 MiB lz4 devices holding 256 MiB of \
-         ~2x compressible data; medians of {} interleaved rounds of {} s each, in one VM run. The guest runs \
-         under TCG (software emulation) here: absolute numbers are far below hardware, ratios are what \
-         this measures.\n\n{table}",
-        args.rounds, args.runtime
-    );
-    Ok((report, medians))
 }

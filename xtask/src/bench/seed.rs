@@ -9,7 +9,10 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{BenchArgs, median};
+use super::{
+    BenchArgs, median,
+    stats::{self, Spread},
+};
 
 /// (id, label, device, writeback_bio_pages).
 pub const CONFIGS: [(&str, &str, &str, Option<u32>); 3] = [
@@ -96,7 +99,14 @@ seed_run() {{ # ID DEV BIO RUN [top]
         disksize = slice,
     );
     for run in 0..args.seed_runs {
-        for (id, _, dev, bio) in CONFIGS {
+        // Odd runs go backwards: each rzram row alternates with upstream
+        // which goes first.
+        let order: Vec<_> = if run % 2 == 0 {
+            CONFIGS.iter().collect()
+        } else {
+            CONFIGS.iter().rev().collect()
+        };
+        for &(id, _, dev, bio) in order {
             let bio = bio.map_or("-".into(), |b| b.to_string());
             let _ = writeln!(s, "seed_run {id} {dev} {bio} {run}");
         }
@@ -110,8 +120,8 @@ seed_run() {{ # ID DEV BIO RUN [top]
     s
 }
 
-/// One timed run: pages, real, user, sys seconds.
-type Run = (u64, f64, f64, f64);
+/// One timed run: run index, pages, real, user, sys seconds.
+type Run = (u32, u64, f64, f64, f64);
 
 fn parse(text: &str) -> Result<BTreeMap<String, Vec<Run>>> {
     let mut out: BTreeMap<String, Vec<Run>> = BTreeMap::new();
@@ -127,18 +137,27 @@ fn parse(text: &str) -> Result<BTreeMap<String, Vec<Run>>> {
             s.parse::<f64>()
                 .with_context(|| format!("{s:?} in {line:?}"))
         };
-        out.entry(id.to_string())
-            .or_default()
-            .push((pages.parse()?, n(real)?, n(user)?, n(sys)?));
+        out.entry(id.to_string()).or_default().push((
+            run.parse().with_context(|| format!("run in {line:?}"))?,
+            pages.parse()?,
+            n(real)?,
+            n(user)?,
+            n(sys)?,
+        ));
     }
     Ok(out)
 }
 
-/// Median seconds and pages/s per config id.
+/// Median seconds per config id, and per rzram config the per-run ratio
+/// upstream seconds / rzram seconds.
 pub struct SeedResult {
     pub markdown: String,
     pub median_secs: BTreeMap<String, f64>,
+    pub speedup: BTreeMap<String, Spread>,
 }
+
+/// The rzram configs' targets (issue 16): upstream time / rzram time.
+pub const TARGETS: [(&str, f64); 2] = [("rzram-bio32", 2.0), ("rzram-bio1", 1.0)];
 
 pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
     let runs = parse(&fs::read_to_string(dir.join("seed.txt")).context("seed.txt")?)?;
@@ -169,42 +188,50 @@ pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
     let _ = writeln!(
         md,
         "The seed's test flow: `mkfs.ext4` on the device, mount it, copy {what}, `sync`, \
-         `echo all > idle`, `time echo idle > writeback` (bash's `time`: real, user, sys). {} runs per row, \
-         interleaved, on the same dm-linear backing slice, batch size 32.\n",
+         `echo all > idle`, `time echo idle > writeback` (bash's `time`: real, user, sys; user and sys are the \
+         writing shell's only). {} runs per row, interleaved (odd runs go backwards, so upstream and each rzram row \
+         alternate which goes first), on the same dm-linear backing slice, batch size 32; each run gives one \
+         ratio upstream time / rzram time, shown as the median and min-max of the runs.\n",
         args.seed_runs
     );
     let _ = writeln!(
         md,
-        "| row | pages written | runs: real / user / sys (s) | median real | pages/s | upstream time / this time |\n|---|---|---|---|---|---|"
+        "| row | pages written | runs: real / user / sys (s) | median real | pages/s | upstream time / this time: median (min-max) |\n|---|---|---|---|---|---|"
     );
     let mut median_secs = BTreeMap::new();
     let mut pages_all = 0;
-    let zram_med = runs
-        .get("zram")
-        .map(|r| median(r.iter().map(|x| x.1).collect()));
+    let mut speedup = BTreeMap::new();
+    let secs = |id: &str| -> BTreeMap<u32, f64> {
+        runs.get(id)
+            .map(|r| r.iter().map(|x| (x.0, x.2)).collect())
+            .unwrap_or_default()
+    };
     for (id, label, _, _) in CONFIGS {
         let Some(r) = runs.get(id) else {
             let _ = writeln!(md, "| {label} | - | not run | - | - | - |");
             continue;
         };
-        let med = median(r.iter().map(|x| x.1).collect());
-        let pages = r.iter().map(|x| x.0).max().unwrap_or(0);
+        let med = median(r.iter().map(|x| x.2).collect());
+        let pages = r.iter().map(|x| x.1).max().unwrap_or(0);
         pages_all = pages_all.max(pages);
         median_secs.insert(id.to_string(), med);
         let list = r
             .iter()
-            .map(|x| format!("{:.2} / {:.2} / {:.2}", x.1, x.2, x.3))
+            .map(|x| format!("{:.2} / {:.2} / {:.2}", x.2, x.3, x.4))
             .collect::<Vec<_>>()
             .join("<br>");
+        let ratio = (id != "zram")
+            .then(|| Spread::paired(&secs("zram"), &secs(id)))
+            .flatten();
         let _ = writeln!(
             md,
             "| {label} | {pages} | {list} | {med:.2} s | {:.0} | {} |",
             pages as f64 / med.max(1e-9),
-            match zram_med {
-                Some(z) if id != "zram" && med > 0.0 => format!("{:.2}x", z / med),
-                _ => "-".into(),
-            }
+            stats::cell(ratio.as_ref())
         );
+        if let Some(r) = ratio {
+            speedup.insert(id.to_string(), r);
+        }
     }
     let _ = writeln!(
         md,
@@ -222,6 +249,7 @@ pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
     Ok(SeedResult {
         markdown: md,
         median_secs,
+        speedup,
     })
 }
 
@@ -274,7 +302,7 @@ mod tests {
         let r =
             parse("zram 0 100 1.50 0.00 0.70\nzram top 100 2.0 0 1\nrzram-bio32 0 100 0.5 0 0.2\n")
                 .unwrap();
-        assert_eq!(r["zram"], [(100, 1.5, 0.0, 0.7)]);
+        assert_eq!(r["zram"], [(0, 100, 1.5, 0.0, 0.7)]);
         assert_eq!(r.len(), 2);
         assert!(parse("zram 0 x 1 1 1\n").is_err());
     }

@@ -5,14 +5,22 @@
 //! Each row: a fresh 256 MiB lz4 device with a dm-linear slice of the VM's
 //! scratch disk as backing device, the data set written with O_DIRECT,
 //! `idle` <- `all`, then `writeback` <- `idle` timed; pages from `bd_stat`.
-//! Rows are interleaved (upstream, rzram, upstream, ...) and repeated
-//! `--rounds` times; the report shows medians.
+//! Rows are interleaved (upstream, rzram, upstream, ...; odd rounds run the
+//! list backwards, so each pair alternates which goes first) and repeated
+//! `--rounds` times; each round gives one rzram / upstream ratio per row,
+//! reported as the median and min..max of the rounds. Around each
+//! writeback the guest's CPU busy time is read from /proc/stat (every CPU,
+//! user + nice + system + irq + softirq): the driver's cost per written
+//! page, wherever it ran (the writing process, kworkers, interrupts).
 
 use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{BenchArgs, fio_iops, median, run_in_vm};
+use super::{
+    BenchArgs, fio_iops, run_in_vm,
+    stats::{self, Spread},
+};
 use crate::util::{progress, repo_root};
 
 /// One writeback configuration.
@@ -91,6 +99,7 @@ if [ -e /sys/block/rzram0/backing_dev ] && [ -e /sys/block/rzram0/writeback_bio_
   echo "kernel $(uname -r)"
   echo "cpu $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
   echo "cpus $(nproc)"
+  echo "clk_tck $(getconf CLK_TCK)"
 }} > "$R/env.txt"
 dmsetup remove wbbench 2>/dev/null
 dmsetup create wbbench --table "0 {sectors} linear $ZRAMCTL_BACKING_DISK 0" || exit 1
@@ -116,19 +125,30 @@ row() {{ # ID DEV BATCH BIO_PAGES|- ROUND
   fi
   dd if=/tmp/data.bin of=/dev/$2 bs=1M oflag=direct status=none
   echo all > $S/idle
-  t0=$(date +%s%N)
-  if echo idle > $S/writeback; then ok=1; else ok=0; echo "$1 round $5: writeback failed" >> "$R/errors.txt"; fi
-  t1=$(date +%s%N)
+  sync; sleep 0.5
+  # Builtins only between the two /proc/stat reads: no fork is counted.
+  t0=${{EPOCHREALTIME/./}}
+  read -r _ u n s _ _ q sq _ < /proc/stat; b0=$((u + n + s + q + sq))
+  if echo idle > $S/writeback; then ok=1; else ok=0; fi
+  read -r _ u n s _ _ q sq _ < /proc/stat; b1=$((u + n + s + q + sq))
+  t1=${{EPOCHREALTIME/./}}
+  [ $ok = 1 ] || echo "$1 round $5: writeback failed" >> "$R/errors.txt"
   set -- "$1" "$2" "$3" "$4" "$5" $(cat $S/bd_stat)
-  echo "$1 $5 $8 $((t1 - t0)) $ok" >> "$R/writeback.txt"
-  echo "round $5: $1: $8 pages in $(( (t1 - t0) / 1000000 )) ms; mm_stat $(cat $S/mm_stat)"
+  echo "$1 $5 $8 $(( (t1 - t0) * 1000 )) $ok $((b1 - b0))" >> "$R/writeback.txt"
+  echo "round $5: $1: $8 pages in $(( (t1 - t0) / 1000 )) ms, $((b1 - b0)) busy ticks; mm_stat $(cat $S/mm_stat)"
   echo 1 > $S/reset
 }}
 "#,
         sectors = SLICE_MIB * 2048,
     );
+    let all = rows();
     for round in 0..args.rounds {
-        for r in &rows() {
+        let order: Vec<&Row> = if round % 2 == 0 {
+            all.iter().collect()
+        } else {
+            all.iter().rev().collect()
+        };
+        for r in order {
             let call = format!(
                 "row {} {} {} {} {round}",
                 r.id,
@@ -142,39 +162,54 @@ row() {{ # ID DEV BATCH BIO_PAGES|- ROUND
                 let _ = writeln!(s, "{call}");
             }
         }
-        for (id, _, rw, depth) in DEVICE_JOBS {
-            let _ = writeln!(
-                s,
-                "echo \"round {round}: fio {id} on $BD\"\n\
-                 fio --name={id} --filename=\"$BD\" --rw={rw} --bs=4k --size=256M --direct=1 \
-                 --ioengine=libaio --iodepth={depth} --runtime={rt} --time_based --output-format=json \
-                 > \"$R/dev-{id}-{round}.json\" || exit 1",
-                rt = args.runtime
-            );
-        }
+    }
+    // The device rows are references, not comparisons: one run each.
+    for (id, _, rw, depth) in DEVICE_JOBS {
+        let _ = writeln!(
+            s,
+            "echo \"fio {id} on $BD\"\n\
+             fio --name={id} --filename=\"$BD\" --rw={rw} --bs=4k --size=256M --direct=1 \
+             --ioengine=libaio --iodepth={depth} --runtime={rt} --time_based --output-format=json \
+             > \"$R/dev-{id}.json\" || exit 1",
+            rt = args.runtime
+        );
     }
     s.push_str("dmsetup remove wbbench\n");
     s
 }
 
-/// One timed writeback: pages written, nanoseconds, whether it succeeded.
-type Sample = (u64, u64, bool);
+/// One timed writeback: round, pages written, nanoseconds, whether it
+/// succeeded, guest CPU busy ticks (USER_HZ) meanwhile.
+#[derive(Clone, Debug, PartialEq)]
+struct Sample {
+    round: u32,
+    pages: u64,
+    ns: u64,
+    ok: bool,
+    busy_ticks: u64,
+}
 
-/// Lines of `writeback.txt`: ID ROUND PAGES NS OK, by row id.
+/// Lines of `writeback.txt`: ID ROUND PAGES NS OK BUSY_TICKS, by row id.
 fn parse_rows(text: &str) -> Result<BTreeMap<String, Vec<Sample>>> {
     let mut out: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let [id, _round, pages, ns, ok] = f[..] else {
+        let [id, round, pages, ns, ok, busy] = f[..] else {
             bail!("bad line in writeback.txt: {line:?}");
         };
-        out.entry(id.to_string()).or_default().push((
-            pages
+        let n = |s: &str, what: &str| {
+            s.parse::<u64>()
+                .with_context(|| format!("{what} in {line:?}"))
+        };
+        out.entry(id.to_string()).or_default().push(Sample {
+            round: round
                 .parse()
-                .with_context(|| format!("pages in {line:?}"))?,
-            ns.parse().with_context(|| format!("ns in {line:?}"))?,
-            ok == "1",
-        ));
+                .with_context(|| format!("round in {line:?}"))?,
+            pages: n(pages, "pages")?,
+            ns: n(ns, "ns")?,
+            ok: ok == "1",
+            busy_ticks: n(busy, "busy ticks")?,
+        });
     }
     Ok(out)
 }
@@ -191,11 +226,38 @@ fn ratio(a: f64, b: Option<f64>) -> String {
     }
 }
 
-/// Medians of one run: pages/s per row id, fio IOPS per device job id.
+/// One run's measurements: per row id and round, pages/s and guest CPU
+/// microseconds per written page; fio IOPS per device job id.
 pub struct Rates {
-    pub rows: BTreeMap<String, (f64, u64)>,
+    pub pps: BTreeMap<String, BTreeMap<u32, f64>>,
+    pub cpu_us: BTreeMap<String, BTreeMap<u32, f64>>,
+    pub pages: BTreeMap<String, u64>,
     pub device: BTreeMap<&'static str, f64>,
 }
+
+impl Rates {
+    pub fn median(&self, id: &str) -> Option<f64> {
+        stats::median_of(self.pps.get(id)?)
+    }
+
+    pub fn cpu_median(&self, id: &str) -> Option<f64> {
+        stats::median_of(self.cpu_us.get(id)?)
+    }
+
+    /// Per-round pages/s of `a` over `b`.
+    pub fn vs(&self, a: &str, b: &str) -> Option<Spread> {
+        Spread::paired(self.pps.get(a)?, self.pps.get(b)?)
+    }
+
+    /// Per-round CPU per page of `upstream` over `rzram`: above 1.0, rzram
+    /// costs less CPU per page.
+    pub fn cpu_vs(&self, rzram: &str, upstream: &str) -> Option<Spread> {
+        Spread::paired(self.cpu_us.get(upstream)?, self.cpu_us.get(rzram)?)
+    }
+}
+
+/// Row ids whose ratio to upstream carries a target (issue 16), with it.
+pub const TARGETS: [(&str, f64); 2] = [("rzram-b1-bio1", 1.0), ("rzram-b32-bio1", 1.0)];
 
 pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)> {
     report_rates(args, results).map(|(t, e, _)| (t, e))
@@ -212,6 +274,9 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
         .collect();
     let rzram = env_value(&env, "rzram_writeback") == Some("1");
     let cpu = env_value(&env, "cpu").unwrap_or("?");
+    let clk_tck: f64 = env_value(&env, "clk_tck")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100.0);
     let accel = if cpu.contains("TCG") || !cpu.contains("KVM") {
         "under TCG (software emulation)"
     } else {
@@ -220,55 +285,86 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
 
     let mut device = BTreeMap::new();
     for (id, _, rw, _) in DEVICE_JOBS {
-        let samples = (0..args.rounds)
-            .map(|r| fio_iops(&results.join(format!("dev-{id}-{r}.json")), rw))
-            .collect::<Result<Vec<_>>>()?;
-        device.insert(id, median(samples));
-    }
-    let rate = |id: &str| -> Option<(f64, u64)> {
-        let ok: Vec<&Sample> = samples.get(id)?.iter().filter(|s| s.2 && s.1 > 0).collect();
-        if ok.is_empty() {
-            return None;
+        if let Ok(iops) = fio_iops(&results.join(format!("dev-{id}.json")), rw) {
+            device.insert(id, iops);
         }
-        let pages = ok.iter().map(|s| s.0).max().unwrap_or(0);
-        Some((
-            median(ok.iter().map(|s| s.0 as f64 / (s.1 as f64 / 1e9)).collect()),
-            pages,
-        ))
+    }
+    let all_rows = rows();
+    let mut rates = Rates {
+        pps: BTreeMap::new(),
+        cpu_us: BTreeMap::new(),
+        pages: BTreeMap::new(),
+        device,
     };
+    for r in &all_rows {
+        let Some(v) = samples.get(&r.id) else {
+            continue;
+        };
+        let ok: Vec<&Sample> = v
+            .iter()
+            .filter(|s| s.ok && s.ns > 0 && s.pages > 0)
+            .collect();
+        if ok.is_empty() {
+            continue;
+        }
+        rates
+            .pages
+            .insert(r.id.clone(), ok.iter().map(|s| s.pages).max().unwrap_or(0));
+        rates.pps.insert(
+            r.id.clone(),
+            ok.iter()
+                .map(|s| (s.round, s.pages as f64 / (s.ns as f64 / 1e9)))
+                .collect(),
+        );
+        rates.cpu_us.insert(
+            r.id.clone(),
+            ok.iter()
+                .map(|s| {
+                    (
+                        s.round,
+                        s.busy_ticks as f64 / clk_tck * 1e6 / s.pages as f64,
+                    )
+                })
+                .collect(),
+        );
+    }
 
     let mut table = String::from(
-        "| row | batch | bio pages | pages written | pages/s | vs upstream, same batch | vs device 4K rand QD32 | vs device 4K seq QD32 |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| row | batch | bio pages | pages written | pages/s, median | pages/s per round | rzram / upstream, same batch: median (min-max) | guest CPU µs per page, median | upstream CPU / rzram CPU per page (min-max) | vs device 4K seq QD32 |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
-    let all_rows = rows();
+    let seq = rates.device.get("seq-qd32").copied();
     for r in &all_rows {
         let bio = r.bio_pages.map_or("1 (upstream)".into(), |b| b.to_string());
-        match rate(&r.id) {
-            Some((pps, pages)) => {
+        match (rates.pps.get(&r.id), rates.median(&r.id)) {
+            (Some(per_round), Some(pps)) => {
+                let up = r.upstream.as_deref();
                 let _ = writeln!(
                     table,
-                    "| {} | {} | {bio} | {pages} | {pps:.0} | {} | {} | {} |",
+                    "| {} | {} | {bio} | {} | {pps:.0} | {} | {} | {} | {} | {} |",
                     r.label,
                     r.batch,
-                    r.upstream
-                        .as_deref()
-                        .map_or("-".into(), |u| ratio(pps, rate(u).map(|x| x.0))),
-                    ratio(pps, device.get("rand-qd32").copied()),
-                    ratio(pps, device.get("seq-qd32").copied()),
+                    rates.pages[&r.id],
+                    stats::rounds_list(per_round, 0),
+                    up.map_or("-".into(), |u| stats::cell(rates.vs(&r.id, u).as_ref())),
+                    rates
+                        .cpu_median(&r.id)
+                        .map_or("-".into(), |c| format!("{c:.1}")),
+                    up.map_or("-".into(), |u| stats::cell(rates.cpu_vs(&r.id, u).as_ref())),
+                    ratio(pps, seq),
                 );
             }
-            None if r.dev.starts_with("rzram") && !rzram => {
+            _ => {
+                let why = if r.dev.starts_with("rzram") && !rzram {
+                    "unavailable"
+                } else if samples.contains_key(&r.id) {
+                    "failed"
+                } else {
+                    "not measured"
+                };
                 let _ = writeln!(
                     table,
-                    "| {} | {} | {bio} | - | unavailable | - | - | - |",
-                    r.label, r.batch
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    table,
-                    "| {} | {} | {bio} | - | failed | - | - | - |",
+                    "| {} | {} | {bio} | - | {why} | - | - | - | - | - |",
                     r.label, r.batch
                 );
             }
@@ -277,18 +373,30 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
     for (id, label, _, _) in DEVICE_JOBS {
         let _ = writeln!(
             table,
-            "| backing device: fio {label} | - | - | - | {:.0} IOPS | - | - | - |",
-            device[id]
+            "| backing device: fio {label} | - | - | - | {} IOPS | - | - | - | - | - |",
+            rates
+                .device
+                .get(id)
+                .map_or("-".into(), |v| format!("{v:.0}"))
         );
     }
     let mut text = format!(
         "# bench writeback\n\n\
          Idle writeback (`echo idle > writeback`) of the same {} MiB data set (text, binaries, 1/12 random; \
          same-filled pages are never written back) from fresh 256 MiB lz4 devices to the same {SLICE_MIB} MiB \
-         dm-linear slice of the VM's virtio disk; medians of {} interleaved rounds, in one VM run, kernel {}, \
-         {} CPUs. The guest runs {accel} (cpu: {cpu}): absolute numbers are far below hardware, ratios \
-         measured in the same run are what this shows. The device rows are fio (libaio, O_DIRECT, {} s) on \
-         that slice.\n\n{table}",
+         dm-linear slice of the VM's virtio disk, in {} interleaved rounds (odd rounds run the rows backwards, \
+         so each rzram row and its upstream row alternate which goes first); each round gives one ratio per row, \
+         shown as the median and min-max of the rounds. Kernel {}, {} CPUs. The guest runs {accel} (cpu: {cpu}): \
+         absolute numbers are far below hardware, ratios measured in the same run are what this shows. The \
+         device rows are one fio run each (libaio, O_DIRECT, {} s) on that slice.\n\n\
+         **Guest CPU per page** is the guest's total CPU busy time (every CPU: user + nice + system + irq + \
+         softirq from /proc/stat, read with shell builtins right before and after `echo idle > writeback`, \
+         which returns when the last page is written) divided by the pages written. It is the fair measure \
+         because the two drivers spend their work in different contexts (the writing process, bio completion \
+         in interrupt context, kworkers): the writing process's rusage would miss completion and kworker \
+         time, per-kworker accounting would miss what runs in interrupts. The guest runs nothing else meanwhile; the disk's emulation runs in QEMU outside the \
+         guest's CPUs, the same for both. /proc/stat counts in ticks of 1/{clk_tck:.0} s, sampled per tick \
+         (not exact per event), which averages out over the thousands of ticks a row takes.\n\n{table}",
         args.data_mib,
         args.rounds,
         env_value(&env, "kernel").unwrap_or("?"),
@@ -297,10 +405,9 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
     );
     let fastest = all_rows
         .iter()
-        .filter_map(|r| rate(&r.id))
-        .map(|x| x.0)
+        .filter_map(|r| rates.median(&r.id))
         .fold(0.0, f64::max);
-    if device.values().any(|&iops| fastest > iops) {
+    if rates.device.values().any(|&iops| fastest > iops) {
         text.push_str(
             "\nA writeback row faster than the device rows is not a measuring error: fio pays a system \
              call and a completion reap per I/O, which under TCG costs more than the kernel issuing the \
@@ -319,13 +426,6 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
             let _ = writeln!(text, "- {e}");
         }
     }
-    let rates = Rates {
-        rows: all_rows
-            .iter()
-            .filter_map(|r| Some((r.id.clone(), rate(&r.id)?)))
-            .collect(),
-        device,
-    };
     Ok((text, errors, rates))
 }
 
@@ -362,13 +462,70 @@ mod tests {
 
     #[test]
     fn parses_rows_and_rejects_junk() {
-        let rows = parse_rows("zram-b1 0 100 1000000000 1\nzram-b1 1 100 500000000 1\n").unwrap();
+        let rows =
+            parse_rows("zram-b1 0 100 1000000000 1 50\nzram-b1 1 100 500000000 0 7\n").unwrap();
         assert_eq!(
-            rows["zram-b1"],
-            [(100, 1_000_000_000, true), (100, 500_000_000, true)]
+            rows["zram-b1"][1],
+            Sample {
+                round: 1,
+                pages: 100,
+                ns: 500_000_000,
+                ok: false,
+                busy_ticks: 7
+            }
         );
-        assert!(parse_rows("zram-b1 0 x 1 1\n").is_err());
-        assert!(parse_rows("zram-b1 0\n").is_err());
+        assert!(parse_rows("zram-b1 0 x 1 1 1\n").is_err());
+        assert!(parse_rows("zram-b1 0 100 1 1\n").is_err());
+    }
+
+    fn args(rounds: u32) -> BenchArgs {
+        BenchArgs {
+            what: "writeback".into(),
+            runtime: 5,
+            rounds,
+            data_mib: 48,
+            report_only: true,
+            seed_mib: 32,
+            seed_runs: 5,
+            footprint_secs: 30,
+            footprint_sizes: Vec::new(),
+            footprint_bin: None,
+            footprint_out: "footprint".into(),
+        }
+    }
+
+    #[test]
+    fn report_pairs_rounds_and_counts_cpu_per_page() {
+        let dir = std::env::temp_dir().join(format!("xtask-wb-report-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("env.txt"),
+            "rzram_writeback 1\nkernel 7.3.4\ncpu QEMU TCG CPU\ncpus 2\nclk_tck 100\n",
+        )
+        .unwrap();
+        // Round 0: rzram twice as fast, half the CPU; round 1: as fast, the
+        // same CPU; 1000 pages, 100 ticks = 1 s = 1000 us per page.
+        fs::write(
+            dir.join("writeback.txt"),
+            "zram-b32 0 1000 1000000000 1 100\n\
+             rzram-b32-bio1 0 1000 500000000 1 50\n\
+             rzram-b32-bio1 1 1000 1000000000 1 100\n\
+             zram-b32 1 1000 1000000000 1 100\n\
+             rzram-b32-bio32 1 1000 1000000000 0 100\n",
+        )
+        .unwrap();
+        let (text, errors, r) = report_rates(&args(2), &dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(errors.is_empty());
+        let s = r.vs("rzram-b32-bio1", "zram-b32").unwrap();
+        assert_eq!((s.n, s.min, s.max), (2, 1.0, 2.0));
+        assert_eq!(r.cpu_us["zram-b32"][&0], 1000.0);
+        let c = r.cpu_vs("rzram-b32-bio1", "zram-b32").unwrap();
+        assert_eq!((c.min, c.max), (1.0, 2.0));
+        // A failed writeback is no sample.
+        assert!(r.median("rzram-b32-bio32").is_none());
+        assert!(text.contains("| rzram (Rust) | 32 | 32 | - | failed |"));
+        assert!(text.contains("| rzram (Rust) | 1 | 1 | - | not measured |"));
     }
 
     #[test]
@@ -393,6 +550,10 @@ mod tests {
                 .count(),
             2
         );
+        // Round 1 runs the rows backwards: each pair alternates.
+        let first = |needle: &str| s.find(needle).unwrap();
+        assert!(first("row zram-b1 zram0 1 - 0") < first("row rzram-b1-bio1 rzram0 1 1 0"));
+        assert!(first("row rzram-b1-bio1 rzram0 1 1 1") < first("row zram-b1 zram0 1 - 1"));
         assert!(s.contains("--iodepth=32") && s.contains("--iodepth=1 "));
     }
 }
