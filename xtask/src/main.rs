@@ -377,6 +377,9 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
                         &vm::VmArgs {
                             results: Some(dir.clone()),
                             label: several.then(|| format!("vm{i}")),
+                            // A hang is caught either way; a loaded machine
+                            // (TCG) took 1353 s for `reliability` alone.
+                            timeout: 3600,
                             ..vm::VmArgs::with_command(cmd)
                         },
                     );
