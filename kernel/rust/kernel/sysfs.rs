@@ -166,6 +166,9 @@ impl CInput {
 /// `ptrs` is NULL-terminated and `group.attrs` points to it; `groups[0]`
 /// points to `group`; none of the three is reallocated.
 pub struct Group {
+    /// Each attribute's lockdep class key (see [`Group::new`]).
+    #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+    _keys: KVec<Pin<KBox<crate::sync::LockClassKey>>>,
     _ptrs: KVec<*mut bindings::attribute>,
     _group: KBox<bindings::attribute_group>,
     groups: KBox<[*const bindings::attribute_group; 2]>,
@@ -177,8 +180,11 @@ unsafe impl Send for Group {}
 unsafe impl Sync for Group {}
 
 impl Group {
-    /// Builds the group, initialising each attribute for lockdep
-    /// (`sysfs_attr_init`).
+    /// Builds the group, giving each attribute a lockdep class key of its
+    /// own, as each static attribute has in C. (`sysfs_attr_init` through
+    /// one helper gave them all the helper's one static key: lockdep then
+    /// took a write to a class attribute that removes a disk, such as
+    /// `hot_remove`, removing the disk's attributes for recursive locking.)
     ///
     /// # Safety
     ///
@@ -187,10 +193,24 @@ impl Group {
     pub unsafe fn new(
         attrs: impl ExactSizeIterator<Item = *mut bindings::attribute>,
     ) -> Result<Self> {
+        #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+        let mut keys = KVec::with_capacity(attrs.len(), GFP_KERNEL)?;
         let mut ptrs = KVec::with_capacity(attrs.len() + 1, GFP_KERNEL)?;
         for p in attrs {
+            #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+            {
+                let key = KBox::pin_init(crate::sync::LockClassKey::new_dynamic(), GFP_KERNEL)?;
+                // SAFETY: the caller guarantees `p` is a valid attribute that
+                // nothing else changes; the key is registered with lockdep
+                // and lives in `Self` (pinned) as long as the group.
+                unsafe { (*p).key = key.as_ptr() };
+                keys.push(key, GFP_KERNEL)?;
+            }
+            #[cfg(not(CONFIG_DEBUG_LOCK_ALLOC))]
             // SAFETY: the caller guarantees `p` is a valid attribute.
-            unsafe { bindings::sysfs_attr_init(p) };
+            unsafe {
+                bindings::sysfs_attr_init(p)
+            };
             ptrs.push(p, GFP_KERNEL)?;
         }
         ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
@@ -203,6 +223,8 @@ impl Group {
         )?;
         // INVARIANT: built above; the vectors and boxes are not touched again.
         Ok(Self {
+            #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+            _keys: keys,
             _ptrs: ptrs,
             _group: group,
             groups,
