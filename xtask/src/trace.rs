@@ -181,11 +181,23 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
         ))?;
         sh("mkswap /dev/zram0 >/dev/null && swapon /dev/zram0")?;
         let (mib, prep, work) = workload(name)?;
-        sh(&format!("mkdir -p {CG} && echo {mib}M > {CG}/memory.max"))?;
+        // The preparation runs without a limit, so that nothing swaps before
+        // the recording starts (the trace could not size those pages); the
+        // traced script sets the limit first, and what the preparation left
+        // in memory swaps out under the recorder.
+        sh(&format!("mkdir -p {CG} && echo max > {CG}/memory.max"))?;
         // The workload's scripts join the cgroup first.
         let script = |what: &str, body: &str| -> Result<PathBuf> {
             let p = PathBuf::from(format!("/tmp/trace-{name}-{what}.sh"));
-            fs::write(&p, format!("set -e\necho $$ > {CG}/cgroup.procs\n{body}\n"))?;
+            let limit = if what == "work" {
+                format!("echo {mib}M > {CG}/memory.max\n")
+            } else {
+                String::new()
+            };
+            fs::write(
+                &p,
+                format!("set -e\necho $$ > {CG}/cgroup.procs\n{limit}{body}\n"),
+            )?;
             Ok(p)
         };
         if !prep.is_empty() {
