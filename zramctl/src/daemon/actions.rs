@@ -126,6 +126,7 @@ pub(super) fn recompress_step(d: &mut DevState, now_ns: u64) {
 pub(super) fn run_plan(
     d: &mut DevState,
     plan: &Plan,
+    huge_idle_secs: Option<u64>,
     limit: u64,
     before: &Stats,
     cancel: &AtomicBool,
@@ -153,24 +154,55 @@ pub(super) fn run_plan(
         return fail(e);
     }
     let mut done = Vec::new();
-    let result: Result<(), sysfs::Error> = match plan {
-        Plan::Pages(ranges) => write_back_chunked(&dev, &name, ranges, cancel, &mut done),
-        Plan::IdleAge(secs) => match dev.mark_idle(IdleMode::Age(*secs)) {
-            Err(e) if e.errno() == Some(libc::EINVAL) => {
-                info!(device = %name, "kernel has no per-slot access times: switching to idle-all marking");
-                d.actime = false;
-                Ok(())
+    // Huge pages first, at their younger age (the policy's
+    // `huge_age_factor`; kernel access times only). Ok(false): the limit
+    // is spent, the round ends here.
+    let limit_spent = |dev: &sysfs::Device| {
+        matches!(
+            dev.writeback_limit(),
+            Ok(WritebackLimit::On { pages_left: 0 })
+        )
+    };
+    let huge: Result<bool, sysfs::Error> = match huge_idle_secs {
+        Some(secs) if d.actime && matches!(plan, Plan::Pages(_) | Plan::IdleAge(_)) => {
+            match dev.mark_idle(IdleMode::Age(secs)) {
+                Err(e) if e.errno() == Some(libc::EINVAL) => {
+                    info!(device = %name, "kernel has no per-slot access times: no huge-page pass");
+                    d.actime = false;
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+                Ok(()) => match dev.writeback(&[WritebackMode::HugeIdle]) {
+                    Err(e) if e.errno() == Some(libc::EIO) && limit_spent(&dev) => Ok(false),
+                    Err(e) => Err(e),
+                    Ok(()) => Ok(true),
+                },
             }
-            Err(e) => Err(e),
-            Ok(()) => dev.writeback(&[WritebackMode::Idle]),
-        },
-        Plan::IdleAll => {
-            // Re-mark even when the limit stopped the writeback.
-            let r = dev.writeback(&[WritebackMode::Idle]);
-            let m = dev.mark_idle(IdleMode::All);
-            r.and(m)
         }
-        Plan::MarkAll => Ok(()),
+        _ => Ok(true),
+    };
+    let result: Result<(), sysfs::Error> = match huge {
+        Err(e) => Err(e),
+        Ok(false) => Ok(()),
+        Ok(true) => match plan {
+            Plan::Pages(ranges) => write_back_chunked(&dev, &name, ranges, cancel, &mut done),
+            Plan::IdleAge(secs) => match dev.mark_idle(IdleMode::Age(*secs)) {
+                Err(e) if e.errno() == Some(libc::EINVAL) => {
+                    info!(device = %name, "kernel has no per-slot access times: switching to idle-all marking");
+                    d.actime = false;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+                Ok(()) => dev.writeback(&[WritebackMode::Idle]),
+            },
+            Plan::IdleAll => {
+                // Re-mark even when the limit stopped the writeback.
+                let r = dev.writeback(&[WritebackMode::Idle]);
+                let m = dev.mark_idle(IdleMode::All);
+                r.and(m)
+            }
+            Plan::MarkAll => Ok(()),
+        },
     };
     // What went: the limit's drop, else the bd_writes delta.
     let left = dev.writeback_limit();
