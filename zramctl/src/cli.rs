@@ -176,7 +176,7 @@ pub struct SimulateArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Policy lab: ours, ours-before, android-mmd, chromeos or all.
+    /// Policy lab: ours, ours-before, ours-v1, android-mmd, chromeos or all.
     #[arg(long, value_name = "NAME")]
     pub policy: Option<String>,
     /// Policy lab: hours of policy time the trace spans (one time stretch

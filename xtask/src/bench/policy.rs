@@ -124,10 +124,28 @@ fn render(rows: &[Row], meta: &[(String, Value)]) -> String {
              lab computes, not how the policies fare on real workloads.\n"
         );
     }
-    for (name, m) in meta {
+    let synthetic = |m: &Value| {
+        m["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("synthetic")
+    };
+    // Real programs first; synthetic traces after them, marked.
+    let mut order: Vec<&(String, Value)> = meta.iter().filter(|(_, m)| !synthetic(m)).collect();
+    let real = order.len();
+    order.extend(meta.iter().filter(|(_, m)| synthetic(m)));
+    for (k, (name, m)) in order.iter().enumerate() {
+        if k == real && real > 0 {
+            let _ = writeln!(
+                s,
+                "## Synthetic traces (secondary)\n\nMade by `scripts/synthetic-trace.py`, not by a real program: they show\nwhat the lab computes on a known shape, not how the policies fare.\n"
+            );
+        }
         let _ = writeln!(
             s,
-            "## {name}\n\n{} ({:.0} s, {} events, stretch x{:.0}; sizes: {})\n",
+            "{} {name}{}\n\n{} ({:.0} s, {} events, stretch x{:.0}; sizes: {})\n",
+            if k >= real && real > 0 { "###" } else { "##" },
+            if synthetic(m) { " (synthetic)" } else { "" },
             m["description"].as_str().unwrap_or(""),
             f(m, "duration_s"),
             m["events"].as_u64().unwrap_or(0),
@@ -163,8 +181,10 @@ fn render(rows: &[Row], meta: &[(String, Value)]) -> String {
          Target: on every trace, `zramctl` frees at least each anchor's RAM per byte\n\
          written (MiB x h / GiB) with at most its refaults per GiB written.\n"
     );
-    for (name, _) in meta {
-        let get = |p: &str| rows.iter().find(|r| &r.trace == name && r.policy == p);
+    for (name, m) in order {
+        let name = &name;
+        let tag = if synthetic(m) { " (synthetic)" } else { "" };
+        let get = |p: &str| rows.iter().find(|r| &r.trace == *name && r.policy == p);
         let Some(ours) = get("zramctl") else { continue };
         for anchor in ["android-mmd", "chromeos-swap_management"] {
             let Some(a) = get(anchor) else { continue };
@@ -174,7 +194,7 @@ fn render(rows: &[Row], meta: &[(String, Value)]) -> String {
             let win = ram >= 0.0 && rf <= 0.0;
             let _ = writeln!(
                 s,
-                "- {name} vs {anchor}: RAM freed per GiB {ram:+.0} %, refaults per GiB {rf:+.0} %: {}",
+                "- {name}{tag} vs {anchor}: RAM freed per GiB {ram:+.1} %, refaults per GiB {rf:+.1} %: {}",
                 if win {
                     "ours wins"
                 } else {

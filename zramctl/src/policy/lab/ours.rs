@@ -41,6 +41,21 @@ impl OursConfig {
     }
 }
 
+impl OursConfig {
+    /// The lab's first tuned settings (20 h initial / 4 h floor idle age,
+    /// rounds scaled with utilisation, minimum 256, evidence 100), no
+    /// huge-page pass: the row the current settings are measured against.
+    pub fn v1() -> Self {
+        let mut c = Self::default();
+        c.name = "zramctl-v1".into();
+        c.policy.round.huge_age_factor = None;
+        c.policy.refault.initial_secs = 20 * 3600;
+        c.policy.refault.floor_secs = 4 * 3600;
+        c.policy.refault.ceiling_secs = crate::policy::RefaultConfig::default().ceiling_secs;
+        c
+    }
+}
+
 impl Default for OursConfig {
     /// The daemon with the lab's settings: `round_scale_with_utilisation`,
     /// `round_min_pages = 256`, `idle_age_min_evidence_pages = 100`,
