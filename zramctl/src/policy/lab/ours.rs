@@ -46,8 +46,10 @@ impl OursConfig {
     /// rounds scaled with utilisation, minimum 256, evidence 100), no
     /// huge-page pass: the row the current settings are measured against.
     pub fn v1() -> Self {
-        let mut c = Self::default();
-        c.name = "zramctl-v1".into();
+        let mut c = Self {
+            name: "zramctl-v1".into(),
+            ..Self::default()
+        };
         c.policy.round.huge_age_factor = None;
         c.policy.refault.initial_secs = 20 * 3600;
         c.policy.refault.floor_secs = 4 * 3600;
