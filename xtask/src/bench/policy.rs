@@ -191,10 +191,11 @@ fn render(rows: &[Row], meta: &[(String, Value)]) -> String {
             let pct = |x: f64, y: f64| if y > 0.0 { (x / y - 1.0) * 100.0 } else { 0.0 };
             let ram = pct(f(&ours.v, "mib_h_per_gib"), f(&a.v, "mib_h_per_gib"));
             let rf = pct(f(&ours.v, "refaults_per_gib"), f(&a.v, "refaults_per_gib"));
+            let abs = pct(f(&ours.v, "ram_freed_mib_h"), f(&a.v, "ram_freed_mib_h"));
             let win = ram >= 0.0 && rf <= 0.0;
             let _ = writeln!(
                 s,
-                "- {name}{tag} vs {anchor}: RAM freed per GiB {ram:+.1} %, refaults per GiB {rf:+.1} %: {}",
+                "- {name}{tag} vs {anchor}: RAM freed per GiB {ram:+.1} %, refaults per GiB {rf:+.1} %: {} (RAM freed in all, MiB x h: {abs:+.1} %)",
                 if win {
                     "ours wins"
                 } else {
