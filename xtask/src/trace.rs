@@ -163,9 +163,14 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
         1024 * 2048,
         512 * 2048
     ))?;
-    sh(
-        "mkfs.ext4 -q -F /dev/mapper/trace-data && mkdir -p /mnt/data && mount /dev/mapper/trace-data /mnt/data",
-    )?;
+    // No udev in the VM: no /dev/mapper links, the dm-N nodes only.
+    let data = format!(
+        "/dev/{}",
+        sh("dmsetup info -c --noheadings -o blkdevname trace-data")?.trim()
+    );
+    sh(&format!(
+        "mkfs.ext4 -q -F {data} && mkdir -p /mnt/data && mount {data} /mnt/data"
+    ))?;
     sh("echo +memory > /sys/fs/cgroup/cgroup.subtree_control")?;
     sh("sysctl -qw vm.swappiness=100 kernel.bpf_stats_enabled=1")?;
     utilisation_check(&z)?;
