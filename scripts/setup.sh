@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # zramctl: one-command setup for a fresh Debian 12 (bookworm) machine.
 #
-# Installs everything the build, the tests, the kernel and the VM need (see
-# ../shared/TOOLCHAIN.md for why each piece is pinned as it is). Idempotent:
+# Installs everything the build, the tests, the kernel and the VM need (each
+# pin is explained where it is made, below, and in docs/testing.md). Idempotent:
 # every step checks first and is skipped when already satisfied, so a second
 # run takes about a second. Any step that cannot be done stops the script with
 # a message naming the step.

@@ -254,22 +254,44 @@ fn build_test_binary(package: &str, test: &str) -> Result<PathBuf> {
         .with_context(|| format!("no executable for test target {test} in cargo's output"))
 }
 
-/// Integration test targets of `tests/` that run inside the VM.
-const VM_TEST_TARGETS: [&str; 9] = [
-    "vm",
-    "rzram",
-    "writeback",
-    "ebpf_rzram",
-    "daemon_vm",
-    "backing",
-    "reliability",
-    "daemon_answers",
-    "hardening",
+/// Integration test targets of `tests/` that run inside the VM, with the
+/// seconds each took in the last CI run (TCG): the suite runs in two VMs side
+/// by side, the targets shared out by these times.
+const VM_TEST_TARGETS: [(&str, u32); 9] = [
+    ("vm", 137),
+    ("rzram", 148),
+    ("writeback", 260),
+    ("ebpf_rzram", 13),
+    ("daemon_vm", 222),
+    ("backing", 283),
+    ("reliability", 493),
+    ("daemon_answers", 150),
+    ("hardening", 200),
 ];
 
 /// Targets run once more with an environment: upstream zram's VM tests,
 /// unchanged, on rzram (same ABI, same results).
-const VM_TEST_REPEATS: [(&str, &str); 1] = [("vm", "ZRAMCTL_VM_DEVICE=rzram0")];
+const VM_TEST_REPEATS: [(&str, &str, u32); 1] = [("vm", "ZRAMCTL_VM_DEVICE=rzram0", 115)];
+
+/// VMs the suite runs in, side by side.
+const VM_TEST_VMS: usize = 2;
+
+/// Shares `runs` (target, environment, seconds) out to `n` VMs: longest
+/// first, each to the VM with the least so far.
+fn share_out<'a>(runs: &[(&'a str, &'a str, u32)], n: usize) -> Vec<Vec<(&'a str, &'a str)>> {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by_key(|r| std::cmp::Reverse(r.2));
+    let mut vms: Vec<(u32, Vec<(&str, &str)>)> = vec![(0, Vec::new()); n];
+    for (t, env, secs) in sorted {
+        let vm = vms.iter_mut().min_by_key(|v| v.0).expect("n > 0");
+        vm.0 += secs;
+        vm.1.push((t, env));
+    }
+    vms.into_iter()
+        .map(|v| v.1)
+        .filter(|v| !v.is_empty())
+        .collect()
+}
 
 /// Runs the VM suite; adds its results to `tally` (the VM tests were counted
 /// as ignored by the host run, so they move from ignored to passed).
@@ -312,41 +334,74 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     }
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.
-    let mut cmd = String::from("rc=0\n");
     let filter = args.filter.as_deref().unwrap_or("");
-    let whole_target = VM_TEST_TARGETS.contains(&filter);
-    let runs = VM_TEST_TARGETS
+    let whole_target = VM_TEST_TARGETS.iter().any(|t| t.0 == filter);
+    let runs: Vec<(&str, &str, u32)> = VM_TEST_TARGETS
         .iter()
-        .map(|t| (*t, ""))
+        .map(|&(t, secs)| (t, "", secs))
         .chain(VM_TEST_REPEATS)
-        .filter(|(t, _)| !whole_target || *t == filter);
+        .filter(|(t, _, _)| !whole_target || *t == filter)
+        .collect();
     let name_filter = if whole_target { "" } else { filter };
-    for (target, env) in runs {
-        let bin = copy(&build_test_binary("zramctl-tests", target)?)?;
-        cmd.push_str(&format!(
-            "echo '==> {target} {env}'\n{env} ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
-            zramctl.display(),
-            bin.display(),
-            name_filter
-        ));
+    let mut scripts = Vec::new();
+    for vm_runs in share_out(&runs, VM_TEST_VMS) {
+        let mut cmd = String::from("rc=0\n");
+        for (target, env) in vm_runs {
+            let bin = copy(&build_test_binary("zramctl-tests", target)?)?;
+            cmd.push_str(&format!(
+                "echo '==> {target} {env}'\n{env} ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
+                zramctl.display(),
+                bin.display(),
+                name_filter
+            ));
+        }
+        cmd.push_str("exit $rc");
+        scripts.push(cmd);
     }
-    cmd.push_str("exit $rc");
     let t = Instant::now();
-    progress("VM suite: booting the kernel and running the tests inside");
-    let code = vm::run(
-        &kernel,
-        &vm::VmArgs {
-            results: Some(repo_root().join("target/vm-results/vm-test")),
-            ..vm::VmArgs::with_command(cmd)
-        },
-    )?;
+    progress(&format!(
+        "VM suite: booting {} VM(s) side by side and running the tests inside",
+        scripts.len()
+    ));
+    let several = scripts.len() > 1;
+    let results: Vec<(PathBuf, Result<i32>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = scripts
+            .into_iter()
+            .enumerate()
+            .map(|(i, cmd)| {
+                let kernel = &kernel;
+                s.spawn(move || {
+                    let dir = repo_root().join(format!("target/vm-results/vm-test-{i}"));
+                    let code = vm::run(
+                        kernel,
+                        &vm::VmArgs {
+                            results: Some(dir.clone()),
+                            label: several.then(|| format!("vm{i}")),
+                            ..vm::VmArgs::with_command(cmd)
+                        },
+                    );
+                    (dir, code)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("VM thread panicked"))
+            .collect()
+    });
     let _ = std::fs::remove_dir_all(&bin_dir);
-    let console_log = repo_root().join("target/vm-results/vm-test/console.log");
     let mut vm = Tally::default();
-    vm.add_text(&std::fs::read_to_string(console_log).unwrap_or_default());
-    if code != 0 {
+    let mut failed_code = 0;
+    for (dir, code) in results {
+        vm.add_text(&std::fs::read_to_string(dir.join("console.log")).unwrap_or_default());
+        let code = code?;
+        if code != 0 && failed_code == 0 {
+            failed_code = code;
+        }
+    }
+    if failed_code != 0 {
         bail!(
-            "VM suite failed (exit code {code}; {} passed, {} failed)",
+            "VM suite failed (exit code {failed_code}; {} passed, {} failed)",
             vm.passed,
             vm.failed
         );
@@ -363,4 +418,34 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     tally.failed += vm.failed;
     tally.ignored = tally.ignored.saturating_sub(vm.passed + vm.failed);
     Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_test_targets_are_shared_out_evenly_and_whole() {
+        let runs: Vec<(&str, &str, u32)> = VM_TEST_TARGETS
+            .iter()
+            .map(|&(t, secs)| (t, "", secs))
+            .chain(VM_TEST_REPEATS)
+            .collect();
+        let vms = share_out(&runs, 2);
+        assert_eq!(vms.len(), 2);
+        let mut all: Vec<_> = vms.iter().flatten().copied().collect();
+        all.sort();
+        let mut want: Vec<_> = runs.iter().map(|r| (r.0, r.1)).collect();
+        want.sort();
+        assert_eq!(all, want, "every run once");
+        let secs = |vm: &[(&str, &str)]| -> u32 {
+            vm.iter()
+                .map(|r| runs.iter().find(|x| (x.0, x.1) == *r).unwrap().2)
+                .sum()
+        };
+        let (a, b) = (secs(&vms[0]), secs(&vms[1]));
+        assert!(a.abs_diff(b) <= 493, "{a} s vs {b} s");
+        // One target alone: one VM.
+        assert_eq!(share_out(&runs[..1], 2).len(), 1);
+    }
 }

@@ -51,6 +51,9 @@ pub struct VmArgs {
     /// The command, run by /bin/sh in the guest in the current directory.
     #[arg(last = true, required = true)]
     pub cmd: Vec<String>,
+    /// Put before each line of the command's output (VMs run side by side).
+    #[arg(skip)]
+    pub label: Option<String>,
 }
 
 impl VmArgs {
@@ -64,6 +67,7 @@ impl VmArgs {
             debug_kernel: false,
             verbose: false,
             cmd: vec![cmd],
+            label: None,
         }
     }
 }
@@ -251,10 +255,14 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     };
     fs::create_dir_all(&results)?;
     let results = results.canonicalize()?;
-    // Per-process, so several VMs can run side by side.
-    let run_dir = cache_dir()
-        .join("vm-run")
-        .join(std::process::id().to_string());
+    // Per run, so several VMs (of several processes, or of one) can run
+    // side by side.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run_dir = cache_dir().join("vm-run").join(format!(
+        "{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     fs::create_dir_all(&run_dir)?;
     let _cleanup = RemoveOnDrop(run_dir.clone());
     let init = run_dir.join("init.sh");
@@ -373,7 +381,7 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
             } else if let Some(rc) = line.strip_prefix(EXIT_MARK) {
                 exit_from_console = rc.trim().parse::<i32>().ok();
             } else if started || args.verbose {
-                println!("{line}");
+                print_line(args, line);
             }
         });
         if let Some(s) = child.try_wait()? {
@@ -391,7 +399,7 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
         if let Some(rc) = line.strip_prefix(EXIT_MARK) {
             exit_from_console = rc.trim().parse::<i32>().ok();
         } else if started || args.verbose {
-            println!("{line}");
+            print_line(args, line);
         }
     });
     let qemu_err = stderr_thread.join().unwrap_or_default();
@@ -453,6 +461,13 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
                 "the guest stopped without reporting an exit code (qemu {status:?}): it crashed or panicked before the command finished"
             )
         }
+    }
+}
+
+fn print_line(args: &VmArgs, line: &str) {
+    match &args.label {
+        Some(l) => println!("[{l}] {line}"),
+        None => println!("{line}"),
     }
 }
 

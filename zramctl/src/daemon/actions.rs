@@ -156,13 +156,13 @@ pub(super) fn run_plan(
     let mut done = Vec::new();
     // Huge pages first, at their younger age (the policy's
     // `huge_age_factor`; kernel access times only). Ok(false): the limit
-    // is spent, the round ends here.
-    let limit_spent = |dev: &sysfs::Device| {
-        matches!(
-            dev.writeback_limit(),
-            Ok(WritebackLimit::On { pages_left: 0 })
-        )
+    // is spent, the round ends here. What it wrote comes off the limit
+    // the idle chunks may use.
+    let limit_left = |dev: &sysfs::Device| match dev.writeback_limit() {
+        Ok(WritebackLimit::On { pages_left }) => Some(pages_left.min(limit)),
+        _ => None,
     };
+    let mut huge_written = 0;
     let huge: Result<bool, sysfs::Error> = match huge_idle_secs {
         Some(secs) if d.actime && matches!(plan, Plan::Pages(_) | Plan::IdleAge(_)) => {
             match dev.mark_idle(IdleMode::Age(secs)) {
@@ -172,15 +172,23 @@ pub(super) fn run_plan(
                     Ok(true)
                 }
                 Err(e) => Err(e),
-                Ok(()) => match dev.writeback(&[WritebackMode::HugeIdle]) {
-                    Err(e) if e.errno() == Some(libc::EIO) && limit_spent(&dev) => Ok(false),
-                    Err(e) => Err(e),
-                    Ok(()) => Ok(true),
-                },
+                Ok(()) => {
+                    let r = dev.writeback(&[WritebackMode::HugeIdle]);
+                    let left = limit_left(&dev);
+                    huge_written = left.map_or(0, |l| limit - l);
+                    match r {
+                        Err(e) if e.errno() == Some(libc::EIO) && left == Some(0) => Ok(false),
+                        Err(e) => Err(e),
+                        Ok(()) => Ok(true),
+                    }
+                }
             }
         }
         _ => Ok(true),
     };
+    // Idle-mode rounds count what they wrote chunk by chunk.
+    let mut idle_written = None;
+    let idle_limit = limit - huge_written;
     let result: Result<(), sysfs::Error> = match huge {
         Err(e) => Err(e),
         Ok(false) => Ok(()),
@@ -193,21 +201,26 @@ pub(super) fn run_plan(
                     Ok(())
                 }
                 Err(e) => Err(e),
-                Ok(()) => dev.writeback(&[WritebackMode::Idle]),
+                Ok(()) => {
+                    write_back_idle_chunked(&dev, &name, idle_limit, cancel, &mut idle_written)
+                }
             },
             Plan::IdleAll => {
                 // Re-mark even when the limit stopped the writeback.
-                let r = dev.writeback(&[WritebackMode::Idle]);
+                let r = write_back_idle_chunked(&dev, &name, idle_limit, cancel, &mut idle_written);
                 let m = dev.mark_idle(IdleMode::All);
                 r.and(m)
             }
             Plan::MarkAll => Ok(()),
         },
     };
-    // What went: the limit's drop, else the bd_writes delta.
+    let idle_written = idle_written.map(|n| n + huge_written);
+    // What went: the chunks' count, else the limit's drop, else the
+    // bd_writes delta.
     let left = dev.writeback_limit();
-    let written = match left {
-        Ok(WritebackLimit::On { pages_left }) => limit.saturating_sub(pages_left),
+    let written = match (idle_written, &left) {
+        (Some(n), _) => n,
+        (None, Ok(WritebackLimit::On { pages_left })) => limit.saturating_sub(*pages_left),
         _ => match (dev.bd_stat(), before.bd) {
             (Ok(Some(a)), Some(b)) => a.bd_writes.saturating_sub(b.bd_writes),
             _ => 0,
@@ -297,6 +310,61 @@ fn write_back_chunked(
         }
     }
     Ok(())
+}
+
+/// Writes back the slots marked idle, at most `limit` pages, in chunks cut
+/// by `writeback_limit` (set to the chunk before each `writeback idle`;
+/// the kernel stops that write with EIO when the chunk is spent), sized as
+/// [`write_back_chunked`]'s, checking `cancel` between them: on stock zram
+/// without probes a round on a slow backing device also ends within about
+/// one chunk. `written` gets the pages written (the limits' drops). Ends
+/// when the kernel finds no more idle slots (a chunk not spent), at `limit`,
+/// or on an error other than the chunk's EIO.
+fn write_back_idle_chunked(
+    dev: &sysfs::Device,
+    name: &str,
+    limit: u64,
+    cancel: &AtomicBool,
+    written: &mut Option<u64>,
+) -> Result<(), sysfs::Error> {
+    let mut total = 0;
+    let mut chunk = CHUNK_FIRST;
+    let r = loop {
+        if total >= limit {
+            break Ok(());
+        }
+        if cancel.load(Ordering::Relaxed) {
+            info!(device = %name, pages_left = limit - total, "writeback round stopped early: shutting down");
+            break Ok(());
+        }
+        let n = chunk.min(limit - total);
+        if let Err(e) = dev.set_writeback_limit(n) {
+            break Err(e);
+        }
+        let t = Instant::now();
+        let r = dev.writeback(&[WritebackMode::Idle]);
+        let left = match dev.writeback_limit() {
+            Ok(WritebackLimit::On { pages_left }) => pages_left.min(n),
+            Ok(_) => n,
+            Err(e) => break Err(e),
+        };
+        total += n - left;
+        match r {
+            // The chunk is spent: more may be idle.
+            Err(e) if e.errno() == Some(libc::EIO) && left == 0 => {}
+            // Every idle slot written (or none left).
+            Ok(()) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+        let took = t.elapsed();
+        if took < Duration::from_millis(100) {
+            chunk = (chunk * 2).min(CHUNK_MAX);
+        } else if took > Duration::from_millis(400) {
+            chunk = (chunk / 2).max(1);
+        }
+    };
+    *written = Some(total);
+    r
 }
 
 /// Sets the batch size the policy wants, if the kernel has one and it

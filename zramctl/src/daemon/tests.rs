@@ -365,6 +365,21 @@ fn without_probes_it_uses_kernel_idle_marking_and_learns_missing_actime() {
         .count();
     assert_eq!(marks, 2, "{w:?}");
     assert_eq!(z.with("zram0", |d| d.bd_writes), 300);
+    // In chunks cut by writeback_limit (so SIGTERM is served between
+    // them), each with its `writeback idle` (refused with EIO once the
+    // chunk is spent, so not in the fake's log): 8, 16, ... up to the
+    // round's 300 pages, then the re-marking.
+    let round = w
+        .iter()
+        .rposition(|x| *x == ("writeback_limit_enable".to_owned(), "1".to_owned()))
+        .unwrap();
+    let limits: Vec<u64> = w[round + 1..]
+        .iter()
+        .take_while(|x| x.0 == "writeback_limit")
+        .map(|x| x.1.parse().unwrap())
+        .collect();
+    assert!(limits.len() > 1 && limits[0] == 8, "{limits:?} in {w:?}");
+    assert_eq!(limits.iter().sum::<u64>(), 300, "{limits:?}");
     let m = c.metrics();
     assert_eq!(metric(&m, "zramctl_probe_up"), 0.0);
     assert_eq!(

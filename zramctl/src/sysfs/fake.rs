@@ -195,10 +195,8 @@ impl FakeDevice {
                 break;
             }
         }
-        // The kernel clears the idle mark of every slot it looked at.
-        for p in &mut self.pages {
-            p.idle = false;
-        }
+        // As 7.3's scan_slots_for_writeback: slots left behind (the limit
+        // ran out) keep their idle mark; written ones are no longer in RAM.
         result
     }
 
