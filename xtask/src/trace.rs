@@ -163,13 +163,14 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
         1024 * 2048,
         512 * 2048
     ))?;
-    // No udev in the VM: no /dev/mapper links, the dm-N nodes only.
+    // No udev in the VM: no /dev/mapper links, the dm-N nodes only. The
+    // root is the host's, read-only: the data volume goes on the /tmp tmpfs.
     let data = format!(
         "/dev/{}",
         sh("dmsetup info -c --noheadings -o blkdevname trace-data")?.trim()
     );
     sh(&format!(
-        "mkfs.ext4 -q -F {data} && mkdir -p /mnt/data && mount {data} /mnt/data"
+        "mkfs.ext4 -q -F {data} && mkdir -p /tmp/data && mount {data} /tmp/data"
     ))?;
     sh("echo +memory > /sys/fs/cgroup/cgroup.subtree_control")?;
     sh("sysctl -qw vm.swappiness=100 kernel.bpf_stats_enabled=1")?;
@@ -298,25 +299,25 @@ fn workload(name: &str) -> Result<(u64, String, String)> {
         "pgbench" => (
             48,
             r#"PG=/usr/lib/postgresql/15/bin
-mkdir -p /mnt/data/pg && chown postgres /mnt/data/pg
-runuser -u postgres -- $PG/initdb -q -D /mnt/data/pg/db >/dev/null
-runuser -u postgres -- $PG/pg_ctl -D /mnt/data/pg/db -l /mnt/data/pg/log -w -o "-c shared_buffers=96MB -c listen_addresses= -k /mnt/data/pg -c fsync=off" start
-runuser -u postgres -- pgbench -q -h /mnt/data/pg -i -s 4 postgres
-cat > /mnt/data/pg/skew.sql <<'SQL'
+mkdir -p /tmp/data/pg && chown postgres /tmp/data/pg
+runuser -u postgres -- $PG/initdb -q -D /tmp/data/pg/db >/dev/null
+runuser -u postgres -- $PG/pg_ctl -D /tmp/data/pg/db -l /tmp/data/pg/log -w -o "-c shared_buffers=96MB -c listen_addresses= -k /tmp/data/pg -c fsync=off" start
+runuser -u postgres -- pgbench -q -h /tmp/data/pg -i -s 4 postgres
+cat > /tmp/data/pg/skew.sql <<'SQL'
 \set aid random_zipfian(1, 400000, 1.1)
 \set delta random(-5000, 5000)
 UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
 SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 SQL
-chmod a+r /mnt/data/pg/skew.sql"#
+chmod a+r /tmp/data/pg/skew.sql"#
                 .to_string(),
-            "runuser -u postgres -- pgbench -h /mnt/data/pg -n -c 4 -T 150 -f /mnt/data/pg/skew.sql postgres"
+            "runuser -u postgres -- pgbench -h /tmp/data/pg -n -c 4 -T 150 -f /tmp/data/pg/skew.sql postgres"
                 .to_string(),
         ),
         "sqlite" => (
             40,
             String::new(),
-            r#"/usr/bin/python3 - <<'PY' | sqlite3 /mnt/data/trace.db > /dev/null
+            r#"/usr/bin/python3 - <<'PY' | sqlite3 /tmp/data/trace.db > /dev/null
 import random, itertools
 random.seed(1)
 n = 100000
@@ -335,8 +336,8 @@ PY"#
         ),
         "xz" => (
             40,
-            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 16M > /mnt/data/xz-input".to_string(),
-            "xz -6 -T1 -c /mnt/data/xz-input | wc -c".to_string(),
+            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 16M > /tmp/data/xz-input".to_string(),
+            "xz -6 -T1 -c /tmp/data/xz-input | wc -c".to_string(),
         ),
         n => bail!("unknown trace {n}"),
     })
@@ -345,9 +346,9 @@ PY"#
 fn cleanup(name: &str) {
     let _ = match name {
         "pgbench" => sh(
-            "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /mnt/data/pg/db -m immediate stop; rm -rf /mnt/data/pg",
+            "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /tmp/data/pg/db -m immediate stop; rm -rf /tmp/data/pg",
         ),
-        "sqlite" => sh("rm -f /mnt/data/trace.db"),
-        _ => sh("rm -f /mnt/data/xz-input"),
+        "sqlite" => sh("rm -f /tmp/data/trace.db"),
+        _ => sh("rm -f /tmp/data/xz-input"),
     };
 }
