@@ -755,9 +755,18 @@ fn limit_is_exact_and_eio_when_spent(kind: Kind) {
     assert_eq!(sysfs_read(name, "writeback_limit"), "100\n");
 
     // The budget is spent exactly, and the writeback that hits it says EIO.
+    let before = stats(name);
     assert_eq!(writeback(name, "idle"), Err(libc::EIO), "limit hit");
     let s = stats(name);
     assert_eq!((s.bd_writes, s.bd_count), (100, 100), "exactly the limit");
+    // Largest objects first (upstream's size buckets): the layout has 128
+    // incompressible pages, stored whole, so the 100 written are all huge
+    // and free 100 whole pages of RAM.
+    assert_eq!(
+        (before.huge - s.huge, before.compr - s.compr),
+        (100, 100 * PAGE as u64),
+        "a limited writeback takes the largest objects first (huge pages, compressed bytes freed)"
+    );
     assert_eq!(sysfs_read(name, "writeback_limit"), "0\n");
     // Spent: EIO and nothing written, for every selector.
     for arg in ["idle", "huge", "page_index=2000", "page_indexes=1500-1600"] {

@@ -464,9 +464,17 @@ pub(crate) fn parse_writeback(input: &[u8], nr_pages: usize) -> Result<KVec<Scan
     Ok(scans)
 }
 
-/// Marks the slots the scans select with `PP` and lists them in order.
+/// Objects of sizes within one bucket of this many bytes count as equally
+/// large (upstream's `PP_BUCKET_SIZE_RANGE`).
+const SIZE_BUCKET: usize = 64;
+
+/// Marks the slots the scans select with `PP` and lists them largest
+/// object first, as upstream's size buckets do: a writeback the limit cuts
+/// short frees the most RAM. Within a bucket the highest index goes first
+/// (upstream adds each slot at the head of its bucket's list).
 fn select(store: &Store, scans: &[Scan]) -> Result<VVec<u32>> {
-    let mut picked = VVec::new();
+    // (size bucket << 32 | index), sorted in descending order below.
+    let mut keys: VVec<u64> = VVec::new();
     for scan in scans {
         for index in scan.lo..scan.hi.min(store.slots.len()) {
             let s = store.slots.lock(index);
@@ -480,16 +488,31 @@ fn select(store: &Store, scans: &[Scan]) -> Result<VVec<u32>> {
             {
                 continue;
             }
+            let bucket = (s.size() / SIZE_BUCKET) as u64;
             s.set(flag::PP);
             drop(s);
-            if let Err(e) = picked.push(index as u32, GFP_KERNEL) {
+            if let Err(e) = keys.push((bucket << 32) | index as u64, GFP_KERNEL) {
                 store.slots.lock(index).clear(flag::PP);
-                unselect(store, &picked);
+                unselect_keys(store, &keys);
                 return Err(e.into());
             }
         }
     }
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    let mut picked = VVec::with_capacity(keys.len(), GFP_KERNEL).inspect_err(|_| {
+        unselect_keys(store, &keys);
+    })?;
+    for k in keys.iter() {
+        // Cannot fail: the capacity is reserved.
+        picked.push(*k as u32, GFP_KERNEL)?;
+    }
     Ok(picked)
+}
+
+fn unselect_keys(store: &Store, keys: &[u64]) {
+    for k in keys {
+        store.slots.lock(*k as u32 as usize).clear(flag::PP);
+    }
 }
 
 fn unselect(store: &Store, indices: &[u32]) {
