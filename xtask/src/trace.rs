@@ -298,7 +298,7 @@ fn workload(name: &str) -> Result<(u64, String, String)> {
             48,
             r#"PG=/usr/lib/postgresql/15/bin
 mkdir -p /tmp/data/pg && chown postgres /tmp/data/pg
-runuser -u postgres -- $PG/initdb -q -D /tmp/data/pg/db >/dev/null
+runuser -u postgres -- $PG/initdb -D /tmp/data/pg/db >/dev/null
 runuser -u postgres -- $PG/pg_ctl -D /tmp/data/pg/db -l /tmp/data/pg/log -w -o "-c shared_buffers=96MB -c listen_addresses= -k /tmp/data/pg -c fsync=off" start
 runuser -u postgres -- pgbench -q -h /tmp/data/pg -i -s 4 postgres
 cat > /tmp/data/pg/skew.sql <<'SQL'
