@@ -243,9 +243,8 @@ fn utilisation_check(z: &str) -> Result<()> {
         "/dev/{}",
         sh("dmsetup info -c --noheadings -o blkdevname trace-backing")?.trim()
     );
-    // Upstream zram only: rzram's `writeback` (k19) oopses in
-    // __blk_flush_plug under `echo idle > writeback`, which takes the
-    // whole recording down with it; the traces are of zram0.
+    // Upstream zram only, the device the traces are of (rzram's writeback
+    // has its own VM tests; an oops there took a whole recording down).
     for dev in ["zram0"] {
         if !std::path::Path::new(&format!("/sys/block/{dev}")).exists() {
             println!("{dev}: not present, skipped");
