@@ -448,6 +448,21 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every command of ours is dispatched to clap, not read as
+    /// util-linux's column list: `zramctl trace record zram0 --output F`
+    /// went to util-linux's `--output` ("unknown column: F").
+    #[test]
+    fn every_subcommand_is_ours_not_util_linux() {
+        for c in Cli::command().get_subcommands() {
+            let args = [c.get_name().to_string(), "--output".into(), "x".into()];
+            assert!(
+                !crate::ulcompat::is_util_linux_form(&args),
+                "{} is taken for util-linux's form",
+                c.get_name()
+            );
+        }
+    }
+
     #[test]
     fn page_ranges() {
         assert_eq!(
