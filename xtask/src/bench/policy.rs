@@ -51,12 +51,16 @@ pub fn bench() -> Result<()> {
             traces.display()
         );
     }
-    run(crate::cargo().args(["build", "--locked", "-q", "-p", "zramctl"]))?;
-    let zramctl = repo_root().join("target/debug/zramctl");
+    // Release: a replay of a real trace is millions of slot events per
+    // policy.
+    run(crate::cargo().args(["build", "--release", "--locked", "-q", "-p", "zramctl"]))?;
+    let zramctl = repo_root().join("target/release/zramctl");
     let work = repo_root().join("target/policy-lab");
     fs::create_dir_all(&work)?;
     let mut rows = Vec::new();
     let mut meta = Vec::new();
+    // Every trace replays in its own process, side by side.
+    let mut running = Vec::new();
     for n in &names {
         let raw = work.join(format!("{n}.trace"));
         run(Command::new("zstd")
@@ -64,11 +68,19 @@ pub fn bench() -> Result<()> {
             .arg(&raw)
             .arg(traces.join(format!("{n}.trace.zst"))))?;
         progress(&format!("replaying {n}"));
-        let out = Command::new(&zramctl)
+        let child = Command::new(&zramctl)
             .args(["simulate", "--policy", "all", "--json", "--trace"])
             .arg(&raw)
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .context("running zramctl simulate")?;
+        running.push((n, raw, child));
+    }
+    for (n, raw, child) in running {
+        let out = child
+            .wait_with_output()
+            .context("waiting for zramctl simulate")?;
         if !out.status.success() {
             bail!(
                 "zramctl simulate {}: {}",
