@@ -121,7 +121,14 @@ fn render(rows: &[Row], meta: &[(String, Value)]) -> String {
          for every policy so that the anchors' 20-25 h idle ages fit (the trace spans 48 h\n\
          of policy time). RAM freed is the compressed size of the pages on the backing\n\
          device, integrated over trace time; flash bytes are 4 KiB per page written;\n\
-         a refault is a read of a written-back page.\n"
+         a refault is a read of a written-back page.\n\n\
+         Rows: `zramctl` is the daemon's policy core with the lab's settings\n\
+         (`OursConfig::default` in `zramctl/src/policy/lab/ours.rs`: the `[policy]`\n\
+         keys `round_scale_with_utilisation = true`, `round_min_pages = 256`,\n\
+         `idle_age_min_evidence_pages = 100`, `round_huge_age_factor` and the idle ages\n\
+         given there; the daemon's defaults stay the `zramctl-before` ones until they\n\
+         have run through the VM suite); `zramctl-v1` is the lab's first tuned settings\n\
+         (before the huge-page pass); `zramctl-before` the daemon as it ran before the lab.\n"
     );
     if meta.iter().all(|(_, m)| {
         m["description"]
