@@ -134,7 +134,7 @@ complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l step -d 'Se
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l budget -d 'Override the budget, bytes per day (e.g. 256M); the burst is capped to it' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l latency-base-us -d 'Backing-device write latency model: base latency, microseconds' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l latency-per-request-us -d '... plus this much per request in flight (the batch size)' -r
-complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l policy -d 'Policy lab: ours, ours-before, android-mmd, chromeos or all' -r
+complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l policy -d 'Policy lab: ours, ours-before, ours-v1, android-mmd, chromeos or all' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l span-hours -d 'Policy lab: hours of policy time the trace spans (one time stretch for every policy, so that the anchors\' 20-25 h idle ages fit)' -r
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -l sysfs-root -d 'Root of the sysfs tree to work on (the directory holding `block/`)' -r -F
 complete -c zramctl -n "__fish_zramctl_using_subcommand simulate" -s v -l verbose -d 'Print every round'

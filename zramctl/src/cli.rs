@@ -176,7 +176,7 @@ pub struct SimulateArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Policy lab: ours, ours-before, android-mmd, chromeos or all.
+    /// Policy lab: ours, ours-before, ours-v1, android-mmd, chromeos or all.
     #[arg(long, value_name = "NAME")]
     pub policy: Option<String>,
     /// Policy lab: hours of policy time the trace spans (one time stretch
@@ -446,6 +446,21 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command of ours is dispatched to clap, not read as
+    /// util-linux's column list: `zramctl trace record zram0 --output F`
+    /// went to util-linux's `--output` ("unknown column: F").
+    #[test]
+    fn every_subcommand_is_ours_not_util_linux() {
+        for c in Cli::command().get_subcommands() {
+            let args = [c.get_name().to_string(), "--output".into(), "x".into()];
+            assert!(
+                !crate::ulcompat::is_util_linux_form(&args),
+                "{} is taken for util-linux's form",
+                c.get_name()
+            );
+        }
     }
 
     #[test]

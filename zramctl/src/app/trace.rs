@@ -60,6 +60,9 @@ fn record(a: &TraceRecordArgs, out: &mut dyn Write) -> Result<()> {
         st.runs,
         st.ns_per_run.map_or("-".into(), |n| format!("{n:.0}")),
     )?;
+    if let Some(c) = &st.size_check {
+        writeln!(out, "sizes: {}", c.summary())?;
+    }
     if let Some(s) = status
         && !s.success()
     {

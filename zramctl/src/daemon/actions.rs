@@ -126,6 +126,7 @@ pub(super) fn recompress_step(d: &mut DevState, now_ns: u64) {
 pub(super) fn run_plan(
     d: &mut DevState,
     plan: &Plan,
+    huge_idle_secs: Option<u64>,
     limit: u64,
     before: &Stats,
     cancel: &AtomicBool,
@@ -153,27 +154,67 @@ pub(super) fn run_plan(
         return fail(e);
     }
     let mut done = Vec::new();
+    // Huge pages first, at their younger age (the policy's
+    // `huge_age_factor`; kernel access times only). Ok(false): the limit
+    // is spent, the round ends here. What it wrote comes off the limit
+    // the idle chunks may use.
+    let limit_left = |dev: &sysfs::Device| match dev.writeback_limit() {
+        Ok(WritebackLimit::On { pages_left }) => Some(pages_left.min(limit)),
+        _ => None,
+    };
+    let mut huge_written = 0;
+    let huge: Result<bool, sysfs::Error> = match huge_idle_secs {
+        Some(secs) if d.actime && matches!(plan, Plan::Pages(_) | Plan::IdleAge(_)) => {
+            match dev.mark_idle(IdleMode::Age(secs)) {
+                Err(e) if e.errno() == Some(libc::EINVAL) => {
+                    info!(device = %name, "kernel has no per-slot access times: no huge-page pass");
+                    d.actime = false;
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let r = dev.writeback(&[WritebackMode::HugeIdle]);
+                    let left = limit_left(&dev);
+                    huge_written = left.map_or(0, |l| limit - l);
+                    match r {
+                        Err(e) if e.errno() == Some(libc::EIO) && left == Some(0) => Ok(false),
+                        Err(e) => Err(e),
+                        Ok(()) => Ok(true),
+                    }
+                }
+            }
+        }
+        _ => Ok(true),
+    };
     // Idle-mode rounds count what they wrote chunk by chunk.
     let mut idle_written = None;
-    let result: Result<(), sysfs::Error> = match plan {
-        Plan::Pages(ranges) => write_back_chunked(&dev, &name, ranges, cancel, &mut done),
-        Plan::IdleAge(secs) => match dev.mark_idle(IdleMode::Age(*secs)) {
-            Err(e) if e.errno() == Some(libc::EINVAL) => {
-                info!(device = %name, "kernel has no per-slot access times: switching to idle-all marking");
-                d.actime = false;
-                Ok(())
+    let idle_limit = limit - huge_written;
+    let result: Result<(), sysfs::Error> = match huge {
+        Err(e) => Err(e),
+        Ok(false) => Ok(()),
+        Ok(true) => match plan {
+            Plan::Pages(ranges) => write_back_chunked(&dev, &name, ranges, cancel, &mut done),
+            Plan::IdleAge(secs) => match dev.mark_idle(IdleMode::Age(*secs)) {
+                Err(e) if e.errno() == Some(libc::EINVAL) => {
+                    info!(device = %name, "kernel has no per-slot access times: switching to idle-all marking");
+                    d.actime = false;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+                Ok(()) => {
+                    write_back_idle_chunked(&dev, &name, idle_limit, cancel, &mut idle_written)
+                }
+            },
+            Plan::IdleAll => {
+                // Re-mark even when the limit stopped the writeback.
+                let r = write_back_idle_chunked(&dev, &name, idle_limit, cancel, &mut idle_written);
+                let m = dev.mark_idle(IdleMode::All);
+                r.and(m)
             }
-            Err(e) => Err(e),
-            Ok(()) => write_back_idle_chunked(&dev, &name, limit, cancel, &mut idle_written),
+            Plan::MarkAll => Ok(()),
         },
-        Plan::IdleAll => {
-            // Re-mark even when the limit stopped the writeback.
-            let r = write_back_idle_chunked(&dev, &name, limit, cancel, &mut idle_written);
-            let m = dev.mark_idle(IdleMode::All);
-            r.and(m)
-        }
-        Plan::MarkAll => Ok(()),
     };
+    let idle_written = idle_written.map(|n| n + huge_written);
     // What went: the chunks' count, else the limit's drop, else the
     // bd_writes delta.
     let left = dev.writeback_limit();

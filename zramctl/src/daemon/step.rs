@@ -302,7 +302,14 @@ fn step_device_inner(
         return;
     };
     let trigger = decision.run.ok();
-    let outcome = run_plan(d, &plan, decision.limit_pages, &stats, cancel);
+    let outcome = run_plan(
+        d,
+        &plan,
+        decision.huge_idle_secs,
+        decision.limit_pages,
+        &stats,
+        cancel,
+    );
     if let Some(err) = outcome.error {
         d.errors[usize::from(err == RoundError::Other)] += 1;
     }

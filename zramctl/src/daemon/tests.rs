@@ -620,3 +620,52 @@ fn metrics_scraped_during_a_step_show_the_last_round() {
     let _held = core.lock().unwrap();
     assert_eq!(pages(&page.render()), 300.0, "the page of the round");
 }
+
+/// `round_huge_age_factor`: a round starts with `idle <threshold x factor>`
+/// and `writeback huge_idle` under the round's limit, then the age-chosen
+/// pages take what is left of it.
+#[test]
+fn a_round_writes_huge_pages_first_at_their_younger_age() {
+    let z = FakeZram::new();
+    z.add(
+        "zram0",
+        FakeDevice {
+            disksize: 1024 * 4096,
+            backing_dev: Some("/dev/loop7".into()),
+            ..FakeDevice::default()
+        },
+    );
+    z.store_pages("zram0", 1000, 10); // 100 huge pages
+    let p = probes();
+    let src = CONFIG.replace("[[device]]", "round_huge_age_factor = 0.5\n[[device]]");
+    let mut c = DaemonCore::new(
+        Sysfs::new(FAKE_ROOT, z.clone()),
+        config(&src),
+        Ok(Box::new(p.clone())),
+        Box::new(NoPsi),
+        T0,
+    )
+    .unwrap();
+    for k in 0..=1u64 {
+        let t = T0 + k * 60 * S;
+        at(&p, t);
+        c.step(t);
+    }
+    let w = wb_writes(&z);
+    // Threshold 600 -> 540 s at the round: huge pages idle 270 s go first.
+    let i = w
+        .iter()
+        .position(|x| *x == ("idle".into(), "270".into()))
+        .unwrap_or_else(|| panic!("{w:?}"));
+    assert_eq!(w[i + 1], ("writeback".into(), "huge_idle".into()));
+    assert!(w[i + 2].1.starts_with("page_index"), "{w:?}");
+    // The round's limit (300 pages) holds for both: 100 huge, 200 more.
+    assert_eq!(z.with("zram0", |d| d.bd_writes), 300);
+    assert_eq!(pages_written(&w)[0], 0, "then the oldest by eBPF age");
+    // 0 turns the pass off; out of range is an error naming the key.
+    let off = CONFIG.replace("[[device]]", "round_huge_age_factor = 0\n[[device]]");
+    assert_eq!(config(&off).devices[0].policy.round.huge_age_factor, None);
+    let bad = CONFIG.replace("[[device]]", "round_huge_age_factor = 2\n[[device]]");
+    let e = Config::parse(Path::new("test.toml"), &bad).unwrap_err();
+    assert!(e.to_string().contains("round_huge_age_factor"), "{e}");
+}

@@ -192,6 +192,10 @@ pub struct Decision {
     pub batch_size: u64,
     pub batch_move: BatchMove,
     pub threshold_secs: u64,
+    /// Before `plan`: `idle <secs>` then `writeback huge_idle`, under the
+    /// same limit ([`RoundConfig::huge_age_factor`]); only with `Pages`
+    /// and `IdleAge` plans.
+    pub huge_idle_secs: Option<u64>,
 }
 
 /// How a round failed.
@@ -341,6 +345,7 @@ impl Policy {
             batch_size: self.batch.current(),
             batch_move,
             threshold_secs: self.refault.threshold_secs(),
+            huge_idle_secs: None,
         };
         let trigger = match run {
             Ok(t) => t,
@@ -351,9 +356,14 @@ impl Policy {
         };
         // A round is due: first learn from the refaults since the last one.
         let written = self.recent_written(now_ns);
-        let threshold = if self.refaults_pending == 0 && written < self.round.min_evidence_pages {
-            // Too few pages written to see a refault ratio: no evidence
-            // that younger pages are cold too.
+        let threshold = if written < self.round.min_evidence_pages {
+            // Too few pages written within the window to see a refault
+            // ratio. Without refaults: no evidence that younger pages are
+            // cold too. With refaults: they are reads of pages written back
+            // before the window (bd_reads does not say which), and dividing
+            // them by the few recent pages would raise the threshold for
+            // pages it did not pick: each raise writes less, the next ratio
+            // is higher still, and writeback stops for good.
             self.refault.threshold_secs()
         } else {
             self.refault.update(self.refaults_pending, written)
@@ -378,29 +388,40 @@ impl Policy {
             self.last_round_ns = now_ns;
             return decision;
         }
+        // The kernel's ages run on boot time: add the time slept within
+        // the window, as mmd does.
+        let now_boot = now_ns.saturating_add(self.suspend.gap_ns());
+        let kernel_age = |secs: u64| {
+            secs + self
+                .suspend
+                .suspended_within(secs.saturating_mul(NS), now_boot)
+                .div_ceil(NS)
+        };
+        let huge = round::huge_idle_secs(&self.round, threshold).map(kernel_age);
         let (plan, limit) = match &inputs.cold {
             ColdInput::Slots(c) => {
                 // More candidates than pages: the kernel writes the largest
                 // objects among them first and stops at the limit.
                 let offer = pages.saturating_mul(self.round.candidate_factor.max(1));
                 let ranges = cold::select_cold(c.iter().copied(), threshold, offer);
-                if ranges.is_empty() {
+                if ranges.is_empty() && huge.is_none() {
                     decision.run = Err(Skip::NothingCold);
                     self.last_round_ns = now_ns;
                     return decision;
                 }
-                let n = cold::pages_in(&ranges).min(pages);
+                // With the huge pass, the limit is the round's: huge pages
+                // younger than the threshold may go too.
+                let n = if huge.is_some() {
+                    pages
+                } else {
+                    cold::pages_in(&ranges).min(pages)
+                };
+                decision.huge_idle_secs = huge;
                 (Plan::Pages(ranges), n)
             }
             ColdInput::KernelAge => {
-                // The kernel's ages run on boot time: add the time slept
-                // within the window, as mmd does.
-                let now_boot = now_ns.saturating_add(self.suspend.gap_ns());
-                let extra = self
-                    .suspend
-                    .suspended_within(threshold.saturating_mul(NS), now_boot)
-                    .div_ceil(NS);
-                (Plan::IdleAge(threshold + extra), pages)
+                decision.huge_idle_secs = huge;
+                (Plan::IdleAge(kernel_age(threshold)), pages)
             }
             ColdInput::KernelMarkAll => match self.marked_all_ns {
                 Some(t) if now_ns.saturating_sub(t) >= threshold.saturating_mul(NS) => {

@@ -183,6 +183,7 @@ fn round_offers_more_candidates_than_it_writes() {
         scale_with_utilisation: false,
         min_pages: 1,
         min_evidence_pages: 0,
+        huge_age_factor: None,
     };
     let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
     let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
@@ -200,6 +201,7 @@ fn rounds_scale_with_utilisation_and_skip_below_the_minimum() {
         scale_with_utilisation: true,
         min_pages: 16,
         min_evidence_pages: 0,
+        huge_age_factor: None,
     };
     let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
     let mut i = inputs(ColdInput::Slots(slots));
@@ -290,6 +292,97 @@ fn threshold_falls_only_on_evidence() {
     let mut p = Policy::new(cfg(), 0);
     p.tick(100 * S, &i);
     assert!(p.threshold_secs() < t0);
+}
+
+/// Found by the policy lab on the synthetic traces: once a round wrote few
+/// pages, the reads of pages written back hours before (bd_reads cannot
+/// say which) were divided by those few, the threshold doubled at every
+/// round and writeback stopped for the rest of the trace. Before the fix
+/// this test saw the threshold go 60 -> 120 -> 240 -> ...
+#[test]
+fn refaults_of_old_writebacks_do_not_raise_the_threshold_without_recent_writes() {
+    let round = RoundConfig {
+        min_evidence_pages: 100,
+        ..RoundConfig::legacy()
+    };
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
+    let t0 = p.threshold_secs();
+    let mut i = inputs(ColdInput::KernelAge);
+    p.tick(100 * S, &i);
+    p.complete(
+        100 * S,
+        Outcome {
+            written_pages: 500,
+            error: None,
+        },
+    );
+    // Past the refault window: the 500 pages are no longer recent, but
+    // their reads keep coming, 5 per round.
+    i.bd_reads = Some(5);
+    for k in 0..10 {
+        let now = 4000 * S + k * 100 * S;
+        let d = p.tick(now, &i);
+        assert!(d.run.is_ok());
+        p.complete(
+            now,
+            Outcome {
+                written_pages: 0,
+                error: None,
+            },
+        );
+        assert_eq!(p.threshold_secs(), t0, "round {k}");
+    }
+    // With recent evidence refaults do count: 10 of 150 > 5 %.
+    i.bd_reads = Some(10);
+    p.complete(
+        5100 * S,
+        Outcome {
+            written_pages: 150,
+            error: None,
+        },
+    );
+    p.tick(5200 * S, &i);
+    assert!(p.threshold_secs() > t0);
+}
+
+/// `huge_age_factor`: the round starts with a huge-page pass at the
+/// threshold x factor (plus the time slept, kernel ages run on boot
+/// time); it runs when no page is past the threshold too, with the
+/// round's whole limit.
+#[test]
+fn huge_pages_go_first_at_a_fraction_of_the_threshold() {
+    let round = RoundConfig {
+        huge_age_factor: Some(0.5),
+        min_evidence_pages: 1000,
+        ..RoundConfig::legacy()
+    };
+    let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
+    // Threshold 60 s; slots 20-40 s old: none is past it.
+    let c = ColdInput::Slots(vec![(1, 20), (2, 40)]);
+    let d = p.tick(100 * S, &inputs(c.clone()));
+    assert_eq!(d.run, Ok(Trigger::Period));
+    assert_eq!(d.huge_idle_secs, Some(30));
+    assert_eq!(d.plan, Some(Plan::Pages(vec![])));
+    assert_eq!(d.limit_pages, 64, "the round's cap");
+    p.complete(
+        100 * S,
+        Outcome {
+            written_pages: 3,
+            error: None,
+        },
+    );
+    // Kernel ages: the pass comes with the idle-age plan, both with the
+    // 10 s slept within their windows.
+    p.observe_clocks(150 * S, 150 * S);
+    p.observe_clocks(200 * S, 190 * S);
+    let d = p.tick(200 * S, &inputs(ColdInput::KernelAge));
+    assert_eq!(d.plan, Some(Plan::IdleAge(70)));
+    assert_eq!(d.huge_idle_secs, Some(40));
+    // Off: nothing past the threshold is nothing to do.
+    let mut p = Policy::new(cfg(), 0);
+    let d = p.tick(100 * S, &inputs(c));
+    assert_eq!(d.run, Err(Skip::NothingCold));
+    assert_eq!(d.huge_idle_secs, None);
 }
 
 #[test]
@@ -441,6 +534,21 @@ proptest! {
 
     /// Cold selection: never more than asked, only old enough slots, each
     /// at most once, ranges disjoint.
+    #[test]
+    fn the_huge_age_is_a_fraction_of_the_threshold(t in 0u64..10_000_000, f in 0.0f64..2.0) {
+        let c = RoundConfig { huge_age_factor: Some(f), ..RoundConfig::legacy() };
+        match round::huge_idle_secs(&c, t) {
+            None => prop_assert!(f <= 0.0),
+            Some(h) => {
+                prop_assert!(h >= 1);
+                prop_assert!(h <= t.max(1));
+                // Monotone in the threshold.
+                prop_assert!(round::huge_idle_secs(&c, t + 1).unwrap() >= h);
+            }
+        }
+        prop_assert_eq!(round::huge_idle_secs(&RoundConfig::legacy(), t), None);
+    }
+
     #[test]
     fn cold_selection_is_sound(
         cands in proptest::collection::vec((0u64..2000, 0u64..10_000), 0..500),

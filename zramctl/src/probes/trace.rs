@@ -175,6 +175,99 @@ impl Pairer {
     }
 }
 
+/// The compressed bytes a trace says the device stores, slot by slot: the
+/// sum of the last size written to each slot not freed since (a huge page
+/// counts 4096, a same-filled one 0), what the kernel's `mm_stat`
+/// `compr_data_size` sums too. The recorder compares the two while it
+/// records, so that a trace whose sizes are wrong says so. Pure.
+#[derive(Debug, Default)]
+pub struct SizeTally {
+    sizes: HashMap<u64, u32>,
+    bytes: u64,
+}
+
+impl SizeTally {
+    pub fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Write { slot, pages, size } => {
+                let s = size.unwrap_or(0).min(4096);
+                for i in slot..slot.saturating_add(u64::from(pages)) {
+                    let old = self.sizes.insert(i, s).unwrap_or(0);
+                    self.bytes = self.bytes - u64::from(old) + u64::from(s);
+                }
+            }
+            Op::Discard { slot, pages } => {
+                for i in slot..slot.saturating_add(u64::from(pages)) {
+                    if let Some(old) = self.sizes.remove(&i) {
+                        self.bytes -= u64::from(old);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Compressed bytes of the slots the trace says hold data.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// The trace's compressed sizes against `mm_stat` over a recording.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SizeCheck {
+    /// mm_stat samples compared.
+    pub samples: u64,
+    /// compr_data_size when recording started (data from before the trace,
+    /// which the trace cannot size).
+    pub start_mm_bytes: u64,
+    /// At the sample where the device held the most compressed data: the
+    /// trace's sum and mm_stat's.
+    pub peak_trace_bytes: u64,
+    pub peak_mm_bytes: u64,
+    /// Largest |trace - mm_stat| / mm_stat over the samples where mm_stat
+    /// held at least 1 MiB.
+    pub max_rel_err: f64,
+}
+
+impl SizeCheck {
+    fn observe(&mut self, trace_bytes: u64, mm_bytes: u64) {
+        if self.samples == 0 {
+            self.start_mm_bytes = mm_bytes;
+        }
+        self.samples += 1;
+        if mm_bytes >= self.peak_mm_bytes {
+            self.peak_mm_bytes = mm_bytes;
+            self.peak_trace_bytes = trace_bytes;
+        }
+        if mm_bytes >= 1 << 20 {
+            let e = (trace_bytes as f64 - mm_bytes as f64).abs() / mm_bytes as f64;
+            self.max_rel_err = self.max_rel_err.max(e);
+        }
+    }
+
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "trace vs mm_stat compr_data_size over {} samples: at the peak {:.2} MiB vs {:.2} MiB ({:+.2} %), largest difference {:.2} % (samples >= 1 MiB), {:.2} MiB stored before the recording",
+            self.samples,
+            self.peak_trace_bytes as f64 / 1048576.0,
+            self.peak_mm_bytes as f64 / 1048576.0,
+            self.peak_err_pct(),
+            self.max_rel_err * 100.0,
+            self.start_mm_bytes as f64 / 1048576.0
+        )
+    }
+
+    /// (trace - mm_stat) / mm_stat at the peak, percent.
+    pub fn peak_err_pct(&self) -> f64 {
+        if self.peak_mm_bytes == 0 {
+            return 0.0;
+        }
+        (self.peak_trace_bytes as f64 / self.peak_mm_bytes as f64 - 1.0) * 100.0
+    }
+}
+
 /// What to record.
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
@@ -202,6 +295,18 @@ pub struct RecordStats {
     pub runs: u64,
     pub unsized_writes: u64,
     pub sizes: bool,
+    /// The recorded sizes against mm_stat (with sizes only).
+    pub size_check: Option<SizeCheck>,
+}
+
+/// `compr_data_size` (the second field of `mm_stat`).
+fn compr_data_size(sys: &Path) -> Option<u64> {
+    std::fs::read_to_string(sys.join("mm_stat"))
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn read_num(p: &Path) -> Option<u64> {
@@ -419,14 +524,20 @@ pub fn record(
     let mut out = Vec::new();
     let mut next_sample = Instant::now();
     let now_us = || monotonic_ns().saturating_sub(t0) / 1000;
+    let mut tally = SizeTally::default();
+    let mut check = SizeCheck::default();
     loop {
         let done = stop();
+        // mm_stat now; compared once the ring buffer is drained (the
+        // events up to now are in it).
+        let mut mm = None;
         if Instant::now() >= next_sample {
             let t = now_us();
             for op in samples(opts.cgroup.as_deref()) {
                 w.event(&Event { t_us: t, op })?;
             }
             next_sample += opts.sample_every;
+            mm = compr_data_size(&sys);
         }
         while let Some(item) = ring.next() {
             if item.len() < std::mem::size_of::<TraceRecord>() {
@@ -441,7 +552,11 @@ pub fn record(
         }
         for e in out.drain(..) {
             st.events += 1;
+            tally.apply(&e.op);
             w.event(&e)?;
+        }
+        if let Some(mm) = mm.filter(|_| sizes) {
+            check.observe(tally.bytes(), mm);
         }
         if done {
             break;
@@ -455,6 +570,7 @@ pub fn record(
     }
     st.secs = start.elapsed().as_secs_f64();
     st.unsized_writes = pairer.unsized_writes;
+    st.size_check = (check.samples > 0).then_some(check);
     let stats: PerCpuArray<_, TraceStats> = PerCpuArray::try_from(
         ebpf.map(map::STATS)
             .context("the trace stats map is not in the object")?,
@@ -487,6 +603,9 @@ pub fn record(
         st.runs,
         st.ns_per_run.map_or("-".into(), |n| format!("{n:.0}"))
     )?;
+    if let Some(c) = &st.size_check {
+        writeln!(f, "# sizes: {}", c.summary())?;
+    }
     f.flush()?;
     Ok(st)
 }
@@ -660,6 +779,33 @@ mod tests {
         );
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].op, Op::Discard { slot: 5, pages: 1 });
+    }
+
+    #[test]
+    fn the_size_tally_follows_writes_overwrites_and_frees() {
+        let mut t = SizeTally::default();
+        let w = |slot, pages, size| Op::Write { slot, pages, size };
+        t.apply(&w(1, 1, Some(1000)));
+        t.apply(&w(2, 2, Some(4096))); // huge, two pages
+        t.apply(&w(4, 1, Some(0))); // same-filled
+        assert_eq!(t.bytes(), 1000 + 2 * 4096);
+        t.apply(&w(1, 1, Some(300))); // overwritten
+        assert_eq!(t.bytes(), 300 + 2 * 4096);
+        t.apply(&Op::Discard { slot: 2, pages: 3 });
+        t.apply(&Op::Discard { slot: 9, pages: 1 }); // never written
+        assert_eq!(t.bytes(), 300);
+        t.apply(&w(1, 1, None)); // unknown size: counted as nothing
+        t.apply(&Op::Read { slot: 1, pages: 1 });
+        assert_eq!(t.bytes(), 0);
+        let mut c = SizeCheck::default();
+        c.observe(0, 4096);
+        c.observe(2 << 20, 2 << 20);
+        c.observe(3 << 20, 4 << 20);
+        c.observe(1 << 20, 3 << 20);
+        assert_eq!((c.samples, c.start_mm_bytes), (4, 4096));
+        assert_eq!((c.peak_trace_bytes, c.peak_mm_bytes), (3 << 20, 4 << 20));
+        assert_eq!(c.peak_err_pct(), -25.0);
+        assert!((c.max_rel_err - 2.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]

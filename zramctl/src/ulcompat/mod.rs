@@ -34,7 +34,7 @@ use getopt::{Getopt, LongOpt};
 use table::Col;
 
 /// Our subcommands; the first operand naming one of them means our CLI.
-pub const SUBCOMMANDS: [&str; 12] = [
+pub const SUBCOMMANDS: [&str; 13] = [
     "status",
     "writeback",
     "idle",
@@ -46,6 +46,7 @@ pub const SUBCOMMANDS: [&str; 12] = [
     "top",
     "daemon",
     "simulate",
+    "trace",
     "help",
 ];
 

@@ -92,6 +92,7 @@ raw_policy! {
     round_min_pages: u64,
     round_scale_with_utilisation: bool,
     idle_age_min_evidence_pages: u64,
+    round_huge_age_factor: f64,
 }
 
 /// `[device.backing]`: a backing file zramctl provisions.

@@ -202,6 +202,11 @@ pub(super) fn policy(
                 0,
                 1 << 32,
             )?,
+            // 0 turns the huge-page pass off.
+            huge_age_factor: match &raw.round_huge_age_factor {
+                None => b.round.huge_age_factor,
+                v => Some(cx.secs(v, "round_huge_age_factor", 0.0, 0.0, 1.0)?).filter(|f| *f > 0.0),
+            },
         },
     };
     if cfg.budget_burst_bytes == 0 && cfg.budget_bytes_per_day > 0 {

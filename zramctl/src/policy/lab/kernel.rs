@@ -328,6 +328,26 @@ impl Zram {
             .map(|(i, s)| (i as u64, s.ac_ns, s.size))
     }
 
+    /// The last access of slot `i` (None: empty or out of range).
+    pub fn ac_ns(&self, i: u64) -> Option<u64> {
+        self.slots
+            .get(i as usize)
+            .filter(|s| s.state != State::Empty)
+            .map(|s| s.ac_ns)
+    }
+
+    /// Slots holding compressed data in RAM or on the backing device as
+    /// `(index, last access ns, on the backing device)`: what eBPF slot
+    /// tracking sees (it does not know which slots a `writeback
+    /// huge_idle` took).
+    pub fn stored(&self) -> impl Iterator<Item = (u64, u64, bool)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.state, State::Ram | State::Wb))
+            .map(|(i, s)| (i as u64, s.ac_ns, s.state == State::Wb))
+    }
+
     /// `echo <req> > writeback` at `now_ns`.
     pub fn writeback(&mut self, now_ns: u64, req: &Request) -> (Written, Result<(), Errno>) {
         // scan_slots_for_writeback: candidates into size buckets.

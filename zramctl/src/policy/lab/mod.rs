@@ -274,6 +274,7 @@ pub fn standard_policies() -> Vec<Box<dyn LabPolicy>> {
     vec![
         Box::new(ours::Ours::new(ours::OursConfig::default())),
         Box::new(ours::Ours::new(ours::OursConfig::before())),
+        Box::new(ours::Ours::new(ours::OursConfig::v1())),
         Box::new(anchors::Anchor::new(
             anchors::AnchorParams::android_mmd(),
             0,
@@ -305,8 +306,9 @@ pub fn policies_named(name: &str) -> Option<Vec<Box<dyn LabPolicy>>> {
         "all" => Some(all),
         "ours" | "zramctl" => Some(all.into_iter().take(1).collect()),
         "ours-before" | "zramctl-before" => Some(all.into_iter().skip(1).take(1).collect()),
-        "android-mmd" | "mmd" => Some(all.into_iter().skip(2).take(1).collect()),
-        "chromeos" | "chromeos-swap_management" => Some(all.into_iter().skip(3).collect()),
+        "ours-v1" | "zramctl-v1" => Some(all.into_iter().skip(2).take(1).collect()),
+        "android-mmd" | "mmd" => Some(all.into_iter().skip(3).take(1).collect()),
+        "chromeos" | "chromeos-swap_management" => Some(all.into_iter().skip(4).collect()),
         _ => None,
     }
 }

@@ -4,6 +4,8 @@
 //! the daemon carries them out (`writeback_limit`, then `page_indexes=`
 //! writes of at most a sysfs page each).
 
+use std::collections::HashMap;
+
 use super::{
     Env, LabPolicy, RoundLog,
     kernel::{Errno, Request, Zram},
@@ -39,6 +41,23 @@ impl OursConfig {
     }
 }
 
+impl OursConfig {
+    /// The lab's first tuned settings (20 h initial / 4 h floor idle age,
+    /// rounds scaled with utilisation, minimum 256, evidence 100), no
+    /// huge-page pass: the row the current settings are measured against.
+    pub fn v1() -> Self {
+        let mut c = Self {
+            name: "zramctl-v1".into(),
+            ..Self::default()
+        };
+        c.policy.round.huge_age_factor = None;
+        c.policy.refault.initial_secs = 20 * 3600;
+        c.policy.refault.floor_secs = 4 * 3600;
+        c.policy.refault.ceiling_secs = crate::policy::RefaultConfig::default().ceiling_secs;
+        c
+    }
+}
+
 impl Default for OursConfig {
     /// The daemon with the lab's settings: `round_scale_with_utilisation`,
     /// `round_min_pages = 256`, `idle_age_min_evidence_pages = 100`,
@@ -64,6 +83,9 @@ pub struct Ours {
     cfg: OursConfig,
     p: Option<Policy>,
     last_bd_reads: u64,
+    /// The daemon's written-back set: slots it offered in a round, with
+    /// their access time then; no candidates until touched again.
+    offered: HashMap<u64, u64>,
 }
 
 impl Ours {
@@ -72,6 +94,7 @@ impl Ours {
             cfg,
             p: None,
             last_bd_reads: 0,
+            offered: HashMap::new(),
         }
     }
 }
@@ -108,9 +131,16 @@ impl LabPolicy for Ours {
             cold: ColdInput::Slots(Vec::new()),
         };
         if p.round_due(now, &inputs) {
+            // The daemon's candidates: every slot with data its eBPF ages
+            // know, but the ones it offered in a round and that were not
+            // touched since. Slots the kernel's huge pass wrote back are
+            // candidates until offered once (the kernel skips them then).
             // eBPF slot ages come from jiffies: suspended time does not count.
+            let offered = &mut self.offered;
+            offered.retain(|i, ac| dev.ac_ns(*i) == Some(*ac));
             inputs.cold = ColdInput::Slots(
-                dev.resident()
+                dev.stored()
+                    .filter(|(i, _, _)| !offered.contains_key(i))
                     .map(|(i, ac, _)| {
                         let awake_ac = ac - env.suspend.slept_before(ac);
                         (i, now.saturating_sub(awake_ac) / 1_000_000_000)
@@ -133,8 +163,28 @@ impl LabPolicy for Ours {
             idle_age_ns: d.threshold_secs * 1_000_000_000,
             ..RoundLog::default()
         };
+        let mut go_on = true;
+        if let Some(secs) = d.huge_idle_secs {
+            // The kernel's ages run on boot time (the policy added the
+            // time slept).
+            dev.mark_idle(boot, Some(secs.saturating_mul(1_000_000_000)));
+            let (w, r) = dev.writeback(boot, &Request::HugeIdle);
+            entry.pages += w.pages;
+            entry.ram_bytes += w.ram_bytes;
+            match r {
+                Ok(()) => {}
+                Err(Errno::Eio) if dev.writeback_limit() == 0 => go_on = false,
+                Err(e) => {
+                    entry.error = Some(e);
+                    go_on = false;
+                }
+            }
+        }
         for chunk in chunk_for_sysfs(&ranges) {
-            let (w, r) = dev.writeback(boot, &Request::Pages(chunk));
+            if !go_on {
+                break;
+            }
+            let (w, r) = dev.writeback(boot, &Request::Pages(chunk.clone()));
             entry.pages += w.pages;
             entry.ram_bytes += w.ram_bytes;
             match r {
@@ -144,6 +194,14 @@ impl LabPolicy for Ours {
                 Err(e) => {
                     entry.error = Some(e);
                     break;
+                }
+            }
+            // Marked as the daemon marks: whole chunks sent.
+            for (a, b) in chunk {
+                for i in a..=b {
+                    if let Some(ac) = dev.ac_ns(i) {
+                        self.offered.insert(i, ac);
+                    }
                 }
             }
         }
