@@ -261,6 +261,18 @@ pub(super) fn run_plan(
 const CHUNK_FIRST: u64 = 8;
 const CHUNK_MAX: u64 = 4096;
 
+/// The next chunk's size after one of `chunk` pages took `took`: doubled
+/// after a fast one (under 0.1 s), halved after a slow one (over 0.4 s).
+fn next_chunk(chunk: u64, took: Duration) -> u64 {
+    if took < Duration::from_millis(100) {
+        (chunk * 2).min(CHUNK_MAX)
+    } else if took > Duration::from_millis(400) {
+        (chunk / 2).max(1)
+    } else {
+        chunk
+    }
+}
+
 /// Writes back `ranges` in chunks (one or a few sysfs writes each) sized so
 /// that one takes about 0.1-0.4 s on this backing device: the chunk doubles
 /// after a fast one and halves after a slow one. Between chunks it checks
@@ -302,12 +314,7 @@ fn write_back_chunked(
             dev.writeback(&modes)?;
         }
         done.extend(piece);
-        let took = t.elapsed();
-        if took < Duration::from_millis(100) {
-            chunk = (chunk * 2).min(CHUNK_MAX);
-        } else if took > Duration::from_millis(400) {
-            chunk = (chunk / 2).max(1);
-        }
+        chunk = next_chunk(chunk, t.elapsed());
     }
     Ok(())
 }
@@ -356,12 +363,7 @@ fn write_back_idle_chunked(
             Ok(()) => break Ok(()),
             Err(e) => break Err(e),
         }
-        let took = t.elapsed();
-        if took < Duration::from_millis(100) {
-            chunk = (chunk * 2).min(CHUNK_MAX);
-        } else if took > Duration::from_millis(400) {
-            chunk = (chunk / 2).max(1);
-        }
+        chunk = next_chunk(chunk, t.elapsed());
     };
     *written = Some(total);
     r
