@@ -22,8 +22,8 @@ use super::core::DaemonCore;
 /// scrape or of the last step that ran a round, so a scrape never waits for
 /// a round and never shows counts older than the last round.
 pub(super) struct Page {
-    pub(super) core: Arc<Mutex<DaemonCore>>,
-    pub(super) last: Mutex<String>,
+    core: Arc<Mutex<DaemonCore>>,
+    last: Mutex<String>,
     /// [`DaemonCore::rounds_total`] when `last` was rendered.
     rounds_seen: AtomicU64,
 }
