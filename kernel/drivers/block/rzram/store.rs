@@ -152,9 +152,13 @@ impl Store {
         // SAFETY: raw_smp_processor_id has no preconditions; the CPU may
         // change right after, which only costs cache locality.
         let cpu = unsafe { bindings::raw_smp_processor_id() } as usize;
-        // `new` makes at least one workspace; checked_rem avoids a panic path.
-        let i = cpu.checked_rem(self.workspaces.len()).unwrap_or(0);
-        &self.workspaces[i]
+        // `new` makes one workspace per CPU id (`nr_cpu_ids` of them), so
+        // `cpu` always indexes one: a bounds check, not a division. The
+        // fallback is never taken (and `nr_cpu_ids` >= 1 makes it in bounds).
+        match self.workspaces.get(cpu) {
+            Some(ws) => ws,
+            None => &self.workspaces[0],
+        }
     }
 
     /// Frees what the locked slot holds and empties it.
