@@ -161,6 +161,18 @@ impl Store {
         }
     }
 
+    /// The handle of a locked slot's whole-page object (a page stored
+    /// uncompressed), which is read in place with no workspace, as upstream
+    /// reads incompressible pages without a compression stream.
+    fn page_object(s: &SlotGuard<'_>) -> Option<ZsHandle> {
+        if s.test(flag::SAME | flag::WB) || s.handle() == 0 || s.size() != PAGE {
+            return None;
+        }
+        // SAFETY: a slot neither same-filled nor written back holds a handle
+        // of our pool (from `to_raw`), live while the slot is locked.
+        Some(unsafe { ZsHandle::from_raw(s.handle() as usize) })
+    }
+
     /// Frees what the locked slot holds and empties it.
     pub(crate) fn free_slot(&self, s: &SlotGuard<'_>) {
         if s.test(flag::WB) {
@@ -279,6 +291,12 @@ impl Store {
         if s.test(flag::WB) {
             return Ok(Some(s.handle()));
         }
+        if let Some(h) = Self::page_object(&s) {
+            // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
+            // written while we hold the slot lock.
+            unsafe { self.pool.read_page(h, sink) };
+            return Ok(None);
+        }
         let mut guard = self.workspace().lock();
         let ws = &mut *guard;
         let (local, out) = ws.buf.split_at_mut(PAGE);
@@ -314,6 +332,15 @@ impl Store {
 
     /// Decompresses the page of a locked slot in RAM into `page`.
     pub(crate) fn read_ram_page(&self, s: &SlotGuard<'_>, page: &Page) -> Result {
+        if let Some(h) = Self::page_object(s) {
+            // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
+            // written while the caller holds the slot lock; `page` is ours and
+            // PAGE bytes long, and the mapping is PAGE bytes.
+            return unsafe {
+                self.pool
+                    .read_page(h, |obj| page.write_raw(obj.as_ptr(), 0, PAGE))
+            };
+        }
         let mut guard = self.workspace().lock();
         let ws = &mut *guard;
         let (local, out) = ws.buf.split_at_mut(PAGE);
@@ -341,6 +368,12 @@ impl Store {
     fn read_locked(&self, s: &SlotGuard<'_>, out: &mut [u8]) -> Result {
         if s.test(flag::SAME) || s.handle() == 0 {
             return Self::fill_same(s, out);
+        }
+        if let Some(h) = Self::page_object(s) {
+            // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
+            // written while the caller holds the slot lock.
+            unsafe { self.pool.read_page(h, |obj| out.copy_from_slice(obj)) };
+            return Ok(());
         }
         let mut guard = self.workspace().lock();
         let Workspace { codecs, buf } = &mut *guard;
