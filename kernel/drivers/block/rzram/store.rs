@@ -73,6 +73,11 @@ pub(crate) struct RecompressMode {
 /// A compression workspace: each priority's algorithm state and two pages:
 /// `buf[..PAGE]` for compressed data (and zsmalloc's bounce),
 /// `buf[PAGE..]` for a page copied in from, or out to, a bio.
+///
+/// Each CPU's workspace, with its mutex, is a separate allocation; aligned
+/// (and so sized) to a cache line, no two CPUs' mutexes share one, which
+/// they would in a small kmalloc cache (a mutex is taken per page).
+#[repr(align(64))]
 struct Workspace {
     codecs: KVec<Option<Codec>>,
     buf: KVec<u8>,
