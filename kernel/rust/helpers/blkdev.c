@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/blkdev.h>
+#include <linux/sched.h>
 
 __rust_helper struct gendisk *rust_helper_dev_to_disk(struct device *dev)
 {
@@ -20,4 +21,13 @@ __rust_helper sector_t rust_helper_get_capacity(struct gendisk *disk)
 __rust_helper loff_t rust_helper_bdev_nr_bytes(struct block_device *bdev)
 {
 	return bdev_nr_bytes(bdev);
+}
+
+/*
+ * The task's installed plug. Read in C: task_struct's layout as bindgen
+ * sees it need not match the compiler's (it read `plug` 48 bytes early).
+ */
+__rust_helper struct blk_plug *rust_helper_blk_current_plug(void)
+{
+	return current->plug;
 }

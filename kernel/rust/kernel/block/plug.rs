@@ -47,10 +47,11 @@ pub fn with_plug<R>(f: impl FnOnce(&Plug) -> R) -> R {
     // SAFETY: `plug.plug` stays in place (it is borrowed, not moved, while
     // `f` runs) until blk_finish_plug below removes it from the task.
     unsafe { bindings::blk_start_plug(plug.plug.get()) };
-    // SAFETY: `get_current` returns the running task, valid while it runs.
+    // SAFETY: reads the running task's `plug` field, which only this task
+    // changes.
     // INVARIANT: the plug blk_start_plug left installed: ours, or the outer
     // one.
-    plug.active = unsafe { (*bindings::get_current()).plug };
+    plug.active = unsafe { bindings::blk_current_plug() };
     let r = f(&plug);
     // SAFETY: started above by this task, which is still running it; this
     // flushes it and detaches it from the task (a no-op for a nested plug).
