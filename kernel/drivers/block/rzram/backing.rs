@@ -68,15 +68,18 @@ impl Blocks {
             let map = self.map();
             map.next_zero_bit(next).or_else(|| map.next_zero_bit(0))?
         };
-        // The run ends at the first used block or after `max` blocks: search
-        // only that far, not to the end of a (mostly free) bitmap.
+        // The run ends at the first used block or after `max` blocks: look
+        // only that far (at most `max` bits), not to the end of a mostly
+        // free bitmap.
         let limit = n.min(start.saturating_add(max.max(1)));
-        // SAFETY: `words` is a non-null initialised array of `nbits` >= `limit`
-        // bits (`new`), `nbits` <= i32::MAX; it outlives this shared view,
-        // which is only read and ends before `map` is taken again below (the
-        // caller's `&mut self` excludes any other access meanwhile).
-        let window = unsafe { Bitmap::from_raw(self.words.as_ptr(), limit) };
-        let end = window.next_bit(start).unwrap_or(limit);
+        let bits = usize::BITS as usize;
+        let end = (start + 1..limit)
+            .find(|&b| {
+                self.words
+                    .get(b / bits)
+                    .is_some_and(|w| (w >> (b % bits)) & 1 != 0)
+            })
+            .unwrap_or(limit);
         let map = self.map();
         for b in start..end {
             map.set_bit(b);
