@@ -64,9 +64,23 @@ impl Blocks {
     /// is full.
     pub(crate) fn alloc_run(&mut self, max: usize) -> Option<core::ops::Range<usize>> {
         let (n, next) = (self.nbits, self.next);
+        let start = {
+            let map = self.map();
+            map.next_zero_bit(next).or_else(|| map.next_zero_bit(0))?
+        };
+        // The run ends at the first used block or after `max` blocks: look
+        // only that far (at most `max` bits), not to the end of a mostly
+        // free bitmap.
+        let limit = n.min(start.saturating_add(max.max(1)));
+        let bits = usize::BITS as usize;
+        let end = (start + 1..limit)
+            .find(|&b| {
+                self.words
+                    .get(b / bits)
+                    .is_some_and(|w| (w >> (b % bits)) & 1 != 0)
+            })
+            .unwrap_or(limit);
         let map = self.map();
-        let start = map.next_zero_bit(next).or_else(|| map.next_zero_bit(0))?;
-        let end = map.next_bit(start).unwrap_or(n).min(start + max.max(1));
         for b in start..end {
             map.set_bit(b);
         }
@@ -251,6 +265,12 @@ mod tests {
         assert_eq!(b.alloc_run(1), None);
         b.release(50);
         assert_eq!(b.alloc_run(0), Some(50..51));
+        // A run stops at the first used block within `max`.
+        b.release(20);
+        b.release(21);
+        b.release(23);
+        assert_eq!(b.alloc_run(8), Some(20..22));
+        assert_eq!(b.alloc_run(8), Some(23..24));
         // Out-of-range releases are ignored.
         b.release(1000);
     }

@@ -73,6 +73,11 @@ pub(crate) struct RecompressMode {
 /// A compression workspace: each priority's algorithm state and two pages:
 /// `buf[..PAGE]` for compressed data (and zsmalloc's bounce),
 /// `buf[PAGE..]` for a page copied in from, or out to, a bio.
+///
+/// Each CPU's workspace, with its mutex, is a separate allocation; aligned
+/// (and so sized) to a cache line, no two CPUs' mutexes share one, which
+/// they would in a small kmalloc cache (a mutex is taken per page).
+#[repr(align(64))]
 struct Workspace {
     codecs: KVec<Option<Codec>>,
     buf: KVec<u8>,
@@ -152,9 +157,25 @@ impl Store {
         // SAFETY: raw_smp_processor_id has no preconditions; the CPU may
         // change right after, which only costs cache locality.
         let cpu = unsafe { bindings::raw_smp_processor_id() } as usize;
-        // `new` makes at least one workspace; checked_rem avoids a panic path.
-        let i = cpu.checked_rem(self.workspaces.len()).unwrap_or(0);
-        &self.workspaces[i]
+        // `new` makes one workspace per CPU id (`nr_cpu_ids` of them), so
+        // `cpu` always indexes one: a bounds check, not a division. The
+        // fallback is never taken (and `nr_cpu_ids` >= 1 makes it in bounds).
+        match self.workspaces.get(cpu) {
+            Some(ws) => ws,
+            None => &self.workspaces[0],
+        }
+    }
+
+    /// The handle of a locked slot's whole-page object (a page stored
+    /// uncompressed), which is read in place with no workspace, as upstream
+    /// reads incompressible pages without a compression stream.
+    fn page_object(s: &SlotGuard<'_>) -> Option<ZsHandle> {
+        if s.test(flag::SAME | flag::WB) || s.handle() == 0 || s.size() != PAGE {
+            return None;
+        }
+        // SAFETY: a slot neither same-filled nor written back holds a handle
+        // of our pool (from `to_raw`), live while the slot is locked.
+        Some(unsafe { ZsHandle::from_raw(s.handle() as usize) })
     }
 
     /// Frees what the locked slot holds and empties it.
@@ -275,6 +296,12 @@ impl Store {
         if s.test(flag::WB) {
             return Ok(Some(s.handle()));
         }
+        if let Some(h) = Self::page_object(&s) {
+            // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
+            // written while we hold the slot lock.
+            unsafe { self.pool.read_page(h, sink) };
+            return Ok(None);
+        }
         let mut guard = self.workspace().lock();
         let ws = &mut *guard;
         let (local, out) = ws.buf.split_at_mut(PAGE);
@@ -310,6 +337,15 @@ impl Store {
 
     /// Decompresses the page of a locked slot in RAM into `page`.
     pub(crate) fn read_ram_page(&self, s: &SlotGuard<'_>, page: &Page) -> Result {
+        if let Some(h) = Self::page_object(s) {
+            // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
+            // written while the caller holds the slot lock; `page` is ours and
+            // PAGE bytes long, and the mapping is PAGE bytes.
+            return unsafe {
+                self.pool
+                    .read_page(h, |obj| page.write_raw(obj.as_ptr(), 0, PAGE))
+            };
+        }
         let mut guard = self.workspace().lock();
         let ws = &mut *guard;
         let (local, out) = ws.buf.split_at_mut(PAGE);
@@ -337,6 +373,12 @@ impl Store {
     fn read_locked(&self, s: &SlotGuard<'_>, out: &mut [u8]) -> Result {
         if s.test(flag::SAME) || s.handle() == 0 {
             return Self::fill_same(s, out);
+        }
+        if let Some(h) = Self::page_object(s) {
+            // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
+            // written while the caller holds the slot lock.
+            unsafe { self.pool.read_page(h, |obj| out.copy_from_slice(obj)) };
+            return Ok(());
         }
         let mut guard = self.workspace().lock();
         let Workspace { codecs, buf } = &mut *guard;

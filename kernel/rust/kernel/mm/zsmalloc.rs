@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/zsmalloc.h`](srctree/include/linux/zsmalloc.h)
 
-use crate::{alloc::Flags, bindings, prelude::*};
+use crate::{alloc::Flags, bindings, page::PAGE_SIZE, prelude::*};
 use core::ptr::NonNull;
 
 /// A handle to an object in a [`ZsPool`]; freed with [`ZsPool::free`].
@@ -126,6 +126,31 @@ impl ZsPool {
         let r = f(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) });
         // SAFETY: ends the access begun above.
         unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0, len, p) };
+        r
+    }
+
+    /// Calls `f` with the bytes of a whole-page object, mapped in place: an
+    /// object of `PAGE_SIZE` bytes has a zspage page of its own (the huge
+    /// class), so unlike [`ZsPool::read`] it needs no bounce buffer.
+    ///
+    /// # Safety
+    ///
+    /// `h` must be a live handle of this pool for an object of `PAGE_SIZE`
+    /// bytes, not written concurrently.
+    #[inline]
+    pub unsafe fn read_page<R>(&self, h: ZsHandle, f: impl FnOnce(&[u8]) -> R) -> R {
+        // SAFETY: guaranteed by the caller. A `PAGE_SIZE` object starts at
+        // offset 0 of its page (huge zspages have no handle header), so
+        // zs_obj_read_begin maps it in place and never uses `local_copy`
+        // (NULL here), as upstream zram's read_incompressible_page relies on.
+        let p = unsafe {
+            bindings::zs_obj_read_begin(self.pool.as_ptr(), h.0, PAGE_SIZE, core::ptr::null_mut())
+        };
+        // SAFETY: zs_obj_read_begin returns a mapping of `PAGE_SIZE` readable
+        // bytes until zs_obj_read_end.
+        let r = f(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), PAGE_SIZE) });
+        // SAFETY: ends the access begun above.
+        unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0, PAGE_SIZE, p) };
         r
     }
 
