@@ -140,7 +140,10 @@ fn backing_reads_carry_the_readers_flags_as_on_zram() {
         sh(&format!("losetup -d {lo}"));
         let _ = std::fs::remove_file(&img);
     }
-    assert!(!seen[0].is_empty(), "zram1 read nothing from its backing device");
+    assert!(
+        !seen[0].is_empty(),
+        "zram1 read nothing from its backing device"
+    );
     assert_eq!(
         seen[1], seen[0],
         "rzram1's backing reads carry other flags than zram1's (rwbs)"
