@@ -168,13 +168,13 @@ fn read_whole_page(store: &Store, pos: u64, mut seg: Segment<'_>, flags: u32) ->
     let (index, _, _) = page_range(store, pos, PAGE)?;
     match store.read_page_to(index, |page| seg.copy_from(page))? {
         None => Ok(()),
-        Some(block) => {
-            store
-                .backing
-                .as_ref()
-                .ok_or(EIO)?
-                .read_async(store.dev, index, block, seg.hold(), flags)
-        }
+        Some(block) => store.backing.as_ref().ok_or(EIO)?.read_async(
+            store.dev,
+            index,
+            block,
+            seg.hold(),
+            flags,
+        ),
     }
 }
 
@@ -260,7 +260,15 @@ mod tests {
 
     #[test]
     fn discard_frees_only_whole_pages() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            8 * PAGE as u64,
+            0,
+            Algorithms::primary(0),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         page.resize(PAGE, 7, GFP_KERNEL).unwrap();
         for i in 0..4 {

@@ -662,7 +662,15 @@ mod tests {
 
     #[test]
     fn store_round_trip_and_stats() {
-        let store = Store::new(64 * PAGE as u64, 0, Algorithms::primary(0), None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            64 * PAGE as u64,
+            0,
+            Algorithms::primary(0),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         let text = text_page(3);
         let noise = noise_page(77);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -695,7 +703,15 @@ mod tests {
 
     #[test]
     fn zstd_store_round_trip() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(1), None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            8 * PAGE as u64,
+            0,
+            Algorithms::primary(1),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         let text = text_page(5);
         let noise = noise_page(3);
         assert!(store.write_page(0, &text).is_ok());
@@ -759,7 +775,15 @@ mod tests {
 
     #[test]
     fn idle_marking_skips_empty_and_same_slots() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            8 * PAGE as u64,
+            0,
+            Algorithms::primary(0),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
         assert!(store.write_page(0, &text_page(1)).is_ok());
@@ -779,7 +803,15 @@ mod tests {
 
     #[test]
     fn a_read_ends_a_pending_writeback_and_idleness() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            8 * PAGE as u64,
+            0,
+            Algorithms::primary(0),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         assert!(store.write_page(0, &text_page(2)).is_ok());
         assert!(store.write_page(1, &text_page(3)).is_ok());
         store.mark_idle(None);
@@ -800,7 +832,15 @@ mod tests {
 
     #[test]
     fn idle_marking_by_age_clears_newer_slots() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            8 * PAGE as u64,
+            0,
+            Algorithms::primary(0),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         assert!(store.write_page(0, &text_page(4)).is_ok());
         assert!(store.write_page(1, &text_page(5)).is_ok());
         store.mark_idle(None);
@@ -814,7 +854,15 @@ mod tests {
 
     #[test]
     fn pages_copied_in_round_trip() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            8 * PAGE as u64,
+            0,
+            Algorithms::primary(0),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         let text = text_page(6);
         let noise = noise_page(11);
         assert!(store.write_from(0, |b| b.copy_from_slice(&text)).is_ok());

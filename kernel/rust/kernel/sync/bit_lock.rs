@@ -10,14 +10,7 @@
 //!
 //! C header: [`include/linux/wait_bit.h`](srctree/include/linux/wait_bit.h)
 
-use crate::{
-    bindings,
-    ffi::c_ulong,
-    prelude::*,
-    str::CStr,
-    sync::LockClassKey,
-    types::Opaque,
-};
+use crate::{bindings, ffi::c_ulong, prelude::*, str::CStr, sync::LockClassKey, types::Opaque};
 
 /// The bit of a [`BitLock`]'s word that is the lock.
 const LOCK_BIT: i32 = 0;
@@ -113,7 +106,8 @@ impl BitLock {
     pub fn try_lock<'a>(&'a self, class: &'a BitLockClass) -> Option<BitLockGuard<'a>> {
         // SAFETY: test_and_set_bit_lock is atomic on a word used only with
         // the bit-lock functions.
-        if unsafe { bindings::test_and_set_bit_lock(LOCK_BIT as crate::ffi::c_long, self.0.get()) } {
+        if unsafe { bindings::test_and_set_bit_lock(LOCK_BIT as crate::ffi::c_long, self.0.get()) }
+        {
             return None;
         }
         // SAFETY: the map was initialised by `BitLockClass::new`; we took
