@@ -603,6 +603,20 @@ mod tests {
     use crate::comp::ALGORITHMS;
     use kernel::lz4::{self, Lz4};
 
+    /// A store of `pages` pages, with no backing device, compressed with
+    /// `ALGORITHMS[algorithm]`.
+    fn test_store(pages: u64, algorithm: usize) -> Store {
+        Store::new(
+            pages * PAGE as u64,
+            0,
+            Algorithms::primary(algorithm),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap()
+    }
+
     fn text_page(seed: u8) -> KVec<u8> {
         let mut v = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         for i in 0..PAGE {
@@ -662,15 +676,7 @@ mod tests {
 
     #[test]
     fn store_round_trip_and_stats() {
-        let store = Store::new(
-            64 * PAGE as u64,
-            0,
-            Algorithms::primary(0),
-            None,
-            0,
-            c"rzram-test",
-        )
-        .unwrap();
+        let store = test_store(64, 0);
         let text = text_page(3);
         let noise = noise_page(77);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -703,15 +709,7 @@ mod tests {
 
     #[test]
     fn zstd_store_round_trip() {
-        let store = Store::new(
-            8 * PAGE as u64,
-            0,
-            Algorithms::primary(1),
-            None,
-            0,
-            c"rzram-test",
-        )
-        .unwrap();
+        let store = test_store(8, 1);
         let text = text_page(5);
         let noise = noise_page(3);
         assert!(store.write_page(0, &text).is_ok());
@@ -775,15 +773,7 @@ mod tests {
 
     #[test]
     fn idle_marking_skips_empty_and_same_slots() {
-        let store = Store::new(
-            8 * PAGE as u64,
-            0,
-            Algorithms::primary(0),
-            None,
-            0,
-            c"rzram-test",
-        )
-        .unwrap();
+        let store = test_store(8, 0);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
         assert!(store.write_page(0, &text_page(1)).is_ok());
@@ -803,15 +793,7 @@ mod tests {
 
     #[test]
     fn a_read_ends_a_pending_writeback_and_idleness() {
-        let store = Store::new(
-            8 * PAGE as u64,
-            0,
-            Algorithms::primary(0),
-            None,
-            0,
-            c"rzram-test",
-        )
-        .unwrap();
+        let store = test_store(8, 0);
         assert!(store.write_page(0, &text_page(2)).is_ok());
         assert!(store.write_page(1, &text_page(3)).is_ok());
         store.mark_idle(None);
@@ -832,15 +814,7 @@ mod tests {
 
     #[test]
     fn idle_marking_by_age_clears_newer_slots() {
-        let store = Store::new(
-            8 * PAGE as u64,
-            0,
-            Algorithms::primary(0),
-            None,
-            0,
-            c"rzram-test",
-        )
-        .unwrap();
+        let store = test_store(8, 0);
         assert!(store.write_page(0, &text_page(4)).is_ok());
         assert!(store.write_page(1, &text_page(5)).is_ok());
         store.mark_idle(None);
@@ -854,15 +828,7 @@ mod tests {
 
     #[test]
     fn pages_copied_in_round_trip() {
-        let store = Store::new(
-            8 * PAGE as u64,
-            0,
-            Algorithms::primary(0),
-            None,
-            0,
-            c"rzram-test",
-        )
-        .unwrap();
+        let store = test_store(8, 0);
         let text = text_page(6);
         let noise = noise_page(11);
         assert!(store.write_from(0, |b| b.copy_from_slice(&text)).is_ok());
