@@ -44,6 +44,8 @@ fn writeback_under_allocation_failures_loses_nothing() {
     fault("times", "-1");
     fault("verbose", "0");
     std::fs::write("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N").unwrap();
+    // Single pages too (the default fails only order >= 1).
+    std::fs::write("/sys/kernel/debug/fail_page_alloc/min-order", "0").unwrap();
     std::fs::write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N").unwrap();
     for round in 0..20 {
         // Only this thread's allocations fail.
@@ -69,6 +71,7 @@ fn writeback_under_allocation_failures_loses_nothing() {
         );
     }
     fault("probability", "0");
+    std::fs::write("/sys/kernel/debug/fail_page_alloc/min-order", "1").unwrap();
     println!("writeback outcomes under faults: {outcomes:?}, slowest {worst:?}");
     let bad = zramctl_tests::verify_pages(Path::new("/dev/rzram1"), 19, pages).unwrap();
     assert!(bad.is_empty(), "pages lost or changed: {bad:?}");
@@ -127,15 +130,17 @@ fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
             .write(true)
             .open(format!("/sys/block/{dev}/writeback"))
             .unwrap();
-        // Order-0 pages included; 256 pages (1 MiB) succeed, then every
-        // page allocation of this thread fails.
+        // Order-0 pages included; 256 pages succeed (`space` counts pages
+        // here), then every page allocation of this thread fails.
         fa("min-order", "0");
         fa("ignore-gfp-wait", "N");
         fa("task-filter", "Y");
         fa("verbose", "0");
         fa("interval", "1");
-        fa("times", "-1");
-        fa("space", "1048576");
+        // Counted down per failure: proof that the budget ran out (the
+        // allocations are __GFP_NOWARN, so nothing is logged).
+        fa("times", "1000000");
+        fa("space", "256");
         fa("probability", "100");
         std::fs::write("/proc/thread-self/make-it-fail", "1").unwrap();
         let r =
@@ -148,8 +153,18 @@ fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
         fa("probability", "0");
         fa("space", "0");
         fa("min-order", "1");
+        let times = std::fs::read_to_string("/sys/kernel/debug/fail_page_alloc/times").unwrap();
+        let injected = 1_000_000 - times.trim().parse::<i64>().unwrap();
+        fa("times", "-1");
         let bd = zramctl_tests::fields(dev, "bd_stat");
-        println!("{dev}: writeback {r:?}, {} of {want} pages written", bd[2]);
+        println!(
+            "{dev}: writeback {r:?}, {} of {want} pages written, {injected} allocations failed",
+            bd[2]
+        );
+        assert!(
+            injected > 0,
+            "{dev}: no allocation failed: the budget did not run out"
+        );
         results.push((r, bd[2], want));
         let bad = zramctl_tests::verify_pages(&path, 29, pages).unwrap();
         assert!(bad.is_empty(), "{dev}: pages lost or changed: {bad:?}");
