@@ -46,9 +46,9 @@ pub struct TraceArgs {
 pub struct GuestArgs {
     #[arg(long)]
     pub zramctl: PathBuf,
-    /// The extracted Linux source tree (the gcc trace compiles from it).
+    /// The copy of libbpf's sources the gcc trace compiles.
     #[arg(long)]
-    pub kernel_src: PathBuf,
+    pub gcc_src: PathBuf,
     pub names: Vec<String>,
 }
 
@@ -77,6 +77,21 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
     // Copies, so that a host build meanwhile cannot swap them under the guest.
     let zramctl = repo_root().join("target/trace-zramctl");
     fs::copy(repo_root().join("target/debug/zramctl"), &zramctl)?;
+    // libbpf's sources (and the tools headers they include) from the
+    // kernel tree, copied where the guest sees them (/root is a tmpfs there).
+    let gcc_src = repo_root().join("target/trace-src");
+    let _ = fs::remove_dir_all(&gcc_src);
+    fs::create_dir_all(&gcc_src)?;
+    run(Command::new("cp")
+        .args([
+            "-a",
+            "--parents",
+            "tools/include",
+            "tools/arch/x86/include",
+            "tools/lib/bpf",
+        ])
+        .arg(&gcc_src)
+        .current_dir(kernel::source_dir()))?;
     let out = args
         .results
         .clone()
@@ -93,10 +108,10 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
             memory: 2048,
             disk: 2048,
             ..vm::VmArgs::with_command(format!(
-                "{} trace-guest --zramctl {} --kernel-src {} {}",
+                "{} trace-guest --zramctl {} --gcc-src {} {}",
                 guest_bin.display(),
                 zramctl.display(),
-                kernel::source_dir().display(),
+                gcc_src.display(),
                 names.join(" ")
             ))
         },
@@ -190,7 +205,7 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
             "{z} setup zram0 --size 512M --algorithm lz4 --backing-dev {backing}"
         ))?;
         sh("mkswap /dev/zram0 >/dev/null && swapon /dev/zram0")?;
-        let (mib, prep, work) = workload(name, &args.kernel_src)?;
+        let (mib, prep, work) = workload(name, &args.gcc_src)?;
         // The preparation runs without a limit, so that nothing swaps before
         // the recording starts (the trace could not size those pages); the
         // traced script sets the limit first, and what the preparation left
@@ -335,8 +350,9 @@ for k in random.choices(range(1, n + 1), cum_weights=cum, k=30000):
 PY"#
                 .to_string(),
         ),
-        // libbpf's sources from the kernel tree the VM already needs (read-only
-        // in the guest: the objects go to /tmp/data), with the host's GCC.
+        // libbpf's sources from the kernel tree the VM already needs (a copy,
+        // read-only in the guest: the objects go to /tmp/data), with the
+        // host's GCC.
         "gcc" => (
             48,
             String::new(),
