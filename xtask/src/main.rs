@@ -380,6 +380,7 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
                             // A hang is caught either way; a loaded machine
                             // (TCG) took 1353 s for `reliability` alone.
                             timeout: 3600,
+                            debug_kernel: args.debug_kernel,
                             ..vm::VmArgs::with_command(cmd)
                         },
                     );

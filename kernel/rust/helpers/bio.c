@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/bio.h>
+#include <linux/highmem.h>
 #include <linux/workqueue.h>
 
 __rust_helper enum req_op rust_helper_bio_op(const struct bio *bio)
@@ -29,4 +30,9 @@ __rust_helper void rust_helper_bio_inc_remaining(struct bio *bio)
 __rust_helper void rust_helper_destroy_work_on_stack(struct work_struct *work)
 {
 	destroy_work_on_stack(work);
+}
+
+__rust_helper void rust_helper_flush_dcache_page(struct page *page)
+{
+	flush_dcache_page(page);
 }

@@ -78,6 +78,7 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
             config.algorithms,
             config.backing.clone(),
             z.dev.load(Relaxed),
+            disk.name(),
         )?,
         GFP_KERNEL,
     )?;

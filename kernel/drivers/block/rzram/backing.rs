@@ -166,13 +166,16 @@ impl Backing {
     }
 
     /// Reads block `block` into the held segment of an rzram bio,
-    /// asynchronously: the segment's bio completes when the read has.
+    /// asynchronously, with that bio's request flags `req_flags` (readahead, sync...,
+    /// as upstream's `read_from_bdev_async`): the segment's bio completes
+    /// when the read has.
     pub(crate) fn read_async(
         &self,
         dev: u32,
         index: usize,
         block: u64,
         seg: HeldSegment,
+        req_flags: u32,
     ) -> Result {
         self.stats.reads.fetch_add(1, Relaxed);
         let req = RbReq {
@@ -183,7 +186,7 @@ impl Backing {
         };
         let mut bio = self
             .rb_bios
-            .alloc(BioOp::Read, 0, 1, flags::GFP_NOIO, req)?;
+            .alloc(BioOp::Read, req_flags, 1, flags::GFP_NOIO, req)?;
         bio.set_sector(block * SECTORS_PER_PAGE);
         // On failure the segment's hold ends with EIO when it is dropped.
         bio.add_held_segment(seg).map_err(|_| EIO)?;

@@ -138,7 +138,7 @@ fn rw(store: &Store, bio: &Bio, write: bool) -> Result {
         let r = match (write, whole) {
             (true, true) => write_whole_page(store, pos, &seg),
             (true, false) => seg_write(store, pos, &seg),
-            (false, true) => read_whole_page(store, pos, seg),
+            (false, true) => read_whole_page(store, pos, seg, bio.flags()),
             (false, false) => seg_read(store, pos, seg),
         };
         if let Err(e) = r {
@@ -162,19 +162,19 @@ fn write_whole_page(store: &Store, pos: u64, seg: &Segment<'_>) -> Result {
 }
 
 /// Reads a whole-page segment; a written-back page is read from the backing
-/// device straight into the segment, and the bio completes when that read
-/// has.
-fn read_whole_page(store: &Store, pos: u64, mut seg: Segment<'_>) -> Result {
+/// device straight into the segment, with the reader's request `flags`
+/// (as upstream), and the bio completes when that read has.
+fn read_whole_page(store: &Store, pos: u64, mut seg: Segment<'_>, flags: u32) -> Result {
     let (index, _, _) = page_range(store, pos, PAGE)?;
     match store.read_page_to(index, |page| seg.copy_from(page))? {
         None => Ok(()),
-        Some(block) => {
-            store
-                .backing
-                .as_ref()
-                .ok_or(EIO)?
-                .read_async(store.dev, index, block, seg.hold())
-        }
+        Some(block) => store.backing.as_ref().ok_or(EIO)?.read_async(
+            store.dev,
+            index,
+            block,
+            seg.hold(),
+            flags,
+        ),
     }
 }
 
@@ -260,7 +260,15 @@ mod tests {
 
     #[test]
     fn discard_frees_only_whole_pages() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        let store = Store::new(
+            8 * PAGE as u64,
+            0,
+            Algorithms::primary(0),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap();
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         page.resize(PAGE, 7, GFP_KERNEL).unwrap();
         for i in 0..4 {

@@ -3,16 +3,18 @@
 //! The slot table: one entry per page of the disk.
 //!
 //! Each slot has a sleeping bit lock (as upstream zram since 6.x: a
-//! `wait_on_bit_lock` on a word of its own), a handle (a zsmalloc handle, or
+//! `wait_on_bit_lock` on a word of its own; lockdep sees every slot lock of
+//! a table as one class, as upstream's `table_lock_map`), a handle (a zsmalloc handle, or
 //! the fill word of a same-filled page), a flags word that also holds the
 //! stored size, and the last access time for idle-by-age.
 
 use kernel::{
     alloc::VVec,
-    bindings,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
-    types::Opaque,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        bit_lock::{BitLock, BitLockClass, BitLockGuard},
+    },
 };
 
 /// Slot flags, above the size bits of [`Slot::flags`].
@@ -42,28 +44,19 @@ pub(crate) mod flag {
 // An object of up to a page must fit below the flags.
 const _: () = assert!(crate::base::PAGE <= flag::SIZE_MASK as usize);
 
-/// The bit of `Slot::lock` that is the lock.
-const LOCK_BIT: i32 = 0;
-
 /// One slot. Fields other than `lock` are only changed with the lock held;
 /// they are atomics so that lock-free readers (statistics) stay defined.
 pub(crate) struct Slot {
-    lock: Opaque<kernel::ffi::c_ulong>,
+    lock: BitLock,
     handle: Atomic<u64>,
     flags: Atomic<u32>,
     ac_time: Atomic<u32>,
 }
 
-// SAFETY: `lock` is only accessed through the kernel's atomic bit operations
-// (wait_on_bit_lock, test_and_set_bit_lock, clear_and_wake_up_bit); the
-// other fields are atomics.
-unsafe impl Sync for Slot {}
-// SAFETY: a slot holds no thread-bound state.
-unsafe impl Send for Slot {}
-
 /// The locked contents of a slot; unlocks when dropped.
 pub(crate) struct SlotGuard<'a> {
     slot: &'a Slot,
+    _lock: BitLockGuard<'a>,
 }
 
 impl SlotGuard<'_> {
@@ -136,17 +129,11 @@ impl SlotGuard<'_> {
     }
 }
 
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: we hold the bit lock (taken in `lock`/`try_lock`); this
-        // releases it and wakes waiters.
-        unsafe { bindings::clear_and_wake_up_bit(LOCK_BIT, self.slot.lock.get()) };
-    }
-}
-
 /// All slots of a disk.
 pub(crate) struct SlotTable {
     slots: VVec<Slot>,
+    /// The lockdep class of the slots' locks.
+    class: Pin<KBox<BitLockClass>>,
 }
 
 impl SlotTable {
@@ -156,7 +143,7 @@ impl SlotTable {
         for _ in 0..n {
             slots.push(
                 Slot {
-                    lock: Opaque::new(0),
+                    lock: BitLock::new(),
                     handle: Atomic::new(0),
                     flags: Atomic::new(0),
                     ac_time: Atomic::new(0),
@@ -164,7 +151,8 @@ impl SlotTable {
                 GFP_KERNEL,
             )?;
         }
-        Ok(Self { slots })
+        let class = KBox::pin_init(BitLockClass::new(c"rzram->table[index].lock"), GFP_KERNEL)?;
+        Ok(Self { slots, class })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -174,25 +162,19 @@ impl SlotTable {
     /// Locks slot `index`, sleeping while another task holds it.
     pub(crate) fn lock(&self, index: usize) -> SlotGuard<'_> {
         let slot = &self.slots[index];
-        // SAFETY: `lock` is a word used only with the bit-lock functions;
-        // TASK_UNINTERRUPTIBLE waits cannot fail, so the lock is taken.
-        unsafe {
-            bindings::wait_on_bit_lock(slot.lock.get(), LOCK_BIT, bindings::TASK_UNINTERRUPTIBLE)
-        };
-        SlotGuard { slot }
+        SlotGuard {
+            slot,
+            _lock: slot.lock.lock(&self.class),
+        }
     }
 
     /// Locks slot `index` if nobody holds it; never sleeps.
     pub(crate) fn try_lock(&self, index: usize) -> Option<SlotGuard<'_>> {
         let slot = &self.slots[index];
-        // SAFETY: as in `lock`; test_and_set_bit_lock is atomic.
-        if unsafe {
-            bindings::test_and_set_bit_lock(LOCK_BIT as kernel::ffi::c_long, slot.lock.get())
-        } {
-            None
-        } else {
-            Some(SlotGuard { slot })
-        }
+        Some(SlotGuard {
+            slot,
+            _lock: slot.lock.try_lock(&self.class)?,
+        })
     }
 }
 
@@ -230,6 +212,25 @@ mod tests {
         assert_eq!(s.size(), 100);
         s.reset();
         assert!(!s.allocated());
+    }
+
+    #[test]
+    fn slot_locks_are_seen_by_lockdep() {
+        let t = SlotTable::new(2).unwrap();
+        // `None`: a kernel without lockdep, nothing to see.
+        if t.class.is_held().is_none() {
+            return;
+        }
+        assert_eq!(t.class.is_held(), Some(false));
+        {
+            let _s = t.lock(0);
+            assert_eq!(t.class.is_held(), Some(true));
+        }
+        assert_eq!(t.class.is_held(), Some(false));
+        let s = t.try_lock(1).unwrap();
+        assert_eq!(t.class.is_held(), Some(true));
+        drop(s);
+        assert_eq!(t.class.is_held(), Some(false));
     }
 
     #[test]

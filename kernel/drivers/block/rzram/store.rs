@@ -16,6 +16,7 @@ use kernel::{
     new_mutex,
     page::Page,
     prelude::*,
+    str::CStr,
     sync::{
         atomic::{Atomic, Relaxed},
         Arc, Mutex, MutexGuard,
@@ -115,16 +116,18 @@ fn same_filled(page: &[u8]) -> Option<u64> {
 }
 
 impl Store {
-    /// A store of `disksize` bytes compressed with `ALGORITHMS[algorithm]`.
+    /// A store of `disksize` bytes compressed with `ALGORITHMS[algorithm]`,
+    /// for disk `name` (its zsmalloc pool's name, as upstream's).
     pub(crate) fn new(
         disksize: u64,
         mem_limit: u64,
         algorithms: Algorithms,
         backing: Option<Arc<Backing>>,
         dev: u32,
+        name: &CStr,
     ) -> Result<Self> {
         let pages = (disksize / PAGE as u64) as usize;
-        let pool = ZsPool::new(c"rzram")?;
+        let pool = ZsPool::new(name)?;
         let huge_class_size = pool.huge_class_size();
         // SAFETY: reading an exported variable set at boot.
         let ncpu = unsafe { bindings::nr_cpu_ids } as usize;
@@ -600,6 +603,20 @@ mod tests {
     use crate::comp::ALGORITHMS;
     use kernel::lz4::{self, Lz4};
 
+    /// A store of `pages` pages, with no backing device, compressed with
+    /// `ALGORITHMS[algorithm]`.
+    fn test_store(pages: u64, algorithm: usize) -> Store {
+        Store::new(
+            pages * PAGE as u64,
+            0,
+            Algorithms::primary(algorithm),
+            None,
+            0,
+            c"rzram-test",
+        )
+        .unwrap()
+    }
+
     fn text_page(seed: u8) -> KVec<u8> {
         let mut v = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         for i in 0..PAGE {
@@ -659,7 +676,7 @@ mod tests {
 
     #[test]
     fn store_round_trip_and_stats() {
-        let store = Store::new(64 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        let store = test_store(64, 0);
         let text = text_page(3);
         let noise = noise_page(77);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -692,7 +709,7 @@ mod tests {
 
     #[test]
     fn zstd_store_round_trip() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(1), None, 0).unwrap();
+        let store = test_store(8, 1);
         let text = text_page(5);
         let noise = noise_page(3);
         assert!(store.write_page(0, &text).is_ok());
@@ -712,7 +729,7 @@ mod tests {
     fn recompression_shrinks_and_keeps_data() {
         let mut algs = Algorithms::primary(0);
         algs.0[1] = Some(1);
-        let store = Store::new(16 * PAGE as u64, 0, algs, None, 0).unwrap();
+        let store = Store::new(16 * PAGE as u64, 0, algs, None, 0, c"rzram-test").unwrap();
         let noise = noise_page(5);
         for i in 0..8 {
             assert!(store.write_page(i, &text_page(i as u8)).is_ok());
@@ -756,7 +773,7 @@ mod tests {
 
     #[test]
     fn idle_marking_skips_empty_and_same_slots() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        let store = test_store(8, 0);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
         assert!(store.write_page(0, &text_page(1)).is_ok());
@@ -776,7 +793,7 @@ mod tests {
 
     #[test]
     fn a_read_ends_a_pending_writeback_and_idleness() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        let store = test_store(8, 0);
         assert!(store.write_page(0, &text_page(2)).is_ok());
         assert!(store.write_page(1, &text_page(3)).is_ok());
         store.mark_idle(None);
@@ -797,7 +814,7 @@ mod tests {
 
     #[test]
     fn idle_marking_by_age_clears_newer_slots() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        let store = test_store(8, 0);
         assert!(store.write_page(0, &text_page(4)).is_ok());
         assert!(store.write_page(1, &text_page(5)).is_ok());
         store.mark_idle(None);
@@ -811,7 +828,7 @@ mod tests {
 
     #[test]
     fn pages_copied_in_round_trip() {
-        let store = Store::new(8 * PAGE as u64, 0, Algorithms::primary(0), None, 0).unwrap();
+        let store = test_store(8, 0);
         let text = text_page(6);
         let noise = noise_page(11);
         assert!(store.write_from(0, |b| b.copy_from_slice(&text)).is_ok());

@@ -519,31 +519,31 @@ fn select(store: &Store, scans: &[Scan]) -> Result<VVec<u32>> {
             drop(s);
             if let Err(e) = keys.push((bucket << 32) | index as u64, GFP_KERNEL) {
                 store.slots.lock(index).clear(flag::PP);
-                unselect_keys(store, &keys);
+                unselect(store, keys.iter().map(key_index));
                 return Err(e.into());
             }
         }
     }
     keys.sort_unstable_by(|a, b| b.cmp(a));
     let mut picked = VVec::with_capacity(keys.len(), GFP_KERNEL).inspect_err(|_| {
-        unselect_keys(store, &keys);
+        unselect(store, keys.iter().map(key_index));
     })?;
     for k in keys.iter() {
         // Cannot fail: the capacity is reserved.
-        picked.push(*k as u32, GFP_KERNEL)?;
+        picked.push(key_index(k) as u32, GFP_KERNEL)?;
     }
     Ok(picked)
 }
 
-fn unselect_keys(store: &Store, keys: &[u64]) {
-    for k in keys {
-        store.slots.lock(*k as u32 as usize).clear(flag::PP);
-    }
+/// The index of a key of `select` (its low 32 bits).
+fn key_index(key: &u64) -> usize {
+    *key as u32 as usize
 }
 
-fn unselect(store: &Store, indices: &[u32]) {
+/// Clears `PP` of selected slots that will not be written.
+fn unselect(store: &Store, indices: impl IntoIterator<Item = usize>) {
     for index in indices {
-        store.slots.lock(*index as usize).clear(flag::PP);
+        store.slots.lock(index).clear(flag::PP);
     }
 }
 
@@ -563,7 +563,7 @@ pub(crate) fn writeback(settings: &WbSettings, store: &Store, input: &[u8]) -> R
     let mut batch = match Batch::new(settings, store, backing, window) {
         Ok(b) => b,
         Err(e) => {
-            unselect(store, &picked);
+            unselect(store, picked.iter().map(|&i| i as usize));
             return Err(e);
         }
     };
@@ -595,7 +595,7 @@ pub(crate) fn writeback(settings: &WbSettings, store: &Store, input: &[u8]) -> R
         }
         Ok(())
     });
-    unselect(store, &picked[next..]);
+    unselect(store, picked[next..].iter().map(|&i| i as usize));
     batch.wait_until(0);
     let err = batch.err.take();
     // Dropping the batch drops its bio set, which has no bio left.

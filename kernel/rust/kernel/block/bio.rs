@@ -100,6 +100,12 @@ impl Bio {
         self.raw().bi_opf
     }
 
+    /// The request flags (`bi_opf` without the operation): what a bio made
+    /// on behalf of this one carries over (`REQ_RAHEAD`, `REQ_SYNC`, ...).
+    pub fn flags(&self) -> u32 {
+        self.opf() & !((1u32 << bindings::REQ_OP_BITS) - 1)
+    }
+
     /// The data segments, each within one page.
     pub fn segments(&self) -> Segments<'_> {
         Segments {
@@ -300,7 +306,10 @@ impl Segment<'_> {
 
     /// Copies `src` into the segment's bytes (a read's destination), at
     /// most the segment's length. As [`Segment::copy_to`], through raw
-    /// memory primitives: the page may be a user page.
+    /// memory primitives: the page may be a user page. Then flushes the
+    /// page from the data cache (`flush_dcache_page`, as `memcpy_to_page`
+    /// does), which architectures with aliasing caches need before a user
+    /// mapping of the page sees the bytes.
     pub fn copy_from(&mut self, src: &[u8]) {
         let len = src.len().min(self.len as usize);
         // SAFETY: as in `copy_to`.
@@ -309,8 +318,12 @@ impl Segment<'_> {
         unsafe {
             core::ptr::copy_nonoverlapping(src.as_ptr(), base.add(self.offset as usize), len)
         };
-        // SAFETY: `base` was returned by kmap_local_page above.
-        unsafe { bindings::kunmap_local(base.cast()) };
+        // SAFETY: `base` was returned by kmap_local_page above; the page is
+        // valid (it belongs to the bio).
+        unsafe {
+            bindings::kunmap_local(base.cast());
+            bindings::flush_dcache_page(self.page.as_ptr());
+        }
     }
 }
 

@@ -43,9 +43,12 @@ unsafe impl Send for ZsPool {}
 unsafe impl Sync for ZsPool {}
 
 impl ZsPool {
-    /// Creates a pool; `name` shows up in /proc/slabinfo-like statistics.
-    pub fn new(name: &'static CStr) -> Result<Self> {
-        // SAFETY: `name` is a valid string that outlives the pool.
+    /// Creates a pool named `name` (its zsmalloc statistics directory in
+    /// debugfs and its shrinker carry the name; upstream zram gives each
+    /// pool its disk's name).
+    pub fn new(name: &CStr) -> Result<Self> {
+        // SAFETY: `name` is a valid NUL-terminated string; zs_create_pool
+        // copies it (kstrdup), so it need not outlive the call.
         let pool = unsafe { bindings::zs_create_pool(name.as_char_ptr()) };
         Ok(Self {
             pool: NonNull::new(pool).ok_or(ENOMEM)?,
