@@ -371,7 +371,12 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
             .map(|(i, cmd)| {
                 let kernel = &kernel;
                 s.spawn(move || {
-                    let dir = repo_root().join(format!("target/vm-results/vm-test-{i}"));
+                    // Per run (two suites in one checkout must not share
+                    // a results directory: a new run empties it).
+                    let dir = repo_root().join(format!(
+                        "target/vm-results/vm-test-{}-{i}",
+                        std::process::id()
+                    ));
                     let code = vm::run(
                         kernel,
                         &vm::VmArgs {

@@ -4,10 +4,12 @@
 //! them on the KASAN + lockdep kernel (`cargo xtask vm-test --debug-kernel
 //! hardening`): any splat fails the run.
 //!
+//! `memory.rs`: writeback while allocations fail.
 //! `parity.rs`: where rzram must behave as upstream zram does (I/O
 //! accounting, lockdep classes, backing reads, hot_remove during reset),
 //! each checked on zram1 and rzram1 side by side.
 
+mod memory;
 mod parity;
 
 use std::{
@@ -465,82 +467,4 @@ fn every_kunit_suite_passes() {
             "{suite} did not pass:\n{results}"
         );
     }
-}
-
-fn fault(attr: &str, value: &str) {
-    for kind in ["failslab", "fail_page_alloc"] {
-        std::fs::write(format!("/sys/kernel/debug/{kind}/{attr}"), value)
-            .unwrap_or_else(|e| panic!("{kind}/{attr}: {e}"));
-    }
-}
-
-/// Writeback while slab and page allocations of the writer fail: the
-/// pages stay whole, none is left stuck in PP (a clean writeback afterwards
-/// moves every one), blocks are accounted exactly, and nothing stalls.
-#[test]
-#[ignore = "runs in the VM: cargo xtask vm-test"]
-fn writeback_under_allocation_failures_loses_nothing() {
-    load_rzram();
-    let dev = "rzram1";
-    let _ = sysfs_write(dev, "reset", "1");
-    let img = "/tmp/hardening-faults.img";
-    std::fs::write(img, []).unwrap();
-    sh(&format!("truncate -s 64M {img}"));
-    let lo = sh(&format!("losetup -f --show {img}")).trim().to_owned();
-    sysfs_write(dev, "backing_dev", &lo).unwrap();
-    sysfs_write(dev, "disksize", "8M").unwrap();
-    let pages = 1024u64;
-    zramctl_tests::write_pages(Path::new("/dev/rzram1"), 19, pages).unwrap();
-    sysfs_write(dev, "idle", "all").unwrap();
-    let mut outcomes = BTreeMap::<String, u32>::new();
-    let mut worst = Duration::ZERO;
-    fault("task-filter", "Y");
-    fault("probability", "10");
-    fault("interval", "1");
-    fault("times", "-1");
-    fault("verbose", "0");
-    std::fs::write("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N").unwrap();
-    std::fs::write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N").unwrap();
-    for round in 0..20 {
-        // Only this thread's allocations fail.
-        std::fs::write("/proc/thread-self/make-it-fail", "1").unwrap();
-        let t = Instant::now();
-        let r = sysfs_write(dev, "writeback", "idle");
-        worst = worst.max(t.elapsed());
-        // The write itself allocates, and may be failed: until it lands.
-        let mut tries = 0;
-        while std::fs::write("/proc/thread-self/make-it-fail", "0").is_err() {
-            tries += 1;
-            assert!(tries < 1000, "cannot turn fault injection off");
-        }
-        *outcomes
-            .entry(match r {
-                Ok(()) => "ok".into(),
-                Err(e) => errno_name(e),
-            })
-            .or_default() += 1;
-        assert!(
-            matches!(r, Ok(()) | Err(libc::ENOMEM)),
-            "round {round}: writeback {r:?}"
-        );
-    }
-    fault("probability", "0");
-    println!("writeback outcomes under faults: {outcomes:?}, slowest {worst:?}");
-    let bad = zramctl_tests::verify_pages(Path::new("/dev/rzram1"), 19, pages).unwrap();
-    assert!(bad.is_empty(), "pages lost or changed: {bad:?}");
-    // Nothing stuck: a clean writeback moves every page still in RAM.
-    sysfs_write(dev, "idle", "all").unwrap();
-    sysfs_write(dev, "writeback", "idle").unwrap();
-    let bd = zramctl_tests::fields(dev, "bd_stat");
-    let mm = zramctl_tests::fields(dev, "mm_stat");
-    println!("bd_stat {bd:?}, mm_stat {mm:?}");
-    assert_eq!(bd[0], pages, "every page on the backing device, once");
-    assert_eq!(mm[1], 0, "no compressed data left in RAM");
-    assert!(
-        worst < Duration::from_secs(10),
-        "a writeback stalled {worst:?}"
-    );
-    sysfs_write(dev, "reset", "1").unwrap();
-    sh(&format!("losetup -d {lo}"));
-    let _ = std::fs::remove_file(img);
 }

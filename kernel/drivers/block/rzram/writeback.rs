@@ -159,17 +159,34 @@ struct Batch<'a> {
     bios: Pin<KBox<BioSet<WbReq>>>,
     /// Bios in flight at most.
     window: usize,
+    /// Pages for the next bios: allocated when the writeback starts and
+    /// given back by completed bios, so writing a page allocates nothing.
+    spare: KVec<Page>,
     /// The first error of a completed bio.
     err: Option<Error>,
 }
 
 impl<'a> Batch<'a> {
+    /// An engine for `window` bios in flight, with up to `pages` pages
+    /// allocated up front (`GFP_KERNEL`, as upstream's batch: the writer is
+    /// not in the I/O path). Getting fewer is no error as long as there is
+    /// one: completed bios give theirs back.
     fn new(
         settings: &'a WbSettings,
         store: &'a Store,
         backing: &'a Backing,
         window: usize,
+        pages: usize,
     ) -> Result<Self> {
+        let mut spare = KVec::with_capacity(pages.max(1), GFP_KERNEL)?;
+        while spare.len() < pages {
+            match Page::alloc_page(GFP_KERNEL | flags::__GFP_NOWARN) {
+                // Cannot fail: the capacity is reserved.
+                Ok(p) => spare.push_within_capacity(p).map_err(|_| ENOMEM)?,
+                Err(_) if spare.is_empty() => return Err(ENOMEM),
+                Err(_) => break,
+            }
+        }
         let done = KVec::with_capacity(window, GFP_KERNEL)?;
         let queue = try_pin_init!(WbQueue {
             flight <- new_spinlock_irq!(Flight {
@@ -192,6 +209,7 @@ impl<'a> Batch<'a> {
             backing,
             bios,
             window,
+            spare,
             err: None,
         })
     }
@@ -244,7 +262,12 @@ impl<'a> Batch<'a> {
             }
             self.err.get_or_insert(e);
         }
-        // Frees the pages and the bio.
+        // The pages go back to the spares (freed if there is no room), then
+        // the bio is freed.
+        let spare = &mut self.spare;
+        bio.take_pages(|p| {
+            let _ = spare.push_within_capacity(p);
+        });
         drop(bio);
         self.queue().flight.lock().bios -= 1;
     }
@@ -325,21 +348,29 @@ impl<'a> Batch<'a> {
         let mut ret = Ok(());
         while bio.data().n < run.len() && *next < picked.len() {
             let index = picked[*next] as usize;
-            let page = match Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN) {
-                Ok(p) => p,
-                Err(e) => {
-                    ret = Err(e.into());
-                    break;
-                }
+            // All spares are in bios in flight when the up-front allocation
+            // fell short: then one more page, or wait for theirs.
+            let page = match self.spare.pop() {
+                Some(p) => p,
+                None => match Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        ret = Err(e.into());
+                        break;
+                    }
+                },
             };
             *next += 1;
             let s = self.store.slots.lock(index);
-            // Freed, rewritten or read since the scan: nothing to write.
+            // Freed, rewritten or read since the scan: nothing to write. (A
+            // spare was popped just now, so there is room to put it back.)
             if !s.test(flag::PP) {
+                let _ = self.spare.push_within_capacity(page);
                 continue;
             }
             if self.store.read_ram_page(&s, &page).is_err() {
                 s.clear(flag::PP);
+                let _ = self.spare.push_within_capacity(page);
                 continue;
             }
             drop(s);
@@ -560,7 +591,8 @@ pub(crate) fn writeback(settings: &WbSettings, store: &Store, input: &[u8]) -> R
     let picked = select(store, &scans)?;
     let window = settings.batch_size.load(Relaxed).max(1) as usize;
     let bio_pages = (settings.bio_pages.load(Relaxed) as usize).clamp(1, MAX_BIO_PAGES);
-    let mut batch = match Batch::new(settings, store, backing, window) {
+    let pages = picked.len().min(window.saturating_mul(bio_pages));
+    let mut batch = match Batch::new(settings, store, backing, window, pages) {
         Ok(b) => b,
         Err(e) => {
             unselect(store, picked.iter().map(|&i| i as usize));

@@ -305,9 +305,34 @@ impl<T: EndIo> OwnedBio<T> {
         if added != len as c_int {
             return Err(page);
         }
-        // INVARIANT: the bio owns the page now; `drop` frees it.
-        core::mem::forget(page);
+        // INVARIANT: the bio owns the page now; `drop` frees it, or
+        // `take_pages` gives it back.
+        let _ = page.into_raw();
         Ok(())
+    }
+
+    /// Gives back the pages of a bio that is no longer in flight (built and
+    /// never submitted, or completed), one by one to `f`, for reuse: a
+    /// writer can then recycle a window's pages instead of allocating one
+    /// per page written. The bio has no pages afterwards.
+    pub fn take_pages(&mut self, mut f: impl FnMut(Page)) {
+        if self.header().held.is_some() {
+            return;
+        }
+        // SAFETY: the bio is ours and not in flight (type invariant).
+        let bio = unsafe { &mut *self.bio.as_ptr() };
+        for i in 0..usize::from(bio.bi_vcnt) {
+            // SAFETY: `bi_io_vec` has `bi_vcnt` initialised entries, each a
+            // page given up by `add_page` with `Page::into_raw`.
+            let page = unsafe { (*bio.bi_io_vec.add(i)).bv_page };
+            if let Some(page) = NonNull::new(page) {
+                // SAFETY: the page came from `Page::into_raw` in `add_page`,
+                // and the bio stops owning it below (no double free).
+                f(unsafe { Page::from_raw(page) });
+            }
+        }
+        // INVARIANT: the bio owns no page any more; `drop` frees none.
+        bio.bi_vcnt = 0;
     }
 
     /// Makes `seg` (a segment of another bio, held open) the bio's only
@@ -485,10 +510,13 @@ impl<T: EndIo> Drop for OwnedBio<T> {
             let vcnt = usize::from(unsafe { (*bio).bi_vcnt });
             for i in 0..vcnt {
                 // SAFETY: `bi_io_vec` has `bi_vcnt` initialised entries,
-                // each a page from `add_page`, whose ownership ends here.
+                // each a page from `add_page` (`Page::into_raw`), whose
+                // ownership ends here.
                 unsafe {
                     let bv = &*(*bio).bi_io_vec.add(i);
-                    bindings::__free_pages(bv.bv_page, 0);
+                    if let Some(page) = NonNull::new(bv.bv_page) {
+                        drop(Page::from_raw(page));
+                    }
                 }
             }
         }

@@ -1,0 +1,185 @@
+//! Writeback when memory is short, which is when it runs: allocations of
+//! the writer fail, at random or all of them after a budget.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use zramctl_tests::{load_rzram, sh, sysfs_write};
+
+use super::errno_name;
+
+fn fault(attr: &str, value: &str) {
+    for kind in ["failslab", "fail_page_alloc"] {
+        std::fs::write(format!("/sys/kernel/debug/{kind}/{attr}"), value)
+            .unwrap_or_else(|e| panic!("{kind}/{attr}: {e}"));
+    }
+}
+
+/// Writeback while slab and page allocations of the writer fail: the
+/// pages stay whole, none is left stuck in PP (a clean writeback afterwards
+/// moves every one), blocks are accounted exactly, and nothing stalls.
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn writeback_under_allocation_failures_loses_nothing() {
+    load_rzram();
+    let dev = "rzram1";
+    let _ = sysfs_write(dev, "reset", "1");
+    let img = "/tmp/hardening-faults.img";
+    std::fs::write(img, []).unwrap();
+    sh(&format!("truncate -s 64M {img}"));
+    let lo = sh(&format!("losetup -f --show {img}")).trim().to_owned();
+    sysfs_write(dev, "backing_dev", &lo).unwrap();
+    sysfs_write(dev, "disksize", "8M").unwrap();
+    let pages = 1024u64;
+    zramctl_tests::write_pages(Path::new("/dev/rzram1"), 19, pages).unwrap();
+    sysfs_write(dev, "idle", "all").unwrap();
+    let mut outcomes = BTreeMap::<String, u32>::new();
+    let mut worst = Duration::ZERO;
+    fault("task-filter", "Y");
+    fault("probability", "10");
+    fault("interval", "1");
+    fault("times", "-1");
+    fault("verbose", "0");
+    std::fs::write("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N").unwrap();
+    // Single pages too (the default fails only order >= 1).
+    std::fs::write("/sys/kernel/debug/fail_page_alloc/min-order", "0").unwrap();
+    std::fs::write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N").unwrap();
+    for round in 0..20 {
+        // Only this thread's allocations fail.
+        std::fs::write("/proc/thread-self/make-it-fail", "1").unwrap();
+        let t = Instant::now();
+        let r = sysfs_write(dev, "writeback", "idle");
+        worst = worst.max(t.elapsed());
+        // The write itself allocates, and may be failed: until it lands.
+        let mut tries = 0;
+        while std::fs::write("/proc/thread-self/make-it-fail", "0").is_err() {
+            tries += 1;
+            assert!(tries < 1000, "cannot turn fault injection off");
+        }
+        *outcomes
+            .entry(match r {
+                Ok(()) => "ok".into(),
+                Err(e) => errno_name(e),
+            })
+            .or_default() += 1;
+        assert!(
+            matches!(r, Ok(()) | Err(libc::ENOMEM)),
+            "round {round}: writeback {r:?}"
+        );
+    }
+    fault("probability", "0");
+    std::fs::write("/sys/kernel/debug/fail_page_alloc/min-order", "1").unwrap();
+    println!("writeback outcomes under faults: {outcomes:?}, slowest {worst:?}");
+    let bad = zramctl_tests::verify_pages(Path::new("/dev/rzram1"), 19, pages).unwrap();
+    assert!(bad.is_empty(), "pages lost or changed: {bad:?}");
+    // Nothing stuck: a clean writeback moves every page still in RAM.
+    sysfs_write(dev, "idle", "all").unwrap();
+    sysfs_write(dev, "writeback", "idle").unwrap();
+    let bd = zramctl_tests::fields(dev, "bd_stat");
+    let mm = zramctl_tests::fields(dev, "mm_stat");
+    println!("bd_stat {bd:?}, mm_stat {mm:?}");
+    assert_eq!(bd[0], pages, "every page on the backing device, once");
+    assert_eq!(mm[1], 0, "no compressed data left in RAM");
+    assert!(
+        worst < Duration::from_secs(10),
+        "a writeback stalled {worst:?}"
+    );
+    sysfs_write(dev, "reset", "1").unwrap();
+    sh(&format!("losetup -d {lo}"));
+    let _ = std::fs::remove_file(img);
+}
+
+/// A writeback that can allocate only a few pages once it has started
+/// still writes every selected page, as upstream's does: upstream takes a
+/// batch of pages up front (`GFP_KERNEL`) and works with as many as it got;
+/// rzram takes a window's worth up front and recycles them as bios
+/// complete. Before, rzram allocated a page per page written and gave up
+/// with `ENOMEM` once allocations failed.
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
+    load_rzram();
+    let fa = |attr: &str, value: &str| {
+        std::fs::write(format!("/sys/kernel/debug/fail_page_alloc/{attr}"), value)
+            .unwrap_or_else(|e| panic!("fail_page_alloc/{attr}: {e}"))
+    };
+    let pages = 1024u64;
+    let mut results = Vec::new();
+    for dev in ["zram1", "rzram1"] {
+        if !Path::new("/sys/block").join(dev).exists() {
+            std::fs::read_to_string("/sys/class/zram-control/hot_add").unwrap();
+        }
+        let _ = sysfs_write(dev, "reset", "1");
+        let img = format!("/tmp/hardening-budget-{dev}.img");
+        std::fs::write(&img, []).unwrap();
+        sh(&format!("truncate -s 64M {img}"));
+        let lo = sh(&format!("losetup -f --show {img}")).trim().to_owned();
+        sysfs_write(dev, "backing_dev", &lo).unwrap();
+        sysfs_write(dev, "disksize", "8M").unwrap();
+        let path = Path::new("/dev").join(dev);
+        zramctl_tests::write_pages(&path, 29, pages).unwrap();
+        sysfs_write(dev, "idle", "all").unwrap();
+        let stored = zramctl_tests::fields(dev, "mm_stat");
+        // Pages to write: stored, not same-filled.
+        let want = stored[0] / 4096 - stored[5];
+        // Opened first: only the write itself runs under the budget.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(format!("/sys/block/{dev}/writeback"))
+            .unwrap();
+        // Order-0 pages included; 256 pages succeed (`space` counts pages
+        // here), then every page allocation of this thread fails.
+        fa("min-order", "0");
+        fa("ignore-gfp-wait", "N");
+        fa("task-filter", "Y");
+        fa("verbose", "0");
+        fa("interval", "1");
+        // Counted down per failure: proof that the budget ran out (the
+        // allocations are __GFP_NOWARN, so nothing is logged).
+        fa("times", "1000000");
+        fa("space", "256");
+        fa("probability", "100");
+        std::fs::write("/proc/thread-self/make-it-fail", "1").unwrap();
+        let r =
+            std::io::Write::write_all(&mut f, b"idle").map_err(|e| e.raw_os_error().unwrap_or(-1));
+        let mut tries = 0;
+        while std::fs::write("/proc/thread-self/make-it-fail", "0").is_err() {
+            tries += 1;
+            assert!(tries < 1000, "cannot turn fault injection off");
+        }
+        fa("probability", "0");
+        fa("space", "0");
+        fa("min-order", "1");
+        let times = std::fs::read_to_string("/sys/kernel/debug/fail_page_alloc/times").unwrap();
+        let injected = 1_000_000 - times.trim().parse::<i64>().unwrap();
+        fa("times", "-1");
+        let bd = zramctl_tests::fields(dev, "bd_stat");
+        println!(
+            "{dev}: writeback {r:?}, {} of {want} pages written, {injected} allocations failed",
+            bd[2]
+        );
+        assert!(
+            injected > 0,
+            "{dev}: no allocation failed: the budget did not run out"
+        );
+        results.push((r, bd[2], want));
+        let bad = zramctl_tests::verify_pages(&path, 29, pages).unwrap();
+        assert!(bad.is_empty(), "{dev}: pages lost or changed: {bad:?}");
+        sysfs_write(dev, "reset", "1").unwrap();
+        sh(&format!("losetup -d {lo}"));
+        let _ = std::fs::remove_file(&img);
+    }
+    assert_eq!(
+        (results[0].0, results[0].1),
+        (Ok(()), results[0].2),
+        "zram1 (the oracle) did not write every page"
+    );
+    assert_eq!(
+        (results[1].0, results[1].1),
+        (Ok(()), results[1].2),
+        "rzram1 did not write every page with a page budget"
+    );
+}
