@@ -161,8 +161,10 @@ fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
             "{dev}: writeback {r:?}, {} of {want} pages written, {injected} allocations failed",
             bd[2]
         );
+        // Upstream needs only its batch (32 pages) and may not reach the
+        // budget; rzram must have met failures, or nothing was tested.
         assert!(
-            injected > 0,
+            dev == "zram1" || injected > 0,
             "{dev}: no allocation failed: the budget did not run out"
         );
         results.push((r, bd[2], want));

@@ -178,15 +178,6 @@ impl<'a> Batch<'a> {
         window: usize,
         pages: usize,
     ) -> Result<Self> {
-        let mut spare = KVec::with_capacity(pages.max(1), GFP_KERNEL)?;
-        while spare.len() < pages {
-            match Page::alloc_page(GFP_KERNEL | flags::__GFP_NOWARN) {
-                // Cannot fail: the capacity is reserved.
-                Ok(p) => spare.push_within_capacity(p).map_err(|_| ENOMEM)?,
-                Err(_) if spare.is_empty() => return Err(ENOMEM),
-                Err(_) => break,
-            }
-        }
         let done = KVec::with_capacity(window, GFP_KERNEL)?;
         let queue = try_pin_init!(WbQueue {
             flight <- new_spinlock_irq!(Flight {
@@ -203,6 +194,17 @@ impl<'a> Batch<'a> {
             BioSet::new(backing.file.clone(), reserve, false, queue),
             GFP_KERNEL,
         )?;
+        // The pages last: what the engine cannot do without is allocated
+        // first, and the pages take what is left.
+        let mut spare = KVec::with_capacity(pages.max(1), GFP_KERNEL)?;
+        while spare.len() < pages {
+            match Page::alloc_page(GFP_KERNEL | flags::__GFP_NOWARN) {
+                // Cannot fail: the capacity is reserved.
+                Ok(p) => spare.push_within_capacity(p).map_err(|_| ENOMEM)?,
+                Err(_) if spare.is_empty() => return Err(ENOMEM),
+                Err(_) => break,
+            }
+        }
         Ok(Self {
             settings,
             store,
