@@ -138,6 +138,11 @@ fn newest_mtime(dir: &Path, ext: &str) -> Result<Option<std::time::SystemTime>> 
     Ok(newest)
 }
 
+/// The extracted source tree (`build` makes sure it is there).
+pub fn source_dir() -> PathBuf {
+    cache_dir().join(SRC_DIR)
+}
+
 /// Extracts the tarball unless this very tarball is already extracted.
 fn ensure_source(cache: &Path) -> Result<PathBuf> {
     let tarball = std::env::var("ZRAMCTL_KERNEL_TARBALL").unwrap_or_else(|_| TARBALL.into());

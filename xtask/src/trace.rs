@@ -1,6 +1,6 @@
 //! `cargo xtask trace <name>|all`: records the policy lab's swap traces in
 //! the VM: real programs (PostgreSQL + pgbench under a zipfian load, sqlite3
-//! under zipfian point queries, xz compressing) each in a memory cgroup
+//! under zipfian point queries, GCC compiling libbpf) each in a memory cgroup
 //! small enough that it swaps to upstream zram0 (with a dm-linear slice of
 //! the VM disk as backing device), while `zramctl trace record` writes the
 //! per-slot events. The traces land compressed (zstd -19) in
@@ -28,14 +28,14 @@ pub const TRACES: &[(&str, &str)] = &[
         "sqlite3 with a 120 MiB page cache over a 100k-row (1 KiB blobs) table in a 40 MiB cgroup: a full scan, then 30k zipfian (s=1.0) point reads and updates",
     ),
     (
-        "xz",
-        "xz -6 (8 MiB dictionary, 94 MiB of match finder) compressing 16 MiB of shared libraries in a 40 MiB cgroup",
+        "gcc",
+        "GCC 12 -O2 compiling libbpf (tools/lib/bpf/libbpf.c and btf.c of Linux 7.3, 110 MiB peak RSS natively) in a 48 MiB cgroup",
     ),
 ];
 
 #[derive(clap::Args)]
 pub struct TraceArgs {
-    /// pgbench, sqlite, xz or all.
+    /// pgbench, sqlite, gcc or all.
     pub name: String,
     /// Keep the VM's results directory here instead of a fresh one.
     #[arg(long)]
@@ -46,6 +46,9 @@ pub struct TraceArgs {
 pub struct GuestArgs {
     #[arg(long)]
     pub zramctl: PathBuf,
+    /// The copy of libbpf's sources the gcc trace compiles.
+    #[arg(long)]
+    pub gcc_src: PathBuf,
     pub names: Vec<String>,
 }
 
@@ -74,6 +77,21 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
     // Copies, so that a host build meanwhile cannot swap them under the guest.
     let zramctl = repo_root().join("target/trace-zramctl");
     fs::copy(repo_root().join("target/debug/zramctl"), &zramctl)?;
+    // libbpf's sources (and the tools headers they include) from the
+    // kernel tree, copied where the guest sees them (/root is a tmpfs there).
+    let gcc_src = repo_root().join("target/trace-src");
+    let _ = fs::remove_dir_all(&gcc_src);
+    fs::create_dir_all(&gcc_src)?;
+    run(Command::new("cp")
+        .args([
+            "-a",
+            "--parents",
+            "tools/include",
+            "tools/arch/x86/include",
+            "tools/lib/bpf",
+        ])
+        .arg(&gcc_src)
+        .current_dir(kernel::source_dir()))?;
     let out = args
         .results
         .clone()
@@ -90,9 +108,10 @@ pub fn trace(args: &TraceArgs) -> Result<()> {
             memory: 2048,
             disk: 2048,
             ..vm::VmArgs::with_command(format!(
-                "{} trace-guest --zramctl {} {}",
+                "{} trace-guest --zramctl {} --gcc-src {} {}",
                 guest_bin.display(),
                 zramctl.display(),
+                gcc_src.display(),
                 names.join(" ")
             ))
         },
@@ -186,7 +205,7 @@ pub fn guest(args: &GuestArgs) -> Result<()> {
             "{z} setup zram0 --size 512M --algorithm lz4 --backing-dev {backing}"
         ))?;
         sh("mkswap /dev/zram0 >/dev/null && swapon /dev/zram0")?;
-        let (mib, prep, work) = workload(name)?;
+        let (mib, prep, work) = workload(name, &args.gcc_src)?;
         // The preparation runs without a limit, so that nothing swaps before
         // the recording starts (the trace could not size those pages); the
         // traced script sets the limit first, and what the preparation left
@@ -291,7 +310,7 @@ fn utilisation_check(z: &str) -> Result<()> {
 
 /// (cgroup MiB, preparation script, the traced script); both run in the
 /// cgroup.
-fn workload(name: &str) -> Result<(u64, String, String)> {
+fn workload(name: &str, src: &std::path::Path) -> Result<(u64, String, String)> {
     Ok(match name {
         "pgbench" => (
             48,
@@ -331,10 +350,16 @@ for k in random.choices(range(1, n + 1), cum_weights=cum, k=30000):
 PY"#
                 .to_string(),
         ),
-        "xz" => (
-            40,
-            "find /usr/lib/x86_64-linux-gnu -name '*.so*' -type f | sort | xargs cat | head -c 16M > /tmp/data/xz-input".to_string(),
-            "xz -6 -T1 -c /tmp/data/xz-input | wc -c".to_string(),
+        // libbpf's sources from the kernel tree the VM already needs (a copy,
+        // read-only in the guest: the objects go to /tmp/data), with the
+        // host's GCC.
+        "gcc" => (
+            48,
+            String::new(),
+            format!(
+                "cd {} && for f in libbpf btf; do gcc -O2 -D_GNU_SOURCE -I tools/include -I tools/include/uapi -I tools/lib -c tools/lib/bpf/$f.c -o /tmp/data/$f.o; done && ls -l /tmp/data/*.o",
+                src.display()
+            ),
         ),
         n => bail!("unknown trace {n}"),
     })
@@ -346,6 +371,6 @@ fn cleanup(name: &str) {
             "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /tmp/data/pg/db -m immediate stop; rm -rf /tmp/data/pg",
         ),
         "sqlite" => sh("rm -f /tmp/data/trace.db"),
-        _ => sh("rm -f /tmp/data/xz-input"),
+        _ => sh("rm -f /tmp/data/*.o"),
     };
 }

@@ -135,7 +135,7 @@ pub fn run(a: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
 fn lab(a: &SimulateArgs, name: &str, out: &mut dyn Write) -> Result<()> {
     use crate::{policy::lab, swaptrace::Trace};
     let policies = lab::policies_named(name).with_context(|| {
-        format!("unknown policy {name:?}: expected ours, ours-before, ours-v1, android-mmd, chromeos or all")
+        format!("unknown policy {name:?}: expected ours, ours-before, ours-v1, ours-v2, android-mmd, chromeos or all")
     })?;
     if !(a.span_hours.is_finite() && a.span_hours > 0.0) {
         bail!("--span-hours must be a positive number of hours");

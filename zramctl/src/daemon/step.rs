@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     platform::{page_size, unix_now},
-    policy::{ColdInput, Inputs, LatencyWindow, RoundError, Trigger},
+    policy::{ColdInput, Inputs, LatencyWindow, RoundError, Trigger, cold::ranked_age},
     sysfs::WritebackLimit,
 };
 
@@ -89,6 +89,7 @@ fn scan_candidates(
         .unwrap_or(usize::MAX)
         .min(slots as usize);
     let mut c = Candidates::new(k);
+    let reread = d.cfg.policy.round.reread_age_factor;
     let wb = &mut d.written_back;
     wb.ensure(slots as usize);
     p.scan_slots(&d.cfg.name, &mut |i, s| {
@@ -107,7 +108,7 @@ fn scan_candidates(
         if s.writes > s.discards || s.reads > 0 {
             c.touched_with_data += 1;
         }
-        c.touched(i, age);
+        c.touched(i, ranked_age(age, s.reads, reread));
     })?;
     wb.scanned_at(now_t as u32);
     Ok(c.into_slots(stored))

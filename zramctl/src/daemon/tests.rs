@@ -13,7 +13,7 @@ use crate::sysfs::{
     Sysfs,
     fake::{FAKE_ROOT, FakeDevice, FakeZram},
 };
-use zramctl_common::op;
+use zramctl_common::{SLOT_TIME_SHIFT, op};
 
 const S: u64 = 1_000_000_000;
 /// The fake clock starts here (the probes attached an hour before).
@@ -668,4 +668,64 @@ fn a_round_writes_huge_pages_first_at_their_younger_age() {
     let bad = CONFIG.replace("[[device]]", "round_huge_age_factor = 2\n[[device]]");
     let e = Config::parse(Path::new("test.toml"), &bad).unwrap_err();
     assert!(e.to_string().contains("round_huge_age_factor"), "{e}");
+}
+
+/// `round_reread_age_factor` (issue 17): the daemon ranks its eBPF
+/// candidates with the policy core's `ranked_age`: a slot read before
+/// ages that many times slower. 100 pages stored in slots 0-99, read
+/// 1000 s ago; slots 100-199 written 800 s ago, never read; threshold
+/// 600 s. Without the key the read slots are the oldest and go first; at
+/// 4 they count 250 s and stay.
+#[test]
+fn read_back_slots_age_slower_with_round_reread_age_factor() {
+    let run = |src: &str| {
+        let z = fake(true);
+        z.with("zram0", |d| {
+            d.pages.iter_mut().skip(200).for_each(|p| p.stored = false)
+        });
+        let p = probes();
+        p.touch("zram0", 0..100, T0 - 1000 * S);
+        p.with(|s| {
+            for x in &mut s.slot_states[0].1[100..200] {
+                x.last_time = ((T0 - 800 * S) >> SLOT_TIME_SHIFT) as u32;
+                x.writes = 1;
+            }
+        });
+        let mut c = DaemonCore::new(
+            Sysfs::new(FAKE_ROOT, z.clone()),
+            config(src),
+            Ok(Box::new(p.clone())),
+            Box::new(NoPsi),
+            T0,
+        )
+        .unwrap();
+        for k in 0..=1u64 {
+            let t = T0 + k * 60 * S;
+            at(&p, t);
+            c.step(t);
+        }
+        pages_written(&wb_writes(&z))
+    };
+    let plain = run(CONFIG);
+    assert_eq!(plain.len(), 200, "{plain:?}");
+    let src = CONFIG.replace("[[device]]", "round_reread_age_factor = 4\n[[device]]");
+    assert_eq!(
+        config(&src).devices[0].policy.round.reread_age_factor,
+        Some(4.0)
+    );
+    let w = run(&src);
+    assert_eq!(
+        w,
+        (100..200).collect::<Vec<u64>>(),
+        "only the never-read slots"
+    );
+    // 1 turns it off; below 1 is an error naming the key.
+    let off = CONFIG.replace("[[device]]", "round_reread_age_factor = 1\n[[device]]");
+    assert_eq!(config(&off).devices[0].policy.round.reread_age_factor, None);
+    let bad = CONFIG.replace("[[device]]", "round_reread_age_factor = 0.5\n[[device]]");
+    let e = Config::parse(Path::new("test.toml"), &bad).unwrap_err();
+    assert!(e.to_string().contains("round_reread_age_factor"), "{e}");
+    let on = CONFIG.replace("[[device]]", "idle_age_mature_evidence = true\n[[device]]");
+    assert!(config(&on).devices[0].policy.round.mature_evidence);
+    assert!(!config(CONFIG).devices[0].policy.round.mature_evidence);
 }

@@ -29,12 +29,13 @@ pub struct SlotClock {
 /// they are empty, and writing back empty slots wastes whole rounds. So
 /// they are candidates only while the device holds more pages in RAM
 /// (`stored_pages`) than the touched slots account for (data from before
-/// the attach).
+/// the attach). Ages are [`ranked_age`]s.
 pub fn candidates(
     slots: &[SlotState],
     clock: SlotClock,
     written_back: &mut HashMap<u64, u32>,
     stored_pages: u64,
+    reread_age_factor: Option<f64>,
 ) -> Vec<(u64, u64)> {
     let now_t = clock.now_ns >> SLOT_TIME_SHIFT;
     let attach_age = clock.now_ns.saturating_sub(clock.attached_ns) / 1_000_000_000;
@@ -61,12 +62,22 @@ pub fn candidates(
         if s.writes > s.discards || s.reads > 0 {
             touched_with_data += 1;
         }
-        cands.push((i, age));
+        cands.push((i, ranked_age(age, s.reads, reread_age_factor)));
     }
     if stored_pages > touched_with_data {
         cands.extend(untouched);
     }
     cands
+}
+
+/// The age a candidate is ranked and thresholded by: its idle age, divided
+/// by `reread_age_factor` when the slot has been read before (`reads`, the
+/// eBPF per-slot read count). See [`super::RoundConfig::reread_age_factor`].
+pub fn ranked_age(age_secs: u64, reads: u32, reread_age_factor: Option<f64>) -> u64 {
+    match reread_age_factor {
+        Some(f) if reads > 0 && f > 1.0 => (age_secs as f64 / f) as u64,
+        _ => age_secs,
+    }
 }
 
 /// The `max_pages` oldest candidates whose age is at least `threshold_secs`,
@@ -188,14 +199,17 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         // Two pages in RAM, two touched slots hold data: untouched ones are empty.
-        let c = candidates(&slots, clock, &mut wb, 2);
+        let c = candidates(&slots, clock, &mut wb, 2, None);
         assert_eq!(ages(&c), [(0, 100), (1, 500), (4, 900)]);
         // Slot 1 was touched since its writeback: back in RAM, forgotten.
         assert_eq!(wb, HashMap::from([(3, slots[3].last_time)]));
         // More pages in RAM than the touched slots hold: data from before
         // the attach, so untouched slots are candidates, aged since then.
-        let c = candidates(&slots, clock, &mut wb, 3);
+        let c = candidates(&slots, clock, &mut wb, 3, None);
         assert_eq!(ages(&c), [(0, 100), (1, 500), (4, 900), (2, 600)]);
+        // Read-back slots age 2 x slower: slot 0 (read once) 100 -> 50 s.
+        let c = candidates(&slots, clock, &mut wb, 3, Some(2.0));
+        assert_eq!(ages(&c), [(0, 50), (1, 500), (4, 900), (2, 600)]);
     }
 
     #[test]

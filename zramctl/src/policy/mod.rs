@@ -238,12 +238,17 @@ pub struct Policy {
     round: RoundConfig,
     backing_free_pages: Option<u64>,
     suspend: SuspendLog,
+    /// When the first pages written back at the current idle-age threshold
+    /// went (None: none yet since it last changed): the age of the
+    /// evidence for lowering it ([`RoundConfig::mature_evidence`]).
+    evidence_since_ns: Option<u64>,
 }
 
 impl Policy {
     pub fn new(cfg: PolicyConfig, now_ns: u64) -> Self {
         Policy {
             round: cfg.round.clone(),
+            evidence_since_ns: None,
             backing_free_pages: None,
             suspend: SuspendLog::default(),
             budget: Budget::new(cfg.budget_bytes_per_day, cfg.budget_burst_bytes, now_ns),
@@ -366,7 +371,20 @@ impl Policy {
             // is higher still, and writeback stops for good.
             self.refault.threshold_secs()
         } else {
-            self.refault.update(self.refaults_pending, written)
+            // Mature evidence: the first pages written back at the current
+            // threshold have had that long to refault.
+            let before = self.refault.threshold_secs();
+            let may_fall = !self.round.mature_evidence
+                || self
+                    .evidence_since_ns
+                    .is_some_and(|t| now_ns.saturating_sub(t) >= before.saturating_mul(NS));
+            let t = self
+                .refault
+                .update_or_hold(self.refaults_pending, written, may_fall);
+            if t != before {
+                self.evidence_since_ns = None;
+            }
+            t
         };
         self.refaults_pending = 0;
         decision.threshold_secs = threshold;
@@ -479,6 +497,7 @@ impl Policy {
         self.budget.charge_pages(outcome.written_pages);
         if outcome.written_pages > 0 {
             self.recent.push_back((now_ns, outcome.written_pages));
+            self.evidence_since_ns.get_or_insert(now_ns);
         }
         self.last_round_ns = now_ns;
         match outcome.error {

@@ -91,6 +91,21 @@ impl RefaultController {
     }
 }
 
+impl RefaultController {
+    /// [`Self::update`], but without the fall unless `may_fall`: the
+    /// threshold rises or holds (mature evidence, see
+    /// [`super::RoundConfig::mature_evidence`]). Still monotone in the
+    /// refault count.
+    pub fn update_or_hold(&mut self, refaults: u64, written: u64, may_fall: bool) -> u64 {
+        let before = self.threshold_secs;
+        let next = self.update(refaults, written);
+        if next < before && !may_fall {
+            self.threshold_secs = before;
+        }
+        self.threshold_secs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +126,23 @@ mod tests {
             r.update(0, 0);
         }
         assert_eq!(r.threshold_secs(), 600, "the floor");
+    }
+
+    #[test]
+    fn held_falls_keep_the_threshold_but_rises_go_through() {
+        let mut r = RefaultController::new(RefaultConfig {
+            initial_secs: 1000,
+            floor_secs: 600,
+            ceiling_secs: 3000,
+            ..RefaultConfig::default()
+        });
+        assert_eq!(r.update_or_hold(0, 100, false), 1000, "no fall yet");
+        assert_eq!(
+            r.update_or_hold(10, 100, false),
+            2000,
+            "a rise goes through"
+        );
+        assert_eq!(r.update_or_hold(2, 100, false), 2000, "in the band: hold");
+        assert_eq!(r.update_or_hold(0, 100, true), 1800, "mature: falls");
     }
 }

@@ -6,8 +6,15 @@
 //! pages that free the most RAM per byte written; the idle-age threshold
 //! lowered only on evidence.
 
-/// The tuned [`RoundConfig::huge_age_factor`].
+/// The [`RoundConfig::huge_age_factor`] the lab measured (row
+/// `zramctl-v2`); the tuned settings have the pass off: on the sqlite trace
+/// it wrote huge pages at half the idle age that mostly refaulted.
 pub const HUGE_AGE_FACTOR: f64 = 0.5;
+
+/// The tuned [`RoundConfig::reread_age_factor`], picked on the lab's
+/// traces (1.2, 1.5, 2, 4 and 64 measured; 1.5 loses pgbench, 2 and up
+/// lose sqlite by 0.2 % of refaults per GiB, see `docs/daemon.md`).
+pub const REREAD_AGE_FACTOR: f64 = 1.2;
 
 /// The idle age (secs) of a round's huge-page pass for an idle-age
 /// threshold, or `None` when the pass is off. At least 1 s: `idle 0`
@@ -41,6 +48,21 @@ pub struct RoundConfig {
     /// a younger age. Needs the kernel's per-slot access times
     /// (`CONFIG_ZRAM_TRACK_ENTRY_ACTIME`); in (0, 1]; `None`: off.
     pub huge_age_factor: Option<f64>,
+    /// The idle-age threshold falls only on mature evidence: at most once
+    /// per threshold (the time since it last changed must be at least the
+    /// threshold). A page written back at age T that is still cold says
+    /// little until it has stayed cold for about T more: refaults come at
+    /// the writeback -> refault age, and a fall judged sooner sees none
+    /// yet. Rises stay immediate. `false`: every round may lower it.
+    pub mature_evidence: bool,
+    /// A slot that has been read before (its eBPF read count is not 0:
+    /// a page stored in it came back from zram) ages this many times
+    /// slower when candidates are ranked ([`super::cold::ranked_age`]): it
+    /// needs `factor` x the threshold of idle time to be written back.
+    /// Read-back slots refault several times as often as never-read ones,
+    /// and they are freed sooner (less RAM freed per page written).
+    /// `None` (or 1): every slot by its plain age.
+    pub reread_age_factor: Option<f64>,
 }
 
 impl RoundConfig {
@@ -52,6 +74,8 @@ impl RoundConfig {
             min_pages: 1,
             min_evidence_pages: 0,
             huge_age_factor: None,
+            mature_evidence: false,
+            reread_age_factor: None,
         }
     }
 }
@@ -69,7 +93,9 @@ impl RoundConfig {
             scale_with_utilisation: true,
             min_pages: 256,
             min_evidence_pages: 100,
-            huge_age_factor: Some(HUGE_AGE_FACTOR),
+            huge_age_factor: None,
+            mature_evidence: true,
+            reread_age_factor: Some(REREAD_AGE_FACTOR),
         }
     }
 }

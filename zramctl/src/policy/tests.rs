@@ -184,6 +184,8 @@ fn round_offers_more_candidates_than_it_writes() {
         min_pages: 1,
         min_evidence_pages: 0,
         huge_age_factor: None,
+        mature_evidence: false,
+        reread_age_factor: None,
     };
     let mut p = Policy::new(PolicyConfig { round, ..cfg() }, 0);
     let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
@@ -202,6 +204,8 @@ fn rounds_scale_with_utilisation_and_skip_below_the_minimum() {
         min_pages: 16,
         min_evidence_pages: 0,
         huge_age_factor: None,
+        mature_evidence: false,
+        reread_age_factor: None,
     };
     let slots: Vec<(u64, u64)> = (0..400).map(|i| (i, 1000 + i)).collect();
     let mut i = inputs(ColdInput::Slots(slots));
@@ -397,6 +401,82 @@ fn kernel_idle_ages_add_the_time_slept_as_mmd_does() {
     assert_eq!(d.plan, Some(Plan::IdleAge(54 + 40)));
 }
 
+/// Mature evidence (issue 17): refaults come at the writeback -> refault
+/// age, so a round soon after the first writeback at a threshold sees
+/// none yet. The threshold falls only once the first pages written at it
+/// have been on the backing device for the threshold; a rise is immediate.
+#[test]
+fn threshold_falls_only_on_mature_evidence() {
+    let round = RoundConfig {
+        mature_evidence: true,
+        ..RoundConfig::legacy()
+    };
+    let every_10s = PolicyConfig {
+        period_ns: 10 * S,
+        ..cfg()
+    };
+    let mut p = Policy::new(
+        PolicyConfig {
+            round,
+            ..every_10s.clone()
+        },
+        0,
+    );
+    let i = inputs(ColdInput::KernelAge);
+    let t0 = p.threshold_secs();
+    assert_eq!(t0, 60);
+    let round_at = |p: &mut Policy, t: u64, refaults: Option<u64>| {
+        let mut i = i.clone();
+        i.refaults = refaults;
+        let d = p.tick(t * S, &i);
+        assert!(d.run.is_ok(), "round at {t} s: {:?}", d.run);
+        p.complete(
+            t * S,
+            Outcome {
+                written_pages: 10,
+                error: None,
+            },
+        );
+        p.threshold_secs()
+    };
+    // The first pages at 60 s go at t=100; no refault at 110, 120, ...
+    // 150 s: they have been cold for less than 60 s, hold.
+    assert_eq!(round_at(&mut p, 100, None), t0, "nothing written yet");
+    for t in [110, 120, 150] {
+        assert_eq!(round_at(&mut p, t, None), t0, "evidence {t} - 100 s old");
+    }
+    // 160 s: 60 s old, no refault: it falls (x 0.9).
+    assert_eq!(round_at(&mut p, 160, None), 54);
+    // A fall resets the evidence: the pages at 54 s start with the next
+    // round's writes (170); refaults raise at once.
+    assert_eq!(round_at(&mut p, 170, None), 54);
+    assert_eq!(round_at(&mut p, 180, Some(50)), 108, "rise at once");
+    // Without the setting every round lowers it.
+    let mut p = Policy::new(every_10s, 0);
+    assert_eq!(round_at(&mut p, 100, None), 54);
+    assert_eq!(round_at(&mut p, 110, None), 48);
+}
+
+/// Read-back slots (issue 17): a slot whose page was read from zram ages
+/// `reread_age_factor` times slower in the ranking.
+#[test]
+fn reread_slots_need_a_longer_idle_age() {
+    use cold::ranked_age;
+    assert_eq!(ranked_age(100, 0, Some(2.0)), 100, "never read");
+    assert_eq!(ranked_age(100, 3, Some(2.0)), 50);
+    assert_eq!(ranked_age(100, 3, None), 100, "off");
+    assert_eq!(ranked_age(100, 3, Some(1.0)), 100, "1 is off");
+    // The policy takes ranked ages: slot 1 (read, 100 s) is not past a
+    // 60 s threshold at factor 2, slot 2 (never read, 70 s) is.
+    let mut p = Policy::new(cfg(), 0);
+    let c = vec![
+        (1, ranked_age(100, 1, Some(2.0))),
+        (2, ranked_age(70, 0, Some(2.0))),
+    ];
+    let d = p.tick(100 * S, &inputs(ColdInput::Slots(c)));
+    assert_eq!(d.plan, Some(Plan::Pages(vec![(2, 2)])));
+}
+
 #[derive(Clone, Debug)]
 struct Step {
     dt_s: u64,
@@ -516,6 +596,52 @@ proptest! {
         prop_assert!(tb >= ta, "{tb} < {ta}");
         let d = RefaultConfig::default();
         prop_assert!(ta >= d.floor_secs && ta <= d.ceiling_secs);
+    }
+
+    /// Mature evidence: whatever the rounds and refaults, the threshold
+    /// never falls before the first pages written at it have been on the
+    /// backing device for the threshold, and stays within its bounds.
+    #[test]
+    fn mature_threshold_never_falls_on_young_evidence(
+        rounds in proptest::collection::vec((1u64..400, 0u64..200, 0u64..50), 1..100),
+    ) {
+        let round = RoundConfig { mature_evidence: true, ..RoundConfig::legacy() };
+        let c = PolicyConfig { round, period_ns: S, min_interval_ns: S, ..cfg() };
+        let mut p = Policy::new(c.clone(), 0);
+        let mut now = 0u64;
+        // When the first pages at the current threshold went.
+        let mut since: Option<u64> = None;
+        for (dt, written, refaults) in rounds {
+            now += dt * S;
+            let before = p.threshold_secs();
+            let mut i = inputs(ColdInput::KernelAge);
+            i.refaults = Some(refaults);
+            let d = p.tick(now, &i);
+            let after = p.threshold_secs();
+            if after < before {
+                prop_assert!(since.is_some_and(|t| now - t >= before * S),
+                    "fell {before} -> {after} at {now} with evidence from {since:?}");
+            }
+            prop_assert!(after >= c.refault.floor_secs && after <= c.refault.ceiling_secs);
+            if after != before {
+                since = None;
+            }
+            if d.run.is_ok() {
+                p.complete(now, Outcome { written_pages: written, error: None });
+                if written > 0 && since.is_none() {
+                    since = Some(now);
+                }
+            }
+        }
+    }
+
+    /// Ranked ages never exceed the plain age and keep its order.
+    #[test]
+    fn ranked_ages_are_monotone(a in 0u64..1_000_000, b in 0u64..1_000_000, reads in 0u32..5, f in proptest::option::of(0.5f64..64.0)) {
+        let (ra, rb) = (cold::ranked_age(a, reads, f), cold::ranked_age(b, reads, f));
+        prop_assert!(ra <= a);
+        if a <= b { prop_assert!(ra <= rb); }
+        if reads == 0 { prop_assert_eq!(ra, a); }
     }
 
     /// The batch controller alone, on any latency sequence.

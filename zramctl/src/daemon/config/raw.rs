@@ -93,6 +93,8 @@ raw_policy! {
     round_scale_with_utilisation: bool,
     idle_age_min_evidence_pages: u64,
     round_huge_age_factor: f64,
+    idle_age_mature_evidence: bool,
+    round_reread_age_factor: f64,
 }
 
 /// `[device.backing]`: a backing file zramctl provisions.

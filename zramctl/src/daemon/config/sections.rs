@@ -207,6 +207,16 @@ pub(super) fn policy(
                 None => b.round.huge_age_factor,
                 v => Some(cx.secs(v, "round_huge_age_factor", 0.0, 0.0, 1.0)?).filter(|f| *f > 0.0),
             },
+            mature_evidence: raw
+                .idle_age_mature_evidence
+                .as_ref()
+                .map_or(b.round.mature_evidence, |v| *v.get_ref()),
+            // 1 turns it off.
+            reread_age_factor: match &raw.round_reread_age_factor {
+                None => b.round.reread_age_factor,
+                v => Some(cx.secs(v, "round_reread_age_factor", 1.0, 1.0, 64.0)?)
+                    .filter(|f| *f > 1.0),
+            },
         },
     };
     if cfg.budget_burst_bytes == 0 && cfg.budget_bytes_per_day > 0 {

@@ -157,6 +157,10 @@ pub struct Zram {
     /// Compressed bytes of the slots now on the backing device: the RAM
     /// writeback has freed and not given back.
     wb_ram_bytes: u64,
+    /// Not kernel state: what the eBPF slot probes count per slot index
+    /// (`SlotState::reads`, every read bio since the start; frees do not
+    /// reset it).
+    probe_reads: Vec<u32>,
 }
 
 impl Zram {
@@ -171,6 +175,7 @@ impl Zram {
             mm: MmStat::default(),
             pages_stored: 0,
             wb_ram_bytes: 0,
+            probe_reads: vec![0; (disksize / PAGE) as usize],
         }
     }
 
@@ -270,6 +275,9 @@ impl Zram {
     /// A read of slot `i` (a swap-in); a refault when the slot is on the
     /// backing device.
     pub fn read(&mut self, now_ns: u64, i: u64) -> Option<Refault> {
+        if let Some(n) = self.probe_reads.get_mut(i as usize) {
+            *n = n.saturating_add(1);
+        }
         let s = self.slot_mut(i)?;
         if s.state == State::Empty {
             return None;
@@ -326,6 +334,11 @@ impl Zram {
             .enumerate()
             .filter(|(_, s)| s.state == State::Ram)
             .map(|(i, s)| (i as u64, s.ac_ns, s.size))
+    }
+
+    /// Reads of slot `i` the eBPF slot probes counted (`SlotState::reads`).
+    pub fn probe_reads(&self, i: u64) -> u32 {
+        self.probe_reads.get(i as usize).copied().unwrap_or(0)
     }
 
     /// The last access of slot `i` (None: empty or out of range).

@@ -275,6 +275,7 @@ pub fn standard_policies() -> Vec<Box<dyn LabPolicy>> {
         Box::new(ours::Ours::new(ours::OursConfig::default())),
         Box::new(ours::Ours::new(ours::OursConfig::before())),
         Box::new(ours::Ours::new(ours::OursConfig::v1())),
+        Box::new(ours::Ours::new(ours::OursConfig::v2())),
         Box::new(anchors::Anchor::new(
             anchors::AnchorParams::android_mmd(),
             0,
@@ -299,7 +300,8 @@ pub struct TraceInfo {
     pub backing: u64,
 }
 
-/// Policies by name: `ours`, `android-mmd`, `chromeos`, or `all`.
+/// Policies by name: `ours`, `ours-before`, `ours-v1`, `ours-v2`,
+/// `android-mmd`, `chromeos`, or `all`.
 pub fn policies_named(name: &str) -> Option<Vec<Box<dyn LabPolicy>>> {
     let all = standard_policies();
     match name {
@@ -307,8 +309,9 @@ pub fn policies_named(name: &str) -> Option<Vec<Box<dyn LabPolicy>>> {
         "ours" | "zramctl" => Some(all.into_iter().take(1).collect()),
         "ours-before" | "zramctl-before" => Some(all.into_iter().skip(1).take(1).collect()),
         "ours-v1" | "zramctl-v1" => Some(all.into_iter().skip(2).take(1).collect()),
-        "android-mmd" | "mmd" => Some(all.into_iter().skip(3).take(1).collect()),
-        "chromeos" | "chromeos-swap_management" => Some(all.into_iter().skip(4).collect()),
+        "ours-v2" | "zramctl-v2" => Some(all.into_iter().skip(3).take(1).collect()),
+        "android-mmd" | "mmd" => Some(all.into_iter().skip(4).take(1).collect()),
+        "chromeos" | "chromeos-swap_management" => Some(all.into_iter().skip(5).collect()),
         _ => None,
     }
 }

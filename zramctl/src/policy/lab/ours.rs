@@ -12,7 +12,7 @@ use super::{
 };
 use crate::policy::{
     ColdInput, Inputs, Outcome, Plan, Policy, PolicyConfig, RoundConfig, RoundError,
-    cold::chunk_for_sysfs,
+    cold::{chunk_for_sysfs, ranked_age},
 };
 
 /// How the lab runs ours.
@@ -51,6 +51,8 @@ impl OursConfig {
             ..Self::default()
         };
         c.policy.round.huge_age_factor = None;
+        c.policy.round.mature_evidence = false;
+        c.policy.round.reread_age_factor = None;
         c.policy.refault.initial_secs = 20 * 3600;
         c.policy.refault.floor_secs = 4 * 3600;
         c.policy.refault.ceiling_secs = crate::policy::RefaultConfig::default().ceiling_secs;
@@ -58,10 +60,28 @@ impl OursConfig {
     }
 }
 
+impl OursConfig {
+    /// The lab's second settings (the huge-page pass at half the idle age,
+    /// the threshold falling on any round's evidence, every slot by its
+    /// plain age): the row the current settings are measured against.
+    pub fn v2() -> Self {
+        let mut c = Self {
+            name: "zramctl-v2".into(),
+            ..Self::default()
+        };
+        c.policy.round.huge_age_factor = Some(crate::policy::round::HUGE_AGE_FACTOR);
+        c.policy.round.mature_evidence = false;
+        c.policy.round.reread_age_factor = None;
+        c
+    }
+}
+
 impl Default for OursConfig {
     /// The daemon with the lab's settings: `round_scale_with_utilisation`,
     /// `round_min_pages = 256`, `idle_age_min_evidence_pages = 100`,
-    /// `idle_age_initial_secs = 72000`, `idle_age_floor_secs = 14400`.
+    /// `idle_age_mature_evidence`, `round_reread_age_factor = 1.2`,
+    /// `round_huge_age_factor = 0`, `idle_age_initial_secs = 72000`,
+    /// `idle_age_floor_secs = 14400`.
     fn default() -> Self {
         OursConfig {
             name: "zramctl".into(),
@@ -137,13 +157,15 @@ impl LabPolicy for Ours {
             // candidates until offered once (the kernel skips them then).
             // eBPF slot ages come from jiffies: suspended time does not count.
             let offered = &mut self.offered;
+            let reread = self.cfg.policy.round.reread_age_factor;
             offered.retain(|i, ac| dev.ac_ns(*i) == Some(*ac));
             inputs.cold = ColdInput::Slots(
                 dev.stored()
                     .filter(|(i, _, _)| !offered.contains_key(i))
                     .map(|(i, ac, _)| {
                         let awake_ac = ac - env.suspend.slept_before(ac);
-                        (i, now.saturating_sub(awake_ac) / 1_000_000_000)
+                        let age = now.saturating_sub(awake_ac) / 1_000_000_000;
+                        (i, ranked_age(age, dev.probe_reads(i), reread))
                     })
                     .collect(),
             );

@@ -163,6 +163,7 @@ fn ours_writes_huge_pages_at_half_the_threshold() {
     let mut c = OursConfig::default();
     c.policy.refault.initial_secs = 20 * 3600;
     c.policy.refault.floor_secs = 20 * 3600;
+    c.policy.round.huge_age_factor = Some(crate::policy::round::HUGE_AGE_FACTOR);
     let mut o = Ours::new(c);
     let suspend = crate::policy::SuspendLog::default();
     let env = |now_ns| Env {
