@@ -266,7 +266,7 @@ const VM_TEST_TARGETS: [(&str, u32); 9] = [
     ("backing", 283),
     ("reliability", 493),
     ("daemon_answers", 150),
-    ("hardening", 200),
+    ("hardening", 300),
 ];
 
 /// Targets run once more with an environment: upstream zram's VM tests,
