@@ -197,6 +197,7 @@ fn render(rows: &[Row], meta: &[(String, Value)]) -> String {
             );
         }
         let _ = writeln!(s);
+        refault_age_table(&mut s, rows.iter().filter(|r| &r.trace == name));
     }
     let _ = writeln!(s, "![RAM freed vs flash written](policy-pareto.svg)\n");
     let _ = writeln!(
@@ -315,4 +316,51 @@ fn pareto(path: &Path, rows: &[Row]) -> Result<()> {
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;
     Ok(())
+}
+
+/// Groups of the lab's log2 refault-age buckets (bucket 0: under 1 s,
+/// bucket i: [2^(i-1), 2^i) s), with their labels in trace seconds.
+const AGE_GROUPS: [(std::ops::Range<usize>, &str); 6] = [
+    (0..3, "< 4 s"),
+    (3..5, "4-16 s"),
+    (5..7, "16-64 s"),
+    (7..9, "64-256 s"),
+    (9..11, "256-1024 s"),
+    (11..64, ">= 1024 s"),
+];
+
+/// The writeback -> refault time distribution of each policy on a trace:
+/// the share of its refaults in each age group.
+fn refault_age_table<'a>(s: &mut String, rows: impl Iterator<Item = &'a Row>) {
+    let _ = writeln!(
+        s,
+        "Writeback -> refault time (trace seconds), share of each policy's refaults:\n\n| policy | {} |\n|---|{}",
+        AGE_GROUPS.map(|(_, l)| l).join(" | "),
+        "---|".repeat(AGE_GROUPS.len())
+    );
+    for r in rows {
+        let hist: Vec<u64> = r.v["refault_age_hist"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_u64().unwrap_or(0)).collect())
+            .unwrap_or_default();
+        let total: u64 = hist.iter().sum();
+        let cells: Vec<String> = AGE_GROUPS
+            .iter()
+            .map(|(range, _)| {
+                let n: u64 = hist
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| range.contains(i))
+                    .map(|(_, n)| n)
+                    .sum();
+                if total == 0 {
+                    "-".into()
+                } else {
+                    format!("{:.0} %", 100.0 * n as f64 / total as f64)
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", r.policy, cells.join(" | "));
+    }
+    let _ = writeln!(s);
 }
