@@ -253,6 +253,10 @@ pub fn zram0_unusable() -> Option<String> {
 
 /// A counter from /proc/vmstat (e.g. `pswpout`).
 pub fn vmstat(field: &str) -> u64 {
+    // /proc/vmstat sums global counters that CPUs update in batches (up to
+    // a second late, or more on a busy guest): fold the per-CPU deltas in
+    // first, so that two reads compare exactly.
+    let _ = std::fs::write("/proc/sys/vm/stat_refresh", "1");
     std::fs::read_to_string("/proc/vmstat")
         .expect("reading /proc/vmstat")
         .lines()

@@ -426,7 +426,9 @@ fn writeback_storms_then_reset_and_rmmod() {
     let secs = started.elapsed().as_secs_f64();
     sh(&format!("losetup -d {lo}"));
     let _ = std::fs::remove_file(img);
-    // zsmalloc may free a zspage from a worker a moment later.
+    // zsmalloc may free a zspage from a worker a moment later. (A run
+    // without `stat_refresh` in `vmstat` saw 0 -> 18 and 1 -> 0 here:
+    // per-CPU vmstat deltas not yet folded in.)
     let mut after = zspages_outside_zram();
     for _ in 0..50 {
         if after == zspages {
