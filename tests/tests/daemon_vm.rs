@@ -437,20 +437,7 @@ name = "{DEV}"
         "swapload failed: {stdout} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // /metrics shows a round's pages when the round ends (a scrape during
-    // one gets the page of the last): scrape until a scrape lies between two
-    // equal bd_stat reads and counts them, for up to 20 s.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (m, (bd_count, bd_reads, bd_writes)) = loop {
-        let before = bd_stat(DEV);
-        let m = rig.daemon().scrape();
-        let after = bd_stat(DEV);
-        let counted = m.get("zramctl_writeback_pages_total", &[("device", DEV)]);
-        if (before == after && counted >= Some(after.2 as f64)) || Instant::now() > deadline {
-            break (m, after);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let (m, (bd_count, bd_reads, bd_writes)) = scrape_settled(&mut rig, 20);
     let elapsed = started.elapsed().as_secs_f64();
     let written = bd_writes * PAGE as u64;
     let allowed = BURST as f64 + RATE as f64 * elapsed;
@@ -771,9 +758,15 @@ fn daemon_survives_a_reset_and_resumes_on_the_new_device() {
         "writeback on the new device",
         || bd_stat(DEV).2 > 0,
     );
-    // Two more steps so the metrics show the round.
-    std::thread::sleep(Duration::from_secs(2));
-    let m = rig.daemon().scrape();
+    // /metrics shows the round once it has ended (up to 60 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let m = loop {
+        let m = rig.daemon().scrape();
+        if m.dev("zramctl_writeback_pages_total") > pages_before || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     println!(
         "after re-setup: bd_stat {:?}, writeback pages {} -> {}",
         bd_stat(DEV),
@@ -806,6 +799,24 @@ fn daemon_survives_a_reset_and_resumes_on_the_new_device() {
     println!("test took {:.1}s", t0.elapsed().as_secs_f64());
 }
 
+/// /metrics shows a round's pages when the round ends (a scrape during one
+/// gets the page of the last round): scrapes until a scrape lies between
+/// two equal bd_stat reads and counts their writes, for up to `secs`.
+/// Returns that scrape and bd_stat.
+fn scrape_settled(rig: &mut Rig, secs: u64) -> (Metrics, (u64, u64, u64)) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let before = bd_stat(DEV);
+        let m = rig.daemon().scrape();
+        let after = bd_stat(DEV);
+        let counted = m.get("zramctl_writeback_pages_total", &[("device", DEV)]);
+        if (before == after && counted >= Some(after.2 as f64)) || Instant::now() > deadline {
+            return (m, after);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn daemon_refused_bpf_falls_back_to_idle_marking() {
@@ -827,11 +838,10 @@ fn daemon_refused_bpf_falls_back_to_idle_marking() {
     wait_for(Duration::from_secs(60), "writeback by idle marking", || {
         bd_stat(DEV).2 > 0
     });
-    std::thread::sleep(Duration::from_secs(2));
-    let m = rig.daemon().scrape();
+    let (m, bd) = scrape_settled(&mut rig, 60);
     println!(
         "bd_stat {:?}; probe_up {:?}; {}",
-        bd_stat(DEV),
+        bd,
         m.get("zramctl_probe_up", &[]),
         m.0.lines()
             .find(|l| l.starts_with("zramctl_probe_info"))
