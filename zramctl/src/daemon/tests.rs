@@ -63,14 +63,28 @@ fn fake(writeback: bool) -> FakeZram {
 }
 
 fn core(z: &FakeZram, probes: anyhow::Result<Box<dyn ProbeSource>>) -> DaemonCore {
+    core_with(z, probes, CONFIG)
+}
+
+/// A core on the fake devices with the configuration `src`.
+fn core_with(z: &FakeZram, probes: anyhow::Result<Box<dyn ProbeSource>>, src: &str) -> DaemonCore {
     DaemonCore::new(
         Sysfs::new(FAKE_ROOT, z.clone()),
-        config(CONFIG),
+        config(src),
         probes,
         Box::new(NoPsi),
         T0,
     )
     .unwrap()
+}
+
+/// Steps the core at T0 and one minute later, the probes' clock with it.
+fn two_steps_a_minute_apart(c: &mut DaemonCore, p: &FakeProbes) {
+    for k in 0..=1u64 {
+        let t = T0 + k * 60 * S;
+        at(p, t);
+        c.step(t);
+    }
 }
 
 fn probes() -> FakeProbes {
@@ -638,19 +652,8 @@ fn a_round_writes_huge_pages_first_at_their_younger_age() {
     z.store_pages("zram0", 1000, 10); // 100 huge pages
     let p = probes();
     let src = CONFIG.replace("[[device]]", "round_huge_age_factor = 0.5\n[[device]]");
-    let mut c = DaemonCore::new(
-        Sysfs::new(FAKE_ROOT, z.clone()),
-        config(&src),
-        Ok(Box::new(p.clone())),
-        Box::new(NoPsi),
-        T0,
-    )
-    .unwrap();
-    for k in 0..=1u64 {
-        let t = T0 + k * 60 * S;
-        at(&p, t);
-        c.step(t);
-    }
+    let mut c = core_with(&z, Ok(Box::new(p.clone())), &src);
+    two_steps_a_minute_apart(&mut c, &p);
     let w = wb_writes(&z);
     // Threshold 600 -> 540 s at the round: huge pages idle 270 s go first.
     let i = w
@@ -691,19 +694,8 @@ fn read_back_slots_age_slower_with_round_reread_age_factor() {
                 x.writes = 1;
             }
         });
-        let mut c = DaemonCore::new(
-            Sysfs::new(FAKE_ROOT, z.clone()),
-            config(src),
-            Ok(Box::new(p.clone())),
-            Box::new(NoPsi),
-            T0,
-        )
-        .unwrap();
-        for k in 0..=1u64 {
-            let t = T0 + k * 60 * S;
-            at(&p, t);
-            c.step(t);
-        }
+        let mut c = core_with(&z, Ok(Box::new(p.clone())), src);
+        two_steps_a_minute_apart(&mut c, &p);
         pages_written(&wb_writes(&z))
     };
     let plain = run(CONFIG);
