@@ -495,6 +495,8 @@ impl<T: EndIo> Drop for OwnedBio<T> {
     fn drop(&mut self) {
         let bio = self.bio.as_ptr();
         let status = self.status();
+        // The pages it owns (none for a held segment) are freed.
+        self.take_pages(drop);
         // SAFETY: the bio counts in its set's `live` until `put` below.
         let set = unsafe { Self::set(bio) };
         // SAFETY: the header is initialised (type invariant) and read out once.
@@ -505,21 +507,6 @@ impl<T: EndIo> Drop for OwnedBio<T> {
                 ptr::read(&raw const (*p).data),
             )
         };
-        if held.is_none() {
-            // SAFETY: the bio is ours and owns its pages (type invariant).
-            let vcnt = usize::from(unsafe { (*bio).bi_vcnt });
-            for i in 0..vcnt {
-                // SAFETY: `bi_io_vec` has `bi_vcnt` initialised entries,
-                // each a page from `add_page` (`Page::into_raw`), whose
-                // ownership ends here.
-                unsafe {
-                    let bv = &*(*bio).bi_io_vec.add(i);
-                    if let Some(page) = NonNull::new(bv.bv_page) {
-                        drop(Page::from_raw(page));
-                    }
-                }
-            }
-        }
         // SAFETY: the bio is ours; this returns it to its set.
         unsafe { bindings::bio_put(bio) };
         drop(data);
