@@ -70,6 +70,48 @@ fn swap_header(pages: u32) -> Vec<u8> {
     h
 }
 
+/// A loop device on a sparse tmpfs file, a backing device of a test's own;
+/// detached and deleted when dropped (reset the zram device first).
+struct LoopBacking {
+    img: String,
+    /// `/dev/loopN`.
+    dev: String,
+}
+
+impl LoopBacking {
+    fn new(name: &str, mib: u64) -> Self {
+        let img = format!("/tmp/hardening-{name}.img");
+        std::fs::write(&img, []).unwrap();
+        sh(&format!("truncate -s {mib}M {img}"));
+        let dev = sh(&format!("losetup -f --show {img}")).trim().to_owned();
+        Self { img, dev }
+    }
+}
+
+impl Drop for LoopBacking {
+    fn drop(&mut self) {
+        let detached = std::process::Command::new("losetup")
+            .args(["-d", &self.dev])
+            .status()
+            .is_ok_and(|st| st.success());
+        let _ = std::fs::remove_file(&self.img);
+        // A failed detach fails the test, unless it is failing already
+        // (a panic while unwinding would abort).
+        if !detached && !std::thread::panicking() {
+            panic!("losetup -d {} failed", self.dev);
+        }
+    }
+}
+
+/// Makes sure upstream zram's `zram1` exists (the VM boots two zram
+/// devices; zram-control adds it back if a test removed it).
+fn ensure_zram1() {
+    if !Path::new("/sys/block/zram1").exists() {
+        let id = std::fs::read_to_string("/sys/class/zram-control/hot_add").unwrap();
+        assert_eq!(id.trim(), "1", "zram1 is the next zram device");
+    }
+}
+
 fn hot_add() -> Result<u32, i32> {
     std::fs::read_to_string("/sys/class/rzram-control/hot_add")
         .map_err(|e| errno(&e))
@@ -287,13 +329,9 @@ fn open_swapon_reset_and_hot_remove_race_safely() {
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn partition_tables_behave_as_on_zram() {
     load_rzram();
+    ensure_zram1();
     let mut outcomes = Vec::new();
     for dev in ["zram1", "rzram1"] {
-        if !Path::new(&format!("/sys/block/{dev}")).exists() {
-            // zram1: ask zram-control for it.
-            let id = std::fs::read_to_string("/sys/class/zram-control/hot_add").unwrap();
-            assert_eq!(id.trim(), "1", "zram1 is the next zram device");
-        }
         let _ = sysfs_write(dev, "reset", "1");
         sysfs_write(dev, "disksize", "16M").unwrap();
         // An MBR with one Linux partition over sectors 2048..32767.
@@ -378,11 +416,7 @@ fn writeback_storms_then_reset_and_rmmod() {
     }
     sh("rmmod rzram");
     let zspages = zspages_outside_zram();
-    // A backing device of its own: a loop device on a tmpfs file.
-    let img = "/tmp/hardening-backing.img";
-    std::fs::write(img, []).unwrap();
-    sh(&format!("truncate -s 64M {img}"));
-    let lo = sh(&format!("losetup -f --show {img}")).trim().to_owned();
+    let lo = LoopBacking::new("backing", 64);
     let pages = 512u64;
     let data: Vec<u8> = (0..pages as usize * PAGE)
         .map(|i| (i / 7 % 251) as u8 ^ (i / PAGE) as u8)
@@ -390,7 +424,7 @@ fn writeback_storms_then_reset_and_rmmod() {
     let started = Instant::now();
     for cycle in 0..cycles {
         sh(&format!("insmod {} num_devices=2", rzram_ko()));
-        sysfs_write("rzram1", "backing_dev", &lo).unwrap();
+        sysfs_write("rzram1", "backing_dev", &lo.dev).unwrap();
         sysfs_write("rzram1", "disksize", "4M").unwrap();
         {
             let f = OpenOptions::new()
@@ -424,8 +458,7 @@ fn writeback_storms_then_reset_and_rmmod() {
         );
     }
     let secs = started.elapsed().as_secs_f64();
-    sh(&format!("losetup -d {lo}"));
-    let _ = std::fs::remove_file(img);
+    drop(lo);
     // zsmalloc may free a zspage from a worker a moment later. (A run
     // without `stat_refresh` in `vmstat` saw 0 -> 18 and 1 -> 0 here:
     // per-CPU vmstat deltas not yet folded in.)

@@ -7,14 +7,35 @@ use std::{
     time::{Duration, Instant},
 };
 
-use zramctl_tests::{load_rzram, sh, sysfs_write};
+use zramctl_tests::{load_rzram, sysfs_write};
 
-use super::errno_name;
+use super::{LoopBacking, ensure_zram1, errno_name};
 
-fn fault(attr: &str, value: &str) {
-    for kind in ["failslab", "fail_page_alloc"] {
+/// Both fault injectors: slab and page allocations.
+const SLAB_AND_PAGES: &[&str] = &["failslab", "fail_page_alloc"];
+/// Page allocations only.
+const PAGES: &[&str] = &["fail_page_alloc"];
+
+/// Sets `attr` of each fault injector in `kinds` (debugfs).
+fn fault(kinds: &[&str], attr: &str, value: &str) {
+    for kind in kinds {
         std::fs::write(format!("/sys/kernel/debug/{kind}/{attr}"), value)
             .unwrap_or_else(|e| panic!("{kind}/{attr}: {e}"));
+    }
+}
+
+/// Makes this thread's allocations fail (as the injectors say) from now on.
+fn fail_this_thread() {
+    std::fs::write("/proc/thread-self/make-it-fail", "1").unwrap();
+}
+
+/// Ends `fail_this_thread`. The write itself allocates, and may be
+/// failed: it is retried until it lands.
+fn stop_failing_this_thread() {
+    let mut tries = 0;
+    while std::fs::write("/proc/thread-self/make-it-fail", "0").is_err() {
+        tries += 1;
+        assert!(tries < 1000, "cannot turn fault injection off");
     }
 }
 
@@ -27,38 +48,29 @@ fn writeback_under_allocation_failures_loses_nothing() {
     load_rzram();
     let dev = "rzram1";
     let _ = sysfs_write(dev, "reset", "1");
-    let img = "/tmp/hardening-faults.img";
-    std::fs::write(img, []).unwrap();
-    sh(&format!("truncate -s 64M {img}"));
-    let lo = sh(&format!("losetup -f --show {img}")).trim().to_owned();
-    sysfs_write(dev, "backing_dev", &lo).unwrap();
+    let lo = LoopBacking::new("faults", 64);
+    sysfs_write(dev, "backing_dev", &lo.dev).unwrap();
     sysfs_write(dev, "disksize", "8M").unwrap();
     let pages = 1024u64;
     zramctl_tests::write_pages(Path::new("/dev/rzram1"), 19, pages).unwrap();
     sysfs_write(dev, "idle", "all").unwrap();
     let mut outcomes = BTreeMap::<String, u32>::new();
     let mut worst = Duration::ZERO;
-    fault("task-filter", "Y");
-    fault("probability", "10");
-    fault("interval", "1");
-    fault("times", "-1");
-    fault("verbose", "0");
-    std::fs::write("/sys/kernel/debug/fail_page_alloc/ignore-gfp-wait", "N").unwrap();
+    fault(SLAB_AND_PAGES, "task-filter", "Y");
+    fault(SLAB_AND_PAGES, "probability", "10");
+    fault(SLAB_AND_PAGES, "interval", "1");
+    fault(SLAB_AND_PAGES, "times", "-1");
+    fault(SLAB_AND_PAGES, "verbose", "0");
+    fault(SLAB_AND_PAGES, "ignore-gfp-wait", "N");
     // Single pages too (the default fails only order >= 1).
-    std::fs::write("/sys/kernel/debug/fail_page_alloc/min-order", "0").unwrap();
-    std::fs::write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N").unwrap();
+    fault(PAGES, "min-order", "0");
     for round in 0..20 {
         // Only this thread's allocations fail.
-        std::fs::write("/proc/thread-self/make-it-fail", "1").unwrap();
+        fail_this_thread();
         let t = Instant::now();
         let r = sysfs_write(dev, "writeback", "idle");
         worst = worst.max(t.elapsed());
-        // The write itself allocates, and may be failed: until it lands.
-        let mut tries = 0;
-        while std::fs::write("/proc/thread-self/make-it-fail", "0").is_err() {
-            tries += 1;
-            assert!(tries < 1000, "cannot turn fault injection off");
-        }
+        stop_failing_this_thread();
         *outcomes
             .entry(match r {
                 Ok(()) => "ok".into(),
@@ -70,8 +82,8 @@ fn writeback_under_allocation_failures_loses_nothing() {
             "round {round}: writeback {r:?}"
         );
     }
-    fault("probability", "0");
-    std::fs::write("/sys/kernel/debug/fail_page_alloc/min-order", "1").unwrap();
+    fault(SLAB_AND_PAGES, "probability", "0");
+    fault(PAGES, "min-order", "1");
     println!("writeback outcomes under faults: {outcomes:?}, slowest {worst:?}");
     let bad = zramctl_tests::verify_pages(Path::new("/dev/rzram1"), 19, pages).unwrap();
     assert!(bad.is_empty(), "pages lost or changed: {bad:?}");
@@ -88,8 +100,6 @@ fn writeback_under_allocation_failures_loses_nothing() {
         "a writeback stalled {worst:?}"
     );
     sysfs_write(dev, "reset", "1").unwrap();
-    sh(&format!("losetup -d {lo}"));
-    let _ = std::fs::remove_file(img);
 }
 
 /// A writeback that can allocate only a few pages once it has started
@@ -102,22 +112,14 @@ fn writeback_under_allocation_failures_loses_nothing() {
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
     load_rzram();
-    let fa = |attr: &str, value: &str| {
-        std::fs::write(format!("/sys/kernel/debug/fail_page_alloc/{attr}"), value)
-            .unwrap_or_else(|e| panic!("fail_page_alloc/{attr}: {e}"))
-    };
+    let fa = |attr: &str, value: &str| fault(PAGES, attr, value);
+    ensure_zram1();
     let pages = 1024u64;
     let mut results = Vec::new();
     for dev in ["zram1", "rzram1"] {
-        if !Path::new("/sys/block").join(dev).exists() {
-            std::fs::read_to_string("/sys/class/zram-control/hot_add").unwrap();
-        }
         let _ = sysfs_write(dev, "reset", "1");
-        let img = format!("/tmp/hardening-budget-{dev}.img");
-        std::fs::write(&img, []).unwrap();
-        sh(&format!("truncate -s 64M {img}"));
-        let lo = sh(&format!("losetup -f --show {img}")).trim().to_owned();
-        sysfs_write(dev, "backing_dev", &lo).unwrap();
+        let lo = LoopBacking::new(&format!("budget-{dev}"), 64);
+        sysfs_write(dev, "backing_dev", &lo.dev).unwrap();
         sysfs_write(dev, "disksize", "8M").unwrap();
         let path = Path::new("/dev").join(dev);
         zramctl_tests::write_pages(&path, 29, pages).unwrap();
@@ -142,14 +144,10 @@ fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
         fa("times", "1000000");
         fa("space", "256");
         fa("probability", "100");
-        std::fs::write("/proc/thread-self/make-it-fail", "1").unwrap();
+        fail_this_thread();
         let r =
             std::io::Write::write_all(&mut f, b"idle").map_err(|e| e.raw_os_error().unwrap_or(-1));
-        let mut tries = 0;
-        while std::fs::write("/proc/thread-self/make-it-fail", "0").is_err() {
-            tries += 1;
-            assert!(tries < 1000, "cannot turn fault injection off");
-        }
+        stop_failing_this_thread();
         fa("probability", "0");
         fa("space", "0");
         fa("min-order", "1");
@@ -171,8 +169,6 @@ fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
         let bad = zramctl_tests::verify_pages(&path, 29, pages).unwrap();
         assert!(bad.is_empty(), "{dev}: pages lost or changed: {bad:?}");
         sysfs_write(dev, "reset", "1").unwrap();
-        sh(&format!("losetup -d {lo}"));
-        let _ = std::fs::remove_file(&img);
     }
     assert_eq!(
         (results[0].0, results[0].1),

@@ -11,6 +11,8 @@ use std::{
 
 use zramctl_tests::{drop_caches, load_rzram, sh, sysfs_write};
 
+use super::{LoopBacking, ensure_zram1};
+
 /// `/sys/block/<dev>/stat` counts a device's I/O (`bio_start_io_acct` and
 /// `bio_end_io_acct`): the same O_DIRECT writes and reads move the same
 /// sector counts on rzram1 as on zram1 (before, rzram's stayed at 0).
@@ -25,11 +27,9 @@ fn io_is_accounted_in_disk_stat_as_on_zram() {
             .map(|f| f.parse().unwrap())
             .collect()
     };
+    ensure_zram1();
     let mut moved = Vec::new();
     for dev in ["zram1", "rzram1"] {
-        if !Path::new(&format!("/sys/block/{dev}")).exists() {
-            std::fs::read_to_string("/sys/class/zram-control/hot_add").unwrap();
-        }
         let _ = sysfs_write(dev, "reset", "1");
         sysfs_write(dev, "disksize", "16M").unwrap();
         let path = Path::new("/dev").join(dev);
@@ -62,12 +62,12 @@ fn slot_locks_have_a_lockdep_class_as_on_zram() {
     // A class lives as long as its device's table (reset unregisters its
     // key), so /proc/lockdep is read while the devices hold data. Its lines
     // end "...: <name>", with "#<n>" when a name was registered before.
+    ensure_zram1();
     let mut found = Vec::new();
     for (dev, class) in [
         ("zram1", "zram->table[index].lock"),
         ("rzram1", "rzram->table[index].lock"),
     ] {
-        ensure_zram1();
         let _ = sysfs_write(dev, "reset", "1");
         sysfs_write(dev, "disksize", "8M").unwrap();
         // Takes and releases slot locks.
@@ -94,12 +94,6 @@ fn slot_locks_have_a_lockdep_class_as_on_zram() {
     );
 }
 
-fn ensure_zram1() {
-    if !Path::new("/sys/block/zram1").exists() {
-        std::fs::read_to_string("/sys/class/zram-control/hot_add").unwrap();
-    }
-}
-
 /// The kinds of bio that reach the backing device while written-back pages
 /// are read, by their `rwbs` in the `block_bio_queue` tracepoint: a reader's
 /// flags (readahead here) carry over to the backing read, as upstream's
@@ -118,14 +112,11 @@ fn backing_reads_carry_the_readers_flags_as_on_zram() {
     };
     let mut seen = Vec::new();
     for dev in ["zram1", "rzram1"] {
-        let img = format!("/tmp/parity-{dev}.img");
-        std::fs::write(&img, []).unwrap();
-        sh(&format!("truncate -s 32M {img}"));
-        let lo = sh(&format!("losetup -f --show {img}")).trim().to_owned();
-        let rdev = std::fs::metadata(&lo).unwrap().rdev();
+        let lo = LoopBacking::new(&format!("parity-{dev}"), 32);
+        let rdev = std::fs::metadata(&lo.dev).unwrap().rdev();
         let (major, minor) = (libc::major(rdev), libc::minor(rdev));
         let _ = sysfs_write(dev, "reset", "1");
-        sysfs_write(dev, "backing_dev", &lo).unwrap();
+        sysfs_write(dev, "backing_dev", &lo.dev).unwrap();
         sysfs_write(dev, "disksize", "16M").unwrap();
         let path = Path::new("/dev").join(dev);
         zramctl_tests::write_pages(&path, 23, 256).unwrap();
@@ -152,8 +143,6 @@ fn backing_reads_carry_the_readers_flags_as_on_zram() {
         println!("{dev}: backing reads (rwbs) {kinds:?}");
         seen.push(kinds);
         sysfs_write(dev, "reset", "1").unwrap();
-        sh(&format!("losetup -d {lo}"));
-        let _ = std::fs::remove_file(&img);
     }
     assert!(
         !seen[0].is_empty(),
