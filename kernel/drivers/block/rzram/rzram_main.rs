@@ -23,6 +23,7 @@ mod parse;
 mod slots;
 mod store;
 mod trace;
+mod wb_select;
 mod writeback;
 
 use control::{Devices, CONTROL};
