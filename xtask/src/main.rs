@@ -342,7 +342,13 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
         .chain(VM_TEST_REPEATS)
         .filter(|(t, _, _)| !whole_target || *t == filter)
         .collect();
-    let name_filter = if whole_target { "" } else { filter };
+    // Tests picked by name print what they measured (`--nocapture`); a
+    // whole target prints only failures' output.
+    let name_filter = if whole_target || filter.is_empty() {
+        String::new()
+    } else {
+        format!("--nocapture {filter}")
+    };
     let mut scripts = Vec::new();
     for vm_runs in share_out(&runs, VM_TEST_VMS) {
         let mut cmd = String::from("rc=0\n");

@@ -5,10 +5,12 @@
 //! hardening`): any splat fails the run.
 //!
 //! `memory.rs`: writeback while allocations fail.
+//! `hotplug.rs`: compression workspaces as CPUs go down and come up.
 //! `parity.rs`: where rzram must behave as upstream zram does (I/O
 //! accounting, lockdep classes, backing reads, hot_remove during reset),
 //! each checked on zram1 and rzram1 side by side.
 
+mod hotplug;
 mod memory;
 mod parity;
 

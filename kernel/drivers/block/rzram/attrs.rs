@@ -79,6 +79,7 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
             config.backing.clone(),
             z.dev.load(Relaxed),
             disk.name(),
+            &z.hotplug,
         )?,
         GFP_KERNEL,
     )?;

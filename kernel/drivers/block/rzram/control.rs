@@ -7,6 +7,7 @@ use crate::{
     attrs::ATTRIBUTES,
     device::{Rzram, Zram},
     parse::kstrto,
+    workspace::{hotplug_state, Hotplug},
 };
 use kernel::{
     block::{
@@ -27,6 +28,8 @@ pub(crate) struct Devices {
     #[pin]
     disks: Mutex<KVec<Option<BioDisk<Rzram>>>>,
     attrs: AttributeGroup<Arc<Zram>>,
+    /// The CPU hotplug state of every disk's compression workspaces.
+    hotplug: Arc<Hotplug>,
 }
 
 impl Devices {
@@ -35,6 +38,7 @@ impl Devices {
             try_pin_init!(Self {
                 disks <- new_mutex!(KVec::new()),
                 attrs: AttributeGroup::new(ATTRIBUTES)?,
+                hotplug: hotplug_state()?,
             }),
             GFP_KERNEL,
         )
@@ -47,7 +51,7 @@ impl Devices {
             .iter()
             .position(Option::is_none)
             .unwrap_or(disks.len());
-        let zram = Zram::new()?;
+        let zram = Zram::new(self.hotplug.clone())?;
         let disk = BioDiskBuilder::new()
             .discard(true)
             .write_zeroes(true)

@@ -3,7 +3,8 @@
 //! One rzram device: its configuration, its store, and the bio path.
 
 use crate::{
-    backing::Backing, base::PAGE, comp::Algorithms, store::Store, trace, writeback::WbSettings,
+    backing::Backing, base::PAGE, comp::Algorithms, store::Store, trace, workspace::Hotplug,
+    writeback::WbSettings,
 };
 use kernel::{
     alloc::flags::GFP_NOIO,
@@ -57,16 +58,19 @@ pub(crate) struct Zram {
     pub(crate) wb: WbSettings,
     /// The disk's `dev_t`, set once it exists.
     pub(crate) dev: Atomic<u32>,
+    /// The hotplug state the store's workspaces are an instance of.
+    pub(crate) hotplug: Arc<Hotplug>,
 }
 
 impl Zram {
-    pub(crate) fn new() -> Result<Arc<Self>> {
+    pub(crate) fn new(hotplug: Arc<Hotplug>) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
                 config <- new_mutex!(Config::initial()),
                 store <- new_spinlock!(None),
                 wb: WbSettings::new(),
                 dev: Atomic::new(0),
+                hotplug,
             }),
             GFP_KERNEL,
         )
@@ -257,6 +261,7 @@ fn discard(store: &Store, sector: u64, size: u32) {
 #[kunit_tests(rzram_device)]
 mod tests {
     use super::*;
+    use crate::workspace::hotplug_state;
 
     #[test]
     fn discard_frees_only_whole_pages() {
@@ -267,6 +272,7 @@ mod tests {
             None,
             0,
             c"rzram-test",
+            &hotplug_state().unwrap(),
         )
         .unwrap();
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();

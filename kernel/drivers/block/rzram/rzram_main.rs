@@ -8,8 +8,9 @@
 //! unchanged, and named apart so that rzram and zram run side by side.
 //!
 //! The parts, from the bottom up: `base` (page size, clocks), `slots` (the
-//! slot table), `comp` (compression), `backing` (the backing device and its
-//! blocks), `store` (the RAM store), `writeback` (the writeback engine),
+//! slot table), `comp` (compression), `workspace` (per-CPU compression
+//! workspaces), `backing` (the backing device and its blocks), `store` (the
+//! RAM store), `writeback` (the writeback engine),
 //! `device` (a device and its bio path), `parse` and `attrs` (the sysfs
 //! attributes), `control` (the disks and their control class).
 
@@ -24,6 +25,7 @@ mod slots;
 mod store;
 mod trace;
 mod wb_select;
+mod workspace;
 mod writeback;
 
 use control::{Devices, CONTROL};

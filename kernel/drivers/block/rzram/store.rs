@@ -5,21 +5,20 @@
 use crate::{
     backing::Backing,
     base::{now_secs, PAGE},
-    comp::{Algorithms, Codec, MAX_COMPS},
+    comp::{Algorithms, Codec},
     slots::{flag, SlotGuard, SlotTable},
     trace::{self, Access},
+    workspace::{Hotplug, Workspace, Workspaces},
 };
 use kernel::{
     alloc::flags,
-    bindings,
     mm::zsmalloc::{ZsHandle, ZsPool},
-    new_mutex,
     page::Page,
     prelude::*,
     str::CStr,
     sync::{
         atomic::{Atomic, Relaxed},
-        Arc, Mutex, MutexGuard,
+        Arc, MutexGuard,
     },
 };
 
@@ -71,25 +70,12 @@ pub(crate) struct RecompressMode {
     pub(crate) huge: bool,
 }
 
-/// A compression workspace: each priority's algorithm state and two pages:
-/// `buf[..PAGE]` for compressed data (and zsmalloc's bounce),
-/// `buf[PAGE..]` for a page copied in from, or out to, a bio.
-///
-/// Each CPU's workspace, with its mutex, is a separate allocation; aligned
-/// (and so sized) to a cache line, no two CPUs' mutexes share one, which
-/// they would in a small kmalloc cache (a mutex is taken per page).
-#[repr(align(64))]
-struct Workspace {
-    codecs: KVec<Option<Codec>>,
-    buf: KVec<u8>,
-}
-
 /// Everything an initialised device holds. Dropped on reset, after the last
 /// bio in flight lets go of it.
 pub(crate) struct Store {
     pub(crate) slots: SlotTable,
     pool: ZsPool,
-    workspaces: KVec<Pin<KBox<Mutex<Workspace>>>>,
+    workspaces: Workspaces,
     pub(crate) stats: Stats,
     huge_class_size: usize,
     /// In pages; 0 for none.
@@ -117,7 +103,8 @@ fn same_filled(page: &[u8]) -> Option<u64> {
 
 impl Store {
     /// A store of `disksize` bytes compressed with `ALGORITHMS[algorithm]`,
-    /// for disk `name` (its zsmalloc pool's name, as upstream's).
+    /// for disk `name` (its zsmalloc pool's name, as upstream's), with a
+    /// workspace per online CPU (an instance of `hotplug`).
     pub(crate) fn new(
         disksize: u64,
         mem_limit: u64,
@@ -125,23 +112,12 @@ impl Store {
         backing: Option<Arc<Backing>>,
         dev: u32,
         name: &CStr,
+        hotplug: &Arc<Hotplug>,
     ) -> Result<Self> {
         let pages = (disksize / PAGE as u64) as usize;
         let pool = ZsPool::new(name)?;
         let huge_class_size = pool.huge_class_size();
-        // SAFETY: reading an exported variable set at boot.
-        let ncpu = unsafe { bindings::nr_cpu_ids } as usize;
-        let mut workspaces = KVec::with_capacity(ncpu, GFP_KERNEL)?;
-        for _ in 0..ncpu {
-            let mut buf = KVec::with_capacity(2 * PAGE, GFP_KERNEL)?;
-            buf.resize(2 * PAGE, 0, GFP_KERNEL)?;
-            let mut codecs = KVec::with_capacity(MAX_COMPS, GFP_KERNEL)?;
-            for algorithm in algorithms.0 {
-                codecs.push(algorithm.map(Codec::new).transpose()?, GFP_KERNEL)?;
-            }
-            let ws = Workspace { codecs, buf };
-            workspaces.push(KBox::pin_init(new_mutex!(ws), GFP_KERNEL)?, GFP_KERNEL)?;
-        }
+        let workspaces = Workspaces::new(hotplug, algorithms)?;
         Ok(Self {
             slots: SlotTable::new(pages)?,
             pool,
@@ -156,17 +132,8 @@ impl Store {
         })
     }
 
-    fn workspace(&self) -> &Pin<KBox<Mutex<Workspace>>> {
-        // SAFETY: raw_smp_processor_id has no preconditions; the CPU may
-        // change right after, which only costs cache locality.
-        let cpu = unsafe { bindings::raw_smp_processor_id() } as usize;
-        // `new` makes one workspace per CPU id (`nr_cpu_ids` of them), so
-        // `cpu` always indexes one: a bounds check, not a division. The
-        // fallback is never taken (and `nr_cpu_ids` >= 1 makes it in bounds).
-        match self.workspaces.get(cpu) {
-            Some(ws) => ws,
-            None => &self.workspaces[0],
-        }
+    fn workspace(&self) -> MutexGuard<'_, Workspace> {
+        self.workspaces.lock()
     }
 
     /// The handle of a locked slot's whole-page object (a page stored
@@ -206,7 +173,7 @@ impl Store {
 
     /// Stores one whole page at `index`.
     pub(crate) fn write_page(&self, index: usize, page: &[u8]) -> Result {
-        let guard = self.workspace().lock();
+        let guard = self.workspace();
         self.write_locked(index, guard, Some(page))
     }
 
@@ -214,7 +181,7 @@ impl Store {
     /// the workspace (so that the compressor never reads memory someone
     /// else may change, such as an O_DIRECT user page).
     pub(crate) fn write_from(&self, index: usize, fill: impl FnOnce(&mut [u8])) -> Result {
-        let mut guard = self.workspace().lock();
+        let mut guard = self.workspace();
         fill(&mut guard.buf[PAGE..]);
         self.write_locked(index, guard, None)
     }
@@ -305,7 +272,7 @@ impl Store {
             unsafe { self.pool.read_page(h, sink) };
             return Ok(None);
         }
-        let mut guard = self.workspace().lock();
+        let mut guard = self.workspace();
         let ws = &mut *guard;
         let (local, out) = ws.buf.split_at_mut(PAGE);
         self.read_locked_into(&s, &mut ws.codecs[..], local, out)?;
@@ -349,7 +316,7 @@ impl Store {
                     .read_page(h, |obj| page.write_raw(obj.as_ptr(), 0, PAGE))
             };
         }
-        let mut guard = self.workspace().lock();
+        let mut guard = self.workspace();
         let ws = &mut *guard;
         let (local, out) = ws.buf.split_at_mut(PAGE);
         self.read_locked_into(s, &mut ws.codecs[..], local, out)?;
@@ -383,7 +350,7 @@ impl Store {
             unsafe { self.pool.read_page(h, |obj| out.copy_from_slice(obj)) };
             return Ok(());
         }
-        let mut guard = self.workspace().lock();
+        let mut guard = self.workspace();
         let Workspace { codecs, buf } = &mut *guard;
         let (local, _) = buf.split_at_mut(PAGE);
         self.read_locked_into(s, &mut codecs[..], local, out)
@@ -506,7 +473,7 @@ impl Store {
         // Attempts count, successful or not, as upstream.
         *max_pages = max_pages.saturating_sub(1);
         // Lock order: slot, then workspace.
-        let mut guard = self.workspace().lock();
+        let mut guard = self.workspace();
         let ws = &mut *guard;
         let codec = ws.codecs[prio].as_mut().ok_or(EINVAL)?;
         let new = codec
@@ -600,6 +567,7 @@ impl Drop for Store {
 #[kunit_tests(rzram_store)]
 mod tests {
     use super::*;
+    use crate::workspace::hotplug_state;
     use crate::comp::ALGORITHMS;
     use kernel::lz4::{self, Lz4};
 
@@ -613,6 +581,7 @@ mod tests {
             None,
             0,
             c"rzram-test",
+            &hotplug_state().unwrap(),
         )
         .unwrap()
     }
@@ -729,7 +698,16 @@ mod tests {
     fn recompression_shrinks_and_keeps_data() {
         let mut algs = Algorithms::primary(0);
         algs.0[1] = Some(1);
-        let store = Store::new(16 * PAGE as u64, 0, algs, None, 0, c"rzram-test").unwrap();
+        let store = Store::new(
+            16 * PAGE as u64,
+            0,
+            algs,
+            None,
+            0,
+            c"rzram-test",
+            &hotplug_state().unwrap(),
+        )
+        .unwrap();
         let noise = noise_page(5);
         for i in 0..8 {
             assert!(store.write_page(i, &text_page(i as u8)).is_ok());
