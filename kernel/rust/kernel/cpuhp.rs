@@ -168,10 +168,7 @@ unsafe fn instance<'a, T: Callbacks>(node: *mut bindings::hlist_node) -> &'a Ins
 ///
 /// Called by the hotplug core for a node added by `Instance::new` (so of a
 /// live `Instance<T>`, removed before it is dropped) and a CPU id.
-unsafe extern "C" fn startup<T: Callbacks>(
-    cpu: c_uint,
-    node: *mut bindings::hlist_node,
-) -> c_int {
+unsafe extern "C" fn startup<T: Callbacks>(cpu: c_uint, node: *mut bindings::hlist_node) -> c_int {
     // SAFETY: the hotplug core passes an id below `nr_cpu_ids`.
     let cpu = unsafe { CpuId::from_u32_unchecked(cpu) };
     // SAFETY: by the function's safety requirements.
@@ -184,10 +181,7 @@ unsafe extern "C" fn startup<T: Callbacks>(
 /// # Safety
 ///
 /// As [`startup`].
-unsafe extern "C" fn teardown<T: Callbacks>(
-    cpu: c_uint,
-    node: *mut bindings::hlist_node,
-) -> c_int {
+unsafe extern "C" fn teardown<T: Callbacks>(cpu: c_uint, node: *mut bindings::hlist_node) -> c_int {
     // SAFETY: the hotplug core passes an id below `nr_cpu_ids`.
     let cpu = unsafe { CpuId::from_u32_unchecked(cpu) };
     // SAFETY: by the function's safety requirements.

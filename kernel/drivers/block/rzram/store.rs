@@ -567,8 +567,8 @@ impl Drop for Store {
 #[kunit_tests(rzram_store)]
 mod tests {
     use super::*;
-    use crate::workspace::hotplug_state;
     use crate::comp::ALGORITHMS;
+    use crate::workspace::hotplug_state;
     use kernel::lz4::{self, Lz4};
 
     /// A store of `pages` pages, with no backing device, compressed with
