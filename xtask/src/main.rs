@@ -389,8 +389,9 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
                             results: Some(dir.clone()),
                             label: several.then(|| format!("vm{i}")),
                             // A hang is caught either way; a loaded machine
-                            // (TCG) took 1353 s for `reliability` alone.
-                            timeout: 3600,
+                            // (TCG) took 1353 s for `reliability` alone, and
+                            // KASAN + lockdep make a VM about 3.5x slower.
+                            timeout: if args.debug_kernel { 4 * 3600 } else { 3600 },
                             debug_kernel: args.debug_kernel,
                             ..vm::VmArgs::with_command(cmd)
                         },
