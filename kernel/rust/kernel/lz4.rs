@@ -4,7 +4,12 @@
 //!
 //! C header: [`include/linux/lz4.h`](srctree/include/linux/lz4.h)
 
-use crate::{alloc::KVec, bindings, prelude::*};
+use crate::{
+    alloc::KVec,
+    bindings,
+    mm::shared::{SharedBytes, SharedBytesMut},
+    prelude::*,
+};
 
 /// Bytes of working memory one compression needs (`LZ4_MEM_COMPRESS`,
 /// which is `LZ4_STREAMSIZE_U64 * sizeof(unsigned long long)` in C).
@@ -23,11 +28,19 @@ impl Lz4 {
         Ok(Self { wrkmem })
     }
 
-    /// Compresses `src` into `dst`; `None` when it does not fit in `dst`.
-    pub fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    /// Compresses `src` (a slice, or bytes others may change meanwhile: the
+    /// output is then inconsistent, never out of `dst`) into `dst`; `None`
+    /// when it does not fit in `dst`.
+    pub fn compress<'s>(
+        &mut self,
+        src: impl Into<SharedBytes<'s>>,
+        dst: &mut [u8],
+    ) -> Option<usize> {
+        let src = src.into();
         let src_len = i32::try_from(src.len()).ok()?;
         let dst_len = i32::try_from(dst.len()).unwrap_or(i32::MAX);
-        // SAFETY: the buffers are valid for the given lengths and `wrkmem`
+        // SAFETY: the buffers are valid for the given lengths (`src` by its
+        // type invariant) and `wrkmem`
         // has LZ4_MEM_COMPRESS bytes, exclusively ours (`&mut self`).
         let n = unsafe {
             bindings::LZ4_compress_default(
@@ -42,12 +55,15 @@ impl Lz4 {
     }
 }
 
-/// Decompresses `src` into `dst`, which must receive exactly `dst.len()` bytes.
-pub fn decompress(src: &[u8], dst: &mut [u8]) -> Result {
+/// Decompresses `src` into `dst` (a slice, or bytes others may access
+/// meanwhile), which must receive exactly `dst.len()` bytes.
+pub fn decompress<'d>(src: &[u8], dst: impl Into<SharedBytesMut<'d>>) -> Result {
+    let mut dst = dst.into();
     let src_len = i32::try_from(src.len()).map_err(|_| EINVAL)?;
     let dst_len = i32::try_from(dst.len()).map_err(|_| EINVAL)?;
-    // SAFETY: both buffers are valid for their lengths; the "safe" variant
-    // never reads or writes outside them.
+    // SAFETY: both buffers are valid for their lengths (`dst` by its type
+    // invariant); the "safe" variant never reads or writes outside them,
+    // whatever `dst` holds.
     let n = unsafe {
         bindings::LZ4_decompress_safe(
             src.as_ptr().cast(),

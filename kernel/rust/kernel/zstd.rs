@@ -5,7 +5,12 @@
 //!
 //! C header: [`include/linux/zstd.h`](srctree/include/linux/zstd.h)
 
-use crate::{alloc::VVec, bindings, prelude::*};
+use crate::{
+    alloc::VVec,
+    bindings,
+    mm::shared::{SharedBytes, SharedBytesMut},
+    prelude::*,
+};
 use core::ptr::NonNull;
 
 /// The default compression level (`zstd_default_clevel()`).
@@ -49,9 +54,17 @@ impl Compressor {
         })
     }
 
-    /// Compresses `src` into `dst`; `None` when it does not fit.
-    pub fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
-        // SAFETY: the buffers are valid for their lengths and the context is
+    /// Compresses `src` (a slice, or bytes others may change meanwhile: the
+    /// output is then inconsistent, never out of `dst`) into `dst`; `None`
+    /// when it does not fit.
+    pub fn compress<'s>(
+        &mut self,
+        src: impl Into<SharedBytes<'s>>,
+        dst: &mut [u8],
+    ) -> Option<usize> {
+        let src = src.into();
+        // SAFETY: the buffers are valid for their lengths (`src` by its type
+        // invariant) and the context is
         // exclusively ours (`&mut self`).
         let n = unsafe {
             bindings::zstd_compress_cctx(
@@ -91,9 +104,13 @@ impl Decompressor {
         })
     }
 
-    /// Decompresses `src` into `dst`, which must receive exactly `dst.len()` bytes.
-    pub fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result {
-        // SAFETY: the buffers are valid for their lengths; the context is ours.
+    /// Decompresses `src` into `dst` (a slice, or bytes others may access
+    /// meanwhile), which must receive exactly `dst.len()` bytes.
+    pub fn decompress<'d>(&mut self, src: &[u8], dst: impl Into<SharedBytesMut<'d>>) -> Result {
+        let mut dst = dst.into();
+        // SAFETY: the buffers are valid for their lengths (`dst` by its type
+        // invariant); zstd bounds every access by them, whatever `dst`
+        // holds; the context is ours.
         let n = unsafe {
             bindings::zstd_decompress_dctx(
                 self.dctx.as_ptr(),

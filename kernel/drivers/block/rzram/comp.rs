@@ -6,6 +6,7 @@
 use crate::base::PAGE;
 use kernel::{
     lz4::{self, Lz4},
+    mm::shared::{SharedBytes, SharedBytesMut},
     prelude::*,
     zstd,
 };
@@ -36,14 +37,14 @@ impl Codec {
         }
     }
 
-    pub(crate) fn compress(&mut self, src: &[u8], dst: &mut [u8]) -> Option<usize> {
+    pub(crate) fn compress(&mut self, src: SharedBytes<'_>, dst: &mut [u8]) -> Option<usize> {
         match self {
             Self::Lz4(l) => l.compress(src, dst),
             Self::Zstd { c, .. } => c.compress(src, dst),
         }
     }
 
-    pub(crate) fn decompress(&mut self, src: &[u8], dst: &mut [u8]) -> Result {
+    pub(crate) fn decompress(&mut self, src: &[u8], dst: SharedBytesMut<'_>) -> Result {
         match self {
             Self::Lz4(_) => lz4::decompress(src, dst),
             Self::Zstd { d, .. } => d.decompress(src, dst),

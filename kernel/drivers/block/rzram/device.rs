@@ -159,10 +159,10 @@ fn rw(store: &Store, bio: &Bio, write: bool) -> Result {
     Ok(())
 }
 
-/// Writes a whole-page segment, copied into the store's workspace first.
+/// Writes a whole-page segment, compressed straight from its page.
 fn write_whole_page(store: &Store, pos: u64, seg: &Segment<'_>) -> Result {
     let (index, _, _) = page_range(store, pos, PAGE)?;
-    store.write_from(index, |buf| seg.copy_to(buf))
+    seg.with_bytes(|page| store.write_page(index, page))
 }
 
 /// Reads a whole-page segment; a written-back page is read from the backing
@@ -170,7 +170,7 @@ fn write_whole_page(store: &Store, pos: u64, seg: &Segment<'_>) -> Result {
 /// (as upstream), and the bio completes when that read has.
 fn read_whole_page(store: &Store, pos: u64, mut seg: Segment<'_>, flags: u32) -> Result {
     let (index, _, _) = page_range(store, pos, PAGE)?;
-    match store.read_page_to(index, |page| seg.copy_from(page))? {
+    match seg.with_bytes_mut(|page| store.read_page(index, page))? {
         None => Ok(()),
         Some(block) => store.backing.as_ref().ok_or(EIO)?.read_async(
             store.dev,
@@ -220,7 +220,7 @@ fn write_bytes(store: &Store, mut pos: u64, mut data: &[u8]) -> Result {
             let mut page = bounce(PAGE)?;
             store.read_page_sync(index, &mut page)?;
             page[off..off + n].copy_from_slice(&data[..n]);
-            store.write_page(index, &page)?;
+            store.write_page(index, &page[..])?;
         }
         data = &data[n..];
         pos += n as u64;
@@ -278,7 +278,7 @@ mod tests {
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         page.resize(PAGE, 7, GFP_KERNEL).unwrap();
         for i in 0..4 {
-            assert!(store.write_page(i, &page).is_ok());
+            assert!(store.write_page(i, &page[..]).is_ok());
         }
         // Sectors 4..28: half of page 0, pages 1 and 2, half of page 3.
         discard(&store, 4, 24 * 512);

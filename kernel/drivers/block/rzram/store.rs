@@ -12,7 +12,10 @@ use crate::{
 };
 use kernel::{
     alloc::flags,
-    mm::zsmalloc::{ZsHandle, ZsPool},
+    mm::{
+        shared::{SharedBytes, SharedBytesMut},
+        zsmalloc::{ZsHandle, ZsPool},
+    },
     page::Page,
     prelude::*,
     str::CStr,
@@ -89,18 +92,6 @@ pub(crate) struct Store {
     pub(crate) dev: u32,
 }
 
-fn same_filled(page: &[u8]) -> Option<u64> {
-    let (head, words, tail) = {
-        // SAFETY: u64 has no invalid bit patterns; align_to handles alignment.
-        unsafe { page.align_to::<u64>() }
-    };
-    if !head.is_empty() || !tail.is_empty() {
-        return None;
-    }
-    let first = *words.first()?;
-    words.iter().all(|w| *w == first).then_some(first)
-}
-
 impl Store {
     /// A store of `disksize` bytes compressed with `ALGORITHMS[algorithm]`,
     /// for disk `name` (its zsmalloc pool's name, as upstream's), with a
@@ -171,34 +162,14 @@ impl Store {
         s.reset();
     }
 
-    /// Stores one whole page at `index`.
-    pub(crate) fn write_page(&self, index: usize, page: &[u8]) -> Result {
-        let guard = self.workspace();
-        self.write_locked(index, guard, Some(page))
-    }
-
-    /// Stores one whole page at `index`, which `fill` copies into a page of
-    /// the workspace (so that the compressor never reads memory someone
-    /// else may change, such as an O_DIRECT user page).
-    pub(crate) fn write_from(&self, index: usize, fill: impl FnOnce(&mut [u8])) -> Result {
+    /// Stores one whole page at `index`: a slice, or the mapped page of a
+    /// bio, compressed where it is (as upstream), never seen as a slice.
+    pub(crate) fn write_page<'a>(&self, index: usize, page: impl Into<SharedBytes<'a>>) -> Result {
+        let page = page.into();
         let mut guard = self.workspace();
-        fill(&mut guard.buf[PAGE..]);
-        self.write_locked(index, guard, None)
-    }
-
-    /// Stores `page` (or, for `None`, the workspace's second page) at `index`.
-    fn write_locked(
-        &self,
-        index: usize,
-        mut guard: MutexGuard<'_, Workspace>,
-        page: Option<&[u8]>,
-    ) -> Result {
         trace::slot_access(self.dev, index, Access::Write);
         let now = now_secs();
-        let ws = &mut *guard;
-        let (out, input) = ws.buf.split_at_mut(PAGE);
-        let page: &[u8] = page.unwrap_or(input);
-        if let Some(word) = same_filled(page) {
+        if let Some(word) = page.same_filled() {
             // Lock order: a slot lock is never taken with a workspace held.
             drop(guard);
             let s = self.slots.lock(index);
@@ -208,11 +179,13 @@ impl Store {
             inc(&self.stats.pages_stored, 1);
             return Ok(());
         }
+        let ws = &mut *guard;
+        let out = &mut ws.buf[..PAGE];
         let Some(codec) = ws.codecs[0].as_mut() else {
             return Err(EINVAL);
         };
-        let (data, huge): (&[u8], bool) = match codec.compress(page, out) {
-            Some(n) if n < self.huge_class_size => (&out[..n], false),
+        let (data, huge): (SharedBytes<'_>, bool) = match codec.compress(page, out) {
+            Some(n) if n < self.huge_class_size => ((&out[..n]).into(), false),
             _ => (page, true),
         };
         let len = data.len();
@@ -250,15 +223,14 @@ impl Store {
         Ok(())
     }
 
-    /// Reads one whole page at `index` and hands it to `sink` from a page
-    /// of the workspace (so that the decompressor never writes memory
-    /// someone else may read, such as an O_DIRECT user page), or, for a
-    /// page that was written back, returns its block on the backing device,
-    /// unread.
-    pub(crate) fn read_page_to(
+    /// Reads one whole page at `index` into `out` (a slice, or the mapped
+    /// page of a bio, decompressed into in place as upstream does), or, for
+    /// a page that was written back, returns its block on the backing
+    /// device, unread.
+    pub(crate) fn read_page<'a>(
         &self,
         index: usize,
-        sink: impl FnOnce(&[u8]),
+        out: impl Into<SharedBytesMut<'a>>,
     ) -> Result<Option<u64>> {
         trace::slot_access(self.dev, index, Access::Read);
         let s = self.slots.lock(index);
@@ -266,36 +238,13 @@ impl Store {
         if s.test(flag::WB) {
             return Ok(Some(s.handle()));
         }
-        if let Some(h) = Self::page_object(&s) {
-            // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
-            // written while we hold the slot lock.
-            unsafe { self.pool.read_page(h, sink) };
-            return Ok(None);
-        }
-        let mut guard = self.workspace();
-        let ws = &mut *guard;
-        let (local, out) = ws.buf.split_at_mut(PAGE);
-        self.read_locked_into(&s, &mut ws.codecs[..], local, out)?;
-        sink(out);
-        Ok(None)
-    }
-
-    /// Reads one whole page at `index` into `out`, or, for a page that was
-    /// written back, returns its block on the backing device, unread.
-    pub(crate) fn read_page(&self, index: usize, out: &mut [u8]) -> Result<Option<u64>> {
-        trace::slot_access(self.dev, index, Access::Read);
-        let s = self.slots.lock(index);
-        s.touch(now_secs());
-        if s.test(flag::WB) {
-            return Ok(Some(s.handle()));
-        }
-        self.read_locked(&s, out).map(|()| None)
+        self.read_locked(&s, out.into()).map(|()| None)
     }
 
     /// Reads one whole page at `index` into `out`, from the backing device
     /// if it was written back (waiting for it).
     pub(crate) fn read_page_sync(&self, index: usize, out: &mut [u8]) -> Result {
-        match self.read_page(index, out)? {
+        match self.read_page(index, &mut *out)? {
             None => Ok(()),
             Some(block) => self
                 .backing
@@ -319,7 +268,7 @@ impl Store {
         let mut guard = self.workspace();
         let ws = &mut *guard;
         let (local, out) = ws.buf.split_at_mut(PAGE);
-        self.read_locked_into(s, &mut ws.codecs[..], local, out)?;
+        self.read_locked_into(s, &mut ws.codecs[..], local, out.into())?;
         // SAFETY: `out` is a page of the workspace, valid for PAGE bytes;
         // `page` is ours and PAGE bytes long.
         unsafe { page.write_raw(out.as_ptr(), 0, PAGE) }
@@ -340,14 +289,14 @@ impl Store {
     }
 
     /// Reads the page of a locked slot held in RAM into `out`.
-    fn read_locked(&self, s: &SlotGuard<'_>, out: &mut [u8]) -> Result {
+    fn read_locked(&self, s: &SlotGuard<'_>, mut out: SharedBytesMut<'_>) -> Result {
         if s.test(flag::SAME) || s.handle() == 0 {
             return Self::fill_same(s, out);
         }
         if let Some(h) = Self::page_object(s) {
             // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
             // written while the caller holds the slot lock.
-            unsafe { self.pool.read_page(h, |obj| out.copy_from_slice(obj)) };
+            unsafe { self.pool.read_page(h, |obj| out.copy_from(obj)) };
             return Ok(());
         }
         let mut guard = self.workspace();
@@ -357,11 +306,8 @@ impl Store {
     }
 
     /// The page of a same-filled (or empty) slot.
-    fn fill_same(s: &SlotGuard<'_>, out: &mut [u8]) -> Result {
-        let word = if s.test(flag::SAME) { s.handle() } else { 0 };
-        for chunk in out.chunks_exact_mut(8) {
-            chunk.copy_from_slice(&word.to_ne_bytes());
-        }
+    fn fill_same(s: &SlotGuard<'_>, mut out: SharedBytesMut<'_>) -> Result {
+        out.fill_words(if s.test(flag::SAME) { s.handle() } else { 0 });
         Ok(())
     }
 
@@ -372,7 +318,7 @@ impl Store {
         s: &SlotGuard<'_>,
         codecs: &mut [Option<Codec>],
         local: &mut [u8],
-        out: &mut [u8],
+        mut out: SharedBytesMut<'_>,
     ) -> Result {
         if s.test(flag::SAME) || s.handle() == 0 {
             return Self::fill_same(s, out);
@@ -389,7 +335,7 @@ impl Store {
         unsafe {
             self.pool.read(h, size, local, |obj| {
                 if size == PAGE {
-                    out.copy_from_slice(obj);
+                    out.copy_from(obj);
                     Ok(())
                 } else {
                     codec.decompress(obj, out)
@@ -467,7 +413,7 @@ impl Store {
         if old < threshold {
             return Ok(());
         }
-        self.read_locked(s, page)?;
+        self.read_locked(s, (&mut *page).into())?;
         // Touched: no longer idle (so it is not also picked for writeback).
         s.clear(flag::IDLE);
         // Attempts count, successful or not, as upstream.
@@ -477,7 +423,7 @@ impl Store {
         let ws = &mut *guard;
         let codec = ws.codecs[prio].as_mut().ok_or(EINVAL)?;
         let new = codec
-            .compress(page, &mut ws.buf[..PAGE])
+            .compress((&*page).into(), &mut ws.buf[..PAGE])
             .filter(|n| *n < self.huge_class_size)
             .filter(|n| self.pool.class_index(*n) < self.pool.class_index(old))
             .filter(|n| threshold == 0 || *n < threshold);
@@ -612,16 +558,17 @@ mod tests {
 
     #[test]
     fn same_fill_detection() {
+        let same = |p: &[u8]| SharedBytes::from(p).same_filled();
         let mut page = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         page.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        assert_eq!(same_filled(&page), Some(0));
+        assert_eq!(same(&page), Some(0));
         for b in page.iter_mut() {
             *b = 0xab;
         }
-        assert_eq!(same_filled(&page), Some(0xabab_abab_abab_abab));
+        assert_eq!(same(&page), Some(0xabab_abab_abab_abab));
         page[PAGE - 1] = 0;
-        assert_eq!(same_filled(&page), None);
-        assert_eq!(same_filled(&text_page(1)), None);
+        assert_eq!(same(&page), None);
+        assert_eq!(same(&text_page(1)), None);
     }
 
     #[test]
@@ -630,17 +577,17 @@ mod tests {
         let mut lz = Lz4::new().unwrap();
         let mut dst = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         dst.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        let n = lz.compress(&src, &mut dst).unwrap();
+        let n = lz.compress(&src[..], &mut dst).unwrap();
         assert!(n < PAGE / 2);
         let mut back = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         back.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        assert!(lz4::decompress(&dst[..n], &mut back).is_ok());
+        assert!(lz4::decompress(&dst[..n], &mut back[..]).is_ok());
         assert!(back[..] == src[..]);
         // Corrupt input is an error, not garbage.
         dst[n / 2] ^= 0xff;
         dst[1] ^= 0xff;
-        let _ = lz4::decompress(&dst[..n], &mut back);
-        assert!(lz4::decompress(&dst[..n / 3], &mut back).is_err());
+        let _ = lz4::decompress(&dst[..n], &mut back[..]);
+        assert!(lz4::decompress(&dst[..n / 3], &mut back[..]).is_err());
     }
 
     #[test]
@@ -650,9 +597,9 @@ mod tests {
         let noise = noise_page(77);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        assert!(store.write_page(0, &text).is_ok());
-        assert!(store.write_page(1, &noise).is_ok());
-        assert!(store.write_page(2, &zero).is_ok());
+        assert!(store.write_page(0, &text[..]).is_ok());
+        assert!(store.write_page(1, &noise[..]).is_ok());
+        assert!(store.write_page(2, &zero[..]).is_ok());
         let st = &store.stats;
         assert_eq!(st.pages_stored.load(Relaxed), 3);
         assert_eq!(st.same_pages.load(Relaxed), 1);
@@ -667,7 +614,7 @@ mod tests {
         assert!(store.read_page_sync(5, &mut out).is_ok());
         assert!(out.iter().all(|b| *b == 0));
         // Overwrite and discard keep the counters exact.
-        assert!(store.write_page(0, &noise).is_ok());
+        assert!(store.write_page(0, &noise[..]).is_ok());
         assert_eq!(st.huge_pages.load(Relaxed), 2);
         store.discard_page(0);
         store.discard_page(2);
@@ -681,8 +628,8 @@ mod tests {
         let store = test_store(8, 1);
         let text = text_page(5);
         let noise = noise_page(3);
-        assert!(store.write_page(0, &text).is_ok());
-        assert!(store.write_page(1, &noise).is_ok());
+        assert!(store.write_page(0, &text[..]).is_ok());
+        assert!(store.write_page(1, &noise[..]).is_ok());
         // zstd shrinks text pages further than a quarter of a page.
         assert!(store.stats.compr_data_size.load(Relaxed) < (PAGE + PAGE / 4) as u64);
         let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
@@ -710,9 +657,9 @@ mod tests {
         .unwrap();
         let noise = noise_page(5);
         for i in 0..8 {
-            assert!(store.write_page(i, &text_page(i as u8)).is_ok());
+            assert!(store.write_page(i, &text_page(i as u8)[..]).is_ok());
         }
-        assert!(store.write_page(8, &noise).is_ok());
+        assert!(store.write_page(8, &noise[..]).is_ok());
         let before = store.stats.compr_data_size.load(Relaxed);
         // Only idle slots, and none is idle yet.
         let idle = RecompressMode {
@@ -754,8 +701,8 @@ mod tests {
         let store = test_store(8, 0);
         let mut zero = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         zero.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        assert!(store.write_page(0, &text_page(1)).is_ok());
-        assert!(store.write_page(1, &zero).is_ok());
+        assert!(store.write_page(0, &text_page(1)[..]).is_ok());
+        assert!(store.write_page(1, &zero[..]).is_ok());
         store.mark_idle(None);
         assert!(store.slots.lock(0).test(flag::IDLE));
         assert!(!store.slots.lock(1).test(flag::IDLE));
@@ -772,15 +719,15 @@ mod tests {
     #[test]
     fn a_read_ends_a_pending_writeback_and_idleness() {
         let store = test_store(8, 0);
-        assert!(store.write_page(0, &text_page(2)).is_ok());
-        assert!(store.write_page(1, &text_page(3)).is_ok());
+        assert!(store.write_page(0, &text_page(2)[..]).is_ok());
+        assert!(store.write_page(1, &text_page(3)[..]).is_ok());
         store.mark_idle(None);
         // Picked for writeback (PP), then read: upstream's
         // mark_slot_accessed clears PP and IDLE, so the page stays in RAM.
         store.slots.lock(0).set(flag::PP);
         let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
         out.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        let r = store.read_page_to(0, |p| out.copy_from_slice(p));
+        let r = store.read_page(0, &mut out[..]);
         assert_eq!(r, Ok(None));
         assert!(out[..] == text_page(2)[..]);
         let s = store.slots.lock(0);
@@ -793,8 +740,8 @@ mod tests {
     #[test]
     fn idle_marking_by_age_clears_newer_slots() {
         let store = test_store(8, 0);
-        assert!(store.write_page(0, &text_page(4)).is_ok());
-        assert!(store.write_page(1, &text_page(5)).is_ok());
+        assert!(store.write_page(0, &text_page(4)[..]).is_ok());
+        assert!(store.write_page(1, &text_page(5)[..]).is_ok());
         store.mark_idle(None);
         // Slot 1 was accessed after the cutoff, slot 0 long before.
         store.slots.lock(0).store_ac_time(1);
@@ -802,25 +749,5 @@ mod tests {
         store.mark_idle(Some(cutoff));
         assert!(store.slots.lock(0).test(flag::IDLE));
         assert!(!store.slots.lock(1).test(flag::IDLE));
-    }
-
-    #[test]
-    fn pages_copied_in_round_trip() {
-        let store = test_store(8, 0);
-        let text = text_page(6);
-        let noise = noise_page(11);
-        assert!(store.write_from(0, |b| b.copy_from_slice(&text)).is_ok());
-        assert!(store.write_from(1, |b| b.copy_from_slice(&noise)).is_ok());
-        assert!(store.write_from(2, |b| b.fill(0x5a)).is_ok());
-        assert_eq!(store.stats.same_pages.load(Relaxed), 1);
-        assert_eq!(store.stats.huge_pages.load(Relaxed), 1);
-        let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
-        out.resize(PAGE, 0, GFP_KERNEL).unwrap();
-        for (i, want) in [(0usize, &text), (1, &noise)] {
-            assert_eq!(store.read_page_to(i, |p| out.copy_from_slice(p)), Ok(None));
-            assert!(out[..] == want[..]);
-        }
-        assert_eq!(store.read_page_to(2, |p| out.copy_from_slice(p)), Ok(None));
-        assert!(out.iter().all(|b| *b == 0x5a));
     }
 }

@@ -5,7 +5,11 @@
 //! C header: [`include/linux/bio.h`](srctree/include/linux/bio.h)
 //! C header: [`include/linux/blk_types.h`](srctree/include/linux/blk_types.h)
 
-use crate::{bindings, prelude::*};
+use crate::{
+    bindings,
+    mm::shared::{SharedBytes, SharedBytesMut},
+    prelude::*,
+};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 
 /// The operation of a [`Bio`] (`enum req_op`).
@@ -285,45 +289,51 @@ impl Segment<'_> {
         self.len == 0
     }
 
-    /// Copies the segment's bytes into `dst`, which must be as long.
-    ///
-    /// The page may be a user page (O_DIRECT) that userspace changes while we
-    /// read it, so it is never seen as a Rust slice: the bytes are copied
-    /// with raw memory primitives into memory we own.
-    pub fn copy_to(&self, dst: &mut [u8]) {
-        let len = dst.len().min(self.len as usize);
-        // SAFETY: the page belongs to a bio the driver owns; kmap_local_page
-        // maps it for this context and kunmap_local below unmaps it.
+    /// Calls `f` with the segment's bytes, mapped for this context
+    /// (`kmap_local_page`, as upstream zram compresses straight from the
+    /// page). The page may be a user page (O_DIRECT) that userspace changes
+    /// meanwhile, so `f` sees [`SharedBytes`], never a Rust slice.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(SharedBytes<'_>) -> R) -> R {
+        // SAFETY: the page belongs to a bio the driver owns (type invariant);
+        // kmap_local_page maps it for this context until kunmap_local below.
         let base = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
-        // SAFETY: the bvec says `len` bytes at `offset` lie within the page;
-        // `dst` is ours and at least `len` long; the two do not overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(base.add(self.offset as usize), dst.as_mut_ptr(), len)
-        };
-        // SAFETY: `base` was returned by kmap_local_page above.
+        // SAFETY: the bvec says `len` bytes at `offset` lie within the page,
+        // which stays mapped until `f` returns.
+        let r = f(unsafe { SharedBytes::from_raw(base.add(self.offset as usize), self.len()) });
+        // SAFETY: `base` was returned by kmap_local_page above; any mapping
+        // made by `f` was undone when it returned.
         unsafe { bindings::kunmap_local(base.cast()) };
+        r
     }
 
-    /// Copies `src` into the segment's bytes (a read's destination), at
-    /// most the segment's length. As [`Segment::copy_to`], through raw
-    /// memory primitives: the page may be a user page. Then flushes the
-    /// page from the data cache (`flush_dcache_page`, as `memcpy_to_page`
-    /// does), which architectures with aliasing caches need before a user
-    /// mapping of the page sees the bytes.
-    pub fn copy_from(&mut self, src: &[u8]) {
-        let len = src.len().min(self.len as usize);
-        // SAFETY: as in `copy_to`.
+    /// Calls `f` with the segment's bytes (a read's destination), mapped
+    /// writable, as [`Segment::with_bytes`]; then flushes the page from the
+    /// data cache (`flush_dcache_page`, as `memcpy_to_page` does), which
+    /// architectures with aliasing caches need before a user mapping of
+    /// the page sees the bytes.
+    pub fn with_bytes_mut<R>(&mut self, f: impl FnOnce(SharedBytesMut<'_>) -> R) -> R {
+        // SAFETY: as in `with_bytes`.
         let base = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
-        // SAFETY: as in `copy_to`, in the other direction.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), base.add(self.offset as usize), len)
-        };
+        // SAFETY: as in `with_bytes`; `&mut self` gives the driver's only
+        // writer of the segment.
+        let r = f(unsafe { SharedBytesMut::from_raw(base.add(self.offset as usize), self.len()) });
         // SAFETY: `base` was returned by kmap_local_page above; the page is
         // valid (it belongs to the bio).
         unsafe {
             bindings::kunmap_local(base.cast());
             bindings::flush_dcache_page(self.page.as_ptr());
         }
+        r
+    }
+
+    /// Copies the segment's bytes into `dst` (at most its length).
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        self.with_bytes(|b| b.copy_to(dst));
+    }
+
+    /// Copies `src` into the segment's bytes (at most its length).
+    pub fn copy_from(&mut self, src: &[u8]) {
+        self.with_bytes_mut(|mut b| b.copy_from(src));
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/zsmalloc.h`](srctree/include/linux/zsmalloc.h)
 
-use crate::{alloc::Flags, bindings, page::PAGE_SIZE, prelude::*};
+use crate::{alloc::Flags, bindings, mm::shared::SharedBytes, page::PAGE_SIZE, prelude::*};
 use core::ptr::NonNull;
 
 /// A handle to an object in a [`ZsPool`]; freed with [`ZsPool::free`].
@@ -85,15 +85,18 @@ impl ZsPool {
         unsafe { bindings::zs_free(self.pool.as_ptr(), h.0) };
     }
 
-    /// Copies `data` into the object.
+    /// Copies `data` (a slice, or bytes others may change meanwhile) into
+    /// the object.
     ///
     /// # Safety
     ///
     /// `h` must be a live handle of this pool for an object of at least
     /// `data.len()` bytes, not accessed concurrently.
     #[inline]
-    pub unsafe fn write(&self, h: ZsHandle, data: &[u8]) {
-        // SAFETY: guaranteed by the caller; zs_obj_write only reads `data`.
+    pub unsafe fn write<'d>(&self, h: ZsHandle, data: impl Into<SharedBytes<'d>>) {
+        let data = data.into();
+        // SAFETY: guaranteed by the caller; `data` is valid for its length
+        // (type invariant), and zs_obj_write only reads it.
         unsafe {
             bindings::zs_obj_write(
                 self.pool.as_ptr(),
