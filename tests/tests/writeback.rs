@@ -7,6 +7,11 @@
 //! its spare disk, so they are `#[ignore]`d on the host and run inside the
 //! VM by `cargo xtask vm-test`.
 //!
+//! With `ZRAMCTL_WB_COMPRESSED=1` (the suite runs the target twice) every
+//! device is set up with `compressed_writeback` (upstream 7.0+): pages go
+//! to the backing device as their compressed bytes, and the same bodies
+//! must hold.
+//!
 //! Backing devices are dm-linear slices of the VM's scratch disk (`zram` the
 //! first 512 MiB, `rzram` the second), so a fault test can swap a slice's
 //! table for dm's `error` target under a live device. Everything a test sets
@@ -124,12 +129,30 @@ fn prepare(kind: Kind) -> &'static str {
         .stderr(std::process::Stdio::null())
         .status();
     sysfs_write(name, "reset", "1").unwrap_or_else(|e| panic!("{name}: reset: errno {e}"));
+    // Kept across reset, as the batch size.
+    set_compressed(name, compressed_run());
     sysfs_write(name, "writeback_limit_enable", "0").unwrap();
     sysfs_write(name, "writeback_batch_size", "32").unwrap();
     if has_bio_pages(kind) {
         sysfs_write(name, "writeback_bio_pages", "32").unwrap();
     }
     name
+}
+
+/// Whether this run of the target writes back compressed
+/// (`ZRAMCTL_WB_COMPRESSED=1`).
+fn compressed_run() -> bool {
+    std::env::var("ZRAMCTL_WB_COMPRESSED").is_ok_and(|v| v == "1")
+}
+
+/// Sets `compressed_writeback` (before the device is initialised).
+fn set_compressed(name: &str, on: bool) {
+    sysfs_write(name, "compressed_writeback", if on { "yes" } else { "no" })
+        .unwrap_or_else(|e| panic!("{name}: compressed_writeback <- {on}: errno {e}"));
+    assert_eq!(
+        sysfs_read(name, "compressed_writeback"),
+        format!("{}\n", u8::from(on))
+    );
 }
 
 /// rzram's one attribute beyond upstream: pages merged into one bio.
@@ -142,7 +165,13 @@ fn has_bio_pages(kind: Kind) -> bool {
 
 /// A fresh device of `disksize` with this kind's slice as backing device.
 fn device(kind: Kind, disksize: &str) -> Dev {
+    device_with(kind, disksize, compressed_run())
+}
+
+/// As [`device`], writing back compressed or not.
+fn device_with(kind: Kind, disksize: &str, compressed: bool) -> Dev {
     let name = prepare(kind);
+    set_compressed(name, compressed);
     let backing = slice(kind);
     sysfs_write(name, "backing_dev", backing.path.to_str().unwrap()).unwrap_or_else(|e| {
         panic!(
@@ -708,6 +737,21 @@ fn errors_match_upstream(kind: Kind) {
         );
     }
     assert_eq!(sysfs_read(name, "writeback_batch_size"), "32\n");
+    // compressed_writeback: set before init only; a value kstrtobool
+    // refuses is EINVAL first.
+    assert_eq!(
+        sysfs_write(name, "compressed_writeback", "maybe"),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        sysfs_write(name, "compressed_writeback", "1"),
+        Err(libc::EBUSY),
+        "compressed_writeback after disksize"
+    );
+    assert_eq!(
+        sysfs_read(name, "compressed_writeback"),
+        format!("{}\n", u8::from(compressed_run()))
+    );
     // backing_dev stays EBUSY on a live device, and bd_stat is read-only.
     assert_eq!(
         sysfs_write(name, "backing_dev", "/dev/null"),
@@ -1072,4 +1116,55 @@ fn zram_batch_sizes_give_identical_data() {
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn rzram_batch_and_bio_sizes_give_identical_data() {
     batch_and_bio_sizes_give_identical_data(Kind::Rzram);
+}
+
+/// With `compressed_writeback` the backing device receives compressed
+/// bytes: of the pages written back, only those stored uncompressed
+/// (huge) reach it as they are. Without it, every one does. Read back,
+/// both give the pages written.
+fn compressed_writeback_writes_compressed_bytes(kind: Kind) {
+    const SEED: u64 = 0x5eed_c0de;
+    const PAGES: u64 = 512;
+    let pages: std::collections::HashSet<Vec<u8>> =
+        (0..PAGES).map(|i| layout_page(SEED, i)).collect();
+    for compressed in [false, true] {
+        let d = device_with(kind, "16M", compressed);
+        let backing = d.backing.as_ref().unwrap().path.clone();
+        // Blank the blocks the writeback will use (with room to spare).
+        write_bytes_direct(&backing, 0, &vec![0u8; (PAGES as usize + 16) * PAGE]).unwrap();
+        write_layout(&d.path, SEED, 0, PAGES);
+        let before = stats(d.name);
+        mark_idle(d.name);
+        writeback(d.name, "idle").unwrap();
+        let s = stats(d.name);
+        let candidates = (0..PAGES).filter(|&i| !Model::same(i)).count() as u64;
+        assert_eq!(s.bd_writes, candidates);
+        let blocks = read_bytes_direct(&backing, 0, PAGES + 16).unwrap();
+        let whole = blocks.chunks(PAGE).filter(|b| pages.contains(*b)).count() as u64;
+        println!(
+            "{}: compressed_writeback {compressed}: {} pages written back, {whole} as they are ({} huge)",
+            d.name, s.bd_writes, before.huge
+        );
+        let want = if compressed { before.huge } else { candidates };
+        assert_eq!(
+            whole, want,
+            "{}: compressed_writeback {compressed}: pages found whole on the backing device",
+            d.name
+        );
+        drop_caches();
+        assert_layout_intact(&d.path, SEED, PAGES);
+        assert_eq!(stats(d.name).bd_reads, candidates);
+    }
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn zram_compressed_writeback_writes_compressed_bytes() {
+    compressed_writeback_writes_compressed_bytes(Kind::Zram);
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn rzram_compressed_writeback_writes_compressed_bytes() {
+    compressed_writeback_writes_compressed_bytes(Kind::Rzram);
 }

@@ -270,8 +270,12 @@ const VM_TEST_TARGETS: [(&str, u32); 9] = [
 ];
 
 /// Targets run once more with an environment: upstream zram's VM tests,
-/// unchanged, on rzram (same ABI, same results).
-const VM_TEST_REPEATS: [(&str, &str, u32); 1] = [("vm", "ZRAMCTL_VM_DEVICE=rzram0", 115)];
+/// unchanged, on rzram (same ABI, same results); the writeback tests with
+/// `compressed_writeback` on upstream zram and rzram.
+const VM_TEST_REPEATS: [(&str, &str, u32); 2] = [
+    ("vm", "ZRAMCTL_VM_DEVICE=rzram0", 115),
+    ("writeback", "ZRAMCTL_WB_COMPRESSED=1", 260),
+];
 
 /// VMs the suite runs in, side by side.
 const VM_TEST_VMS: usize = 2;

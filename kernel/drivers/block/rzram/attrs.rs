@@ -21,6 +21,7 @@ use kernel::{
     },
     fmt::Write,
     prelude::*,
+    str::kstrtobool_bytes,
     sync::{atomic::Relaxed, Arc, ArcBorrow},
     sysfs::CInput,
 };
@@ -71,18 +72,17 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     if size == 0 {
         return Err(EINVAL);
     }
-    let store = Arc::new(
-        Store::new(
-            size,
-            config.mem_limit,
-            config.algorithms,
-            config.backing.clone(),
-            z.dev.load(Relaxed),
-            disk.name(),
-            &z.hotplug,
-        )?,
-        GFP_KERNEL,
+    let mut store = Store::new(
+        size,
+        config.mem_limit,
+        config.algorithms,
+        config.backing.clone(),
+        z.dev.load(Relaxed),
+        disk.name(),
+        &z.hotplug,
     )?;
+    store.compressed_wb = z.wb.compressed.load(Relaxed);
+    let store = Arc::new(store, GFP_KERNEL)?;
     *z.store.lock() = Some(store);
     disk.set_capacity_sectors(size >> SECTOR_SHIFT);
     Ok(())
@@ -362,6 +362,22 @@ fn writeback_batch_size_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     Ok(())
 }
 
+fn compressed_writeback_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", u8::from(z.wb.compressed.load(Relaxed))).map_err(|_| EINVAL)
+}
+
+/// `compressed_writeback`: `yes`/`no` (any `kstrtobool` spelling), only
+/// before the device is initialised (`EBUSY` after), as upstream.
+fn compressed_writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let on = kstrtobool_bytes(input)?;
+    let _config = z.config.lock();
+    if z.store().is_some() {
+        return Err(EBUSY);
+    }
+    z.wb.compressed.store(on, Relaxed);
+    Ok(())
+}
+
 fn writeback_bio_pages_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
     writeln!(out, "{}", z.wb.bio_pages.load(Relaxed)).map_err(|_| EINVAL)
 }
@@ -398,5 +414,6 @@ pub(crate) const ATTRIBUTES: &[Attribute<Arc<Zram>>] = attributes![
     rw writeback_limit;
     rw writeback_limit_enable;
     rw writeback_batch_size;
+    rw compressed_writeback;
     rw writeback_bio_pages;
 ];

@@ -90,6 +90,9 @@ pub(crate) struct Store {
     pub(crate) backing: Option<Arc<Backing>>,
     /// The disk's `dev_t`, for tracepoints.
     pub(crate) dev: u32,
+    /// Pages are written back as their compressed bytes
+    /// (`compressed_writeback`), and decompressed when read back.
+    pub(crate) compressed_wb: bool,
 }
 
 impl Store {
@@ -120,6 +123,7 @@ impl Store {
             algorithms,
             backing,
             dev,
+            compressed_wb: false,
         })
     }
 
@@ -227,18 +231,66 @@ impl Store {
     /// page of a bio, decompressed into in place as upstream does), or, for
     /// a page that was written back, returns its block on the backing
     /// device, unread.
+    ///
+    /// A page written back compressed (`compressed_writeback`) is read and
+    /// decompressed here, waiting for the backing device.
     pub(crate) fn read_page<'a>(
         &self,
         index: usize,
         out: impl Into<SharedBytesMut<'a>>,
     ) -> Result<Option<u64>> {
         trace::slot_access(self.dev, index, Access::Read);
-        let s = self.slots.lock(index);
-        s.touch(now_secs());
-        if s.test(flag::WB) {
-            return Ok(Some(s.handle()));
+        let mut out = out.into();
+        loop {
+            let s = self.slots.lock(index);
+            s.touch(now_secs());
+            if !s.test(flag::WB) {
+                return self.read_locked(&s, out).map(|()| None);
+            }
+            let block = s.handle();
+            if !self.compressed_wb {
+                return Ok(Some(block));
+            }
+            drop(s);
+            if self.read_compressed_block(index, block, out.reborrow())? {
+                return Ok(None);
+            }
+            // The slot changed while its block was read: read it again.
         }
-        self.read_locked(&s, out.into()).map(|()| None)
+    }
+
+    /// Reads `block`, which held slot `index`'s compressed bytes, and
+    /// decompresses them into `out`, if the slot still has that block once
+    /// it is read (`false`: it was freed or rewritten meanwhile).
+    fn read_compressed_block(
+        &self,
+        index: usize,
+        block: u64,
+        out: SharedBytesMut<'_>,
+    ) -> Result<bool> {
+        let backing = self.backing.as_ref().ok_or(EIO)?;
+        let mut data = KVec::with_capacity(PAGE, flags::GFP_NOIO)?;
+        data.resize(PAGE, 0, flags::GFP_NOIO)?;
+        backing.read_sync(self.dev, index, block, &mut data)?;
+        let s = self.slots.lock(index);
+        if !s.test(flag::WB) || s.handle() != block {
+            return Ok(false);
+        }
+        let mut out = out;
+        if s.test(flag::HUGE) {
+            // Stored uncompressed: the block is the page.
+            out.copy_from(&data);
+            return Ok(true);
+        }
+        // Lock order: slot, then workspace.
+        let mut guard = self.workspace();
+        let codec = guard
+            .codecs
+            .get_mut(s.prio())
+            .and_then(Option::as_mut)
+            .ok_or(EIO)?;
+        codec.decompress(&data[..s.size()], out)?;
+        Ok(true)
     }
 
     /// Reads one whole page at `index` into `out`, from the backing device
@@ -254,8 +306,27 @@ impl Store {
         }
     }
 
-    /// Decompresses the page of a locked slot in RAM into `page`.
+    /// The page of a locked slot in RAM, as it goes to the backing device:
+    /// decompressed into `page`, or with compressed writeback its compressed
+    /// bytes, the rest of the page zeroed (upstream leaves the rest as the
+    /// page last held it).
     pub(crate) fn read_ram_page(&self, s: &SlotGuard<'_>, page: &Page) -> Result {
+        if self.compressed_wb && !s.test(flag::SAME | flag::WB) && s.handle() != 0 {
+            let size = s.size();
+            // SAFETY: the handle is live while the caller holds the slot lock.
+            let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
+            // Lock order: slot, then workspace (for its bounce page).
+            let mut guard = self.workspace();
+            let local = &mut guard.buf[..PAGE];
+            // SAFETY: `h` is a live object of `size` <= PAGE bytes, not
+            // written while the caller holds the slot lock; `local` is a
+            // page; `page` is ours and PAGE bytes long.
+            return unsafe {
+                self.pool
+                    .read(h, size, local, |obj| page.write_raw(obj.as_ptr(), 0, size))?;
+                page.fill_zero_raw(size, PAGE - size)
+            };
+        }
         if let Some(h) = Self::page_object(s) {
             // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
             // written while the caller holds the slot lock; `page` is ours and
@@ -275,7 +346,9 @@ impl Store {
     }
 
     /// Records that the page of a locked slot is now at `block` on the
-    /// backing device, and frees its RAM.
+    /// backing device, and frees its RAM. Written back compressed, the slot
+    /// keeps what reading it back needs: the object's size, priority and
+    /// whether it was stored uncompressed (as upstream).
     pub(crate) fn move_to_backing(&self, s: &SlotGuard<'_>, block: u64) {
         if s.test(flag::HUGE) {
             dec(&self.stats.huge_pages, 1);
@@ -285,7 +358,12 @@ impl Store {
         // WB or SAME page: those are never selected); it is replaced below,
         // under the slot lock.
         unsafe { self.pool.free(ZsHandle::from_raw(s.handle() as usize)) };
-        s.store(block, 0, flag::WB, s.ac_time());
+        let (size, kept) = if self.compressed_wb {
+            (s.size(), s.flags() & (flag::HUGE | flag::PRIO_MASK))
+        } else {
+            (0, 0)
+        };
+        s.store(block, size, flag::WB | kept, s.ac_time());
     }
 
     /// Reads the page of a locked slot held in RAM into `out`.

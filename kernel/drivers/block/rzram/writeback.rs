@@ -62,6 +62,10 @@ pub(crate) struct WbSettings {
     pub(crate) batch_size: Atomic<u32>,
     /// Pages merged into one writeback bio at most (rzram only).
     pub(crate) bio_pages: Atomic<u32>,
+    /// `compressed_writeback`: pages go to the backing device as their
+    /// compressed bytes (set before `disksize`, kept across resets, as
+    /// upstream).
+    pub(crate) compressed: Atomic<bool>,
 }
 
 impl WbSettings {
@@ -71,6 +75,7 @@ impl WbSettings {
             limit_enable: Atomic::new(false),
             batch_size: Atomic::new(DEFAULT_BATCH),
             bio_pages: Atomic::new(MAX_BIO_PAGES as u32),
+            compressed: Atomic::new(false),
         }
     }
 }

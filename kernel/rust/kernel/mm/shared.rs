@@ -125,6 +125,17 @@ impl<'a> SharedBytesMut<'a> {
         }
     }
 
+    /// The same bytes, borrowed for a shorter time (to hand on, and use
+    /// again afterwards).
+    pub fn reborrow(&mut self) -> SharedBytesMut<'_> {
+        // INVARIANT: a shorter borrow of bytes valid for `'a`.
+        SharedBytesMut {
+            ptr: self.ptr,
+            len: self.len,
+            _bytes: PhantomData,
+        }
+    }
+
     /// The first byte, valid for reads and writes of [`SharedBytesMut::len`] bytes.
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr
