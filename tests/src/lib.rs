@@ -375,6 +375,18 @@ impl Kind {
     }
 }
 
+/// How much slower than the normal kernel the guest's kernel runs: about
+/// 5 on the debug kernel (KASAN + lockdep under TCG; `hardening` took 4.6x
+/// its normal time), 1 otherwise. Wall-clock deadlines that only catch a
+/// hang are multiplied by it.
+pub fn time_scale() -> u32 {
+    if std::env::var("ZRAMCTL_DEBUG_KERNEL").is_ok_and(|v| v == "1") {
+        5
+    } else {
+        1
+    }
+}
+
 /// In the VM: loads the rzram module we built with two devices unless it is
 /// loaded.
 pub fn load_rzram() {

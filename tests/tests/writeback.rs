@@ -240,8 +240,9 @@ fn writeback(dev: &str, arg: &str) -> Result<(), i32> {
     std::thread::spawn(move || {
         let _ = tx.send(sysfs_write(&d, "writeback", &a));
     });
-    rx.recv_timeout(Duration::from_secs(120))
-        .unwrap_or_else(|_| panic!("{dev}: writeback <- {arg:?} did not return within 120 s"))
+    let limit = Duration::from_secs(120) * zramctl_tests::time_scale();
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{dev}: writeback <- {arg:?} did not return within {limit:?}"))
 }
 
 fn mark_idle(dev: &str) {

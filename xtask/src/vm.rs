@@ -289,9 +289,10 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
     fs::write(
         results.join("cmd.env"),
         format!(
-            "export ZRAMCTL_CWD={} ZRAMCTL_KERNEL_RELEASE={}\n",
+            "export ZRAMCTL_CWD={} ZRAMCTL_KERNEL_RELEASE={} ZRAMCTL_DEBUG_KERNEL={}\n",
             shell_quote(&cwd.to_string_lossy()),
-            shell_quote(&kernel.release)
+            shell_quote(&kernel.release),
+            u8::from(args.debug_kernel)
         ),
     )?;
     fs::write(results.join("cmd.sh"), format!("{}\n", args.cmd.join(" ")))?;
