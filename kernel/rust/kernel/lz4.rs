@@ -40,8 +40,8 @@ impl Lz4 {
         let src_len = i32::try_from(src.len()).ok()?;
         let dst_len = i32::try_from(dst.len()).unwrap_or(i32::MAX);
         // SAFETY: the buffers are valid for the given lengths (`src` by its
-        // type invariant) and `wrkmem`
-        // has LZ4_MEM_COMPRESS bytes, exclusively ours (`&mut self`).
+        // type invariant) and `wrkmem` has LZ4_MEM_COMPRESS bytes,
+        // exclusively ours (`&mut self`).
         let n = unsafe {
             bindings::LZ4_compress_default(
                 src.as_ptr().cast(),

@@ -64,8 +64,7 @@ impl Compressor {
     ) -> Option<usize> {
         let src = src.into();
         // SAFETY: the buffers are valid for their lengths (`src` by its type
-        // invariant) and the context is
-        // exclusively ours (`&mut self`).
+        // invariant) and the context is exclusively ours (`&mut self`).
         let n = unsafe {
             bindings::zstd_compress_cctx(
                 self.cctx.as_ptr(),

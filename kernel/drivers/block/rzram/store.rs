@@ -828,4 +828,26 @@ mod tests {
         assert!(store.slots.lock(0).test(flag::IDLE));
         assert!(!store.slots.lock(1).test(flag::IDLE));
     }
+
+    #[test]
+    fn pages_round_trip_through_shared_bytes() {
+        let store = test_store(8, 0);
+        let text = text_page(6);
+        let noise = noise_page(11);
+        let mut pattern = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        pattern.resize(PAGE, 0x5a, GFP_KERNEL).unwrap();
+        assert!(store.write_page(0, &text[..]).is_ok());
+        assert!(store.write_page(1, &noise[..]).is_ok());
+        assert!(store.write_page(2, &pattern[..]).is_ok());
+        assert_eq!(store.stats.same_pages.load(Relaxed), 1);
+        assert_eq!(store.stats.huge_pages.load(Relaxed), 1);
+        let mut out = KVec::with_capacity(PAGE, GFP_KERNEL).unwrap();
+        out.resize(PAGE, 0, GFP_KERNEL).unwrap();
+        for (i, want) in [(0usize, &text), (1, &noise)] {
+            assert_eq!(store.read_page(i, &mut out[..]), Ok(None));
+            assert!(out[..] == want[..]);
+        }
+        assert_eq!(store.read_page(2, &mut out[..]), Ok(None));
+        assert!(out.iter().all(|b| *b == 0x5a));
+    }
 }
