@@ -23,7 +23,8 @@ use std::{
 
 use zramctl_tests::{
     PAGE, SECTORS_PER_MIB, bd_stat, free_port, load_rzram, read_pages_direct, results_dir,
-    scratch_disk, sh, sysfs_read, sysfs_write, wait_for, write_pages_direct, zramctl_bin,
+    scratch_disk, sh, sysfs_read, sysfs_write, time_scale, wait_for, write_pages_direct,
+    zramctl_bin,
 };
 
 const DEV: &str = "rzram0";
@@ -168,8 +169,9 @@ impl Rig {
                 break;
             }
             assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "no /metrics after 60 s:\n{}",
+                t.elapsed() < scaled(60),
+                "no /metrics after {:?}:\n{}",
+                scaled(60),
                 d.log_text()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -256,7 +258,7 @@ impl Daemon {
 
     fn try_scrape(&self) -> Option<String> {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.set_read_timeout(Some(scaled(10))).ok()?;
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .ok()?;
         let mut out = String::new();
@@ -281,7 +283,7 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM, then SIGKILL after 10 s; the exit status if it stopped.
+    /// SIGTERM, then SIGKILL after 10 s (scaled); the exit status if it stopped.
     fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         if let Ok(Some(st)) = self.child.try_wait() {
             return Some(st);
@@ -289,7 +291,7 @@ impl Daemon {
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
+        while t.elapsed() < scaled(10) {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return Some(st);
             }
@@ -380,7 +382,18 @@ const MIB: u64 = 1 << 20;
 /// Budget: 2 MiB burst, refilled at 256 KiB/s. The workload's cold part
 /// (about 60 MiB swapped out) is far more than that, so the budget binds.
 const BURST: u64 = 2 * MIB;
-const RATE: u64 = 256 << 10;
+
+/// Budget refill rate, bytes/s: slower on a slower kernel, whose workload
+/// takes longer, so the budget binds as much.
+fn rate() -> u64 {
+    (256 << 10) / u64::from(time_scale())
+}
+
+/// `secs` seconds, longer on a slower kernel (`time_scale`): for waits
+/// that only bound a hang and phases of a workload measured in rounds.
+fn scaled(secs: u64) -> Duration {
+    Duration::from_secs(secs * u64::from(time_scale()))
+}
 
 #[test]
 #[ignore = "runs in the VM: cargo xtask vm-test"]
@@ -415,7 +428,7 @@ batch_max = 64
 [[device]]
 name = "{DEV}"
 "#,
-        per_day = RATE * 86_400
+        per_day = rate() * 86_400
     );
     rig.start_daemon(&config, &[]);
     let started = rig.daemon().started;
@@ -440,7 +453,7 @@ name = "{DEV}"
     let (m, (bd_count, bd_reads, bd_writes)) = scrape_settled(&mut rig, 20);
     let elapsed = started.elapsed().as_secs_f64();
     let written = bd_writes * PAGE as u64;
-    let allowed = BURST as f64 + RATE as f64 * elapsed;
+    let allowed = BURST as f64 + rate() as f64 * elapsed;
     println!(
         "bd_stat: count {bd_count} reads {bd_reads} writes {bd_writes}; written {:.1} MiB in {elapsed:.1}s, budget {:.1} MiB ({:.0} %)",
         written as f64 / MIB as f64,
@@ -555,7 +568,8 @@ fn batch_size_falls_under_foreground_io_and_rises_after() {
     let target_ms: f64 = std::env::var("ZRAMCTL_TEST_TARGET_MS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40.0);
+        .unwrap_or(40.0)
+        * f64::from(time_scale());
     let config = format!(
         r#"
 [daemon]
@@ -627,8 +641,9 @@ name = "{DEV}"
     // Let the batch size settle without foreground I/O: at least 16 s, and
     // until it is back to 12 or more (a loaded host makes TCG latency spiky;
     // "falls under fio" needs a start worth falling from), at most 50 s.
-    sample(&mut rig, "idle", 16);
-    let idle_until = trace_start + Duration::from_secs(50);
+    let scale = u64::from(time_scale());
+    sample(&mut rig, "idle", 16 * scale);
+    let idle_until = trace_start + scaled(50);
     while sysfs_u64("writeback_batch_size") < 12 && Instant::now() < idle_until {
         sample(&mut rig, "idle", 2);
     }
@@ -644,7 +659,7 @@ name = "{DEV}"
             "--ioengine=libaio",
             "--iodepth=64",
             "--time_based",
-            "--runtime=36",
+            &format!("--runtime={}", 36 * scale),
             "--thread",
             "--output=/dev/null",
             "--eta=never",
@@ -652,9 +667,9 @@ name = "{DEV}"
         .spawn()
         .expect("running fio");
     rig.children.push(fio);
-    sample(&mut rig, "fio", 36);
+    sample(&mut rig, "fio", 36 * scale);
     let _ = rig.children[0].wait();
-    sample(&mut rig, "after", 36);
+    sample(&mut rig, "after", 36 * scale);
     rig.stop_threads();
     // Where the idle phase ended, when fio started.
     let before = trace
@@ -732,19 +747,17 @@ fn daemon_survives_a_reset_and_resumes_on_the_new_device() {
     rig.setup("128M");
     fill(1, 4096);
     rig.start_daemon(SURVIVE_CONFIG, &[]);
-    wait_for(Duration::from_secs(40), "a first writeback", || {
-        bd_stat(DEV).2 > 0
-    });
+    wait_for(scaled(40), "a first writeback", || bd_stat(DEV).2 > 0);
     let m = rig.daemon().scrape();
     assert_eq!(m.get("zramctl_probe_up", &[]), Some(1.0), "{}", m.0);
     verify(1, 4096);
     let before = bd_stat(DEV);
     println!("before reset: bd_stat {before:?}");
     // Reset under the daemon (it may be mid-round: retry while busy).
-    wait_for(Duration::from_secs(30), "reset", || {
+    wait_for(scaled(30), "reset", || {
         sysfs_write(DEV, "reset", "1").is_ok()
     });
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(scaled(3));
     let m = rig.daemon().scrape();
     assert_eq!(m.dev("zramctl_initialized"), 0.0, "{}", m.0);
     assert_eq!(m.dev("zramctl_writeback_active"), 0.0, "{}", m.0);
@@ -753,13 +766,11 @@ fn daemon_survives_a_reset_and_resumes_on_the_new_device() {
     // Re-setup, smaller, with the same backing device, and new data.
     rig.setup("64M");
     fill(2, 2048);
-    wait_for(
-        Duration::from_secs(40),
-        "writeback on the new device",
-        || bd_stat(DEV).2 > 0,
-    );
+    wait_for(scaled(40), "writeback on the new device", || {
+        bd_stat(DEV).2 > 0
+    });
     // /metrics shows the round once it has ended (up to 60 s).
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + scaled(60);
     let m = loop {
         let m = rig.daemon().scrape();
         if m.dev("zramctl_writeback_pages_total") > pages_before || Instant::now() > deadline {
@@ -804,7 +815,7 @@ fn daemon_survives_a_reset_and_resumes_on_the_new_device() {
 /// two equal bd_stat reads and counts their writes, for up to `secs`.
 /// Returns that scrape and bd_stat.
 fn scrape_settled(rig: &mut Rig, secs: u64) -> (Metrics, (u64, u64, u64)) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let deadline = Instant::now() + scaled(secs);
     loop {
         let before = bd_stat(DEV);
         let m = rig.daemon().scrape();
@@ -835,7 +846,7 @@ fn daemon_refused_bpf_falls_back_to_idle_marking() {
             "--",
         ],
     );
-    wait_for(Duration::from_secs(60), "writeback by idle marking", || {
+    wait_for(scaled(60), "writeback by idle marking", || {
         bd_stat(DEV).2 > 0
     });
     let (m, bd) = scrape_settled(&mut rig, 60);
@@ -855,9 +866,7 @@ fn daemon_refused_bpf_falls_back_to_idle_marking() {
     // A second page set, written after the first rounds, goes too.
     let (_, _, w1) = bd_stat(DEV);
     write_pages_direct(Path::new("/dev/rzram0"), 4, 8192, 1024).unwrap();
-    wait_for(Duration::from_secs(40), "more writeback", || {
-        bd_stat(DEV).2 > w1
-    });
+    wait_for(scaled(40), "more writeback", || bd_stat(DEV).2 > w1);
     let st = rig.daemon().terminate().expect("stops on SIGTERM");
     assert!(st.success(), "daemon exit: {st}");
     println!("test took {:.1}s", t0.elapsed().as_secs_f64());

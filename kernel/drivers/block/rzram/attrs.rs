@@ -320,9 +320,9 @@ fn bd_stat_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
 fn writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     // Held throughout, as upstream holds its device lock: no reset, idle
     // marking, limit change or reconfiguration while pages are in flight.
-    let _config = z.config.lock();
+    let mut config = z.config.lock();
     let store = z.store().ok_or(EINVAL)?;
-    writeback::writeback(&z.wb, &store, input)
+    writeback::writeback(&z.wb, &store, &mut config.wb_bios, input)
 }
 
 fn writeback_limit_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {

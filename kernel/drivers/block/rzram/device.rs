@@ -3,8 +3,13 @@
 //! One rzram device: its configuration, its store, and the bio path.
 
 use crate::{
-    backing::Backing, base::PAGE, comp::Algorithms, store::Store, trace, workspace::Hotplug,
-    writeback::WbSettings,
+    backing::Backing,
+    base::PAGE,
+    comp::Algorithms,
+    store::Store,
+    trace,
+    workspace::Hotplug,
+    writeback::{WbBios, WbSettings},
 };
 use kernel::{
     alloc::flags::GFP_NOIO,
@@ -30,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) mem_limit: u64,
     /// Set by `backing_dev` before `disksize`; handed to the store.
     pub(crate) backing: Option<Arc<Backing>>,
+    /// The writeback bio set, kept from one `writeback` write to the next.
+    pub(crate) wb_bios: Option<WbBios>,
 }
 
 impl Config {
@@ -39,6 +46,7 @@ impl Config {
             algorithms: Algorithms::primary(0),
             mem_limit: 0,
             backing: None,
+            wb_bios: None,
         }
     }
 }
