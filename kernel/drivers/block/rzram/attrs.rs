@@ -81,7 +81,11 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
         disk.name(),
         &z.hotplug,
     )?;
-    store.compressed_wb = z.wb.compressed.load(Relaxed);
+    store.packed = z.wb.packed.load(Relaxed);
+    store.compressed_wb = store.packed || z.wb.compressed.load(Relaxed);
+    if let (true, Some(b)) = (store.packed, &store.backing) {
+        b.pack()?;
+    }
     let store = Arc::new(store, GFP_KERNEL)?;
     *z.store.lock() = Some(store);
     disk.set_capacity_sectors(size >> SECTOR_SHIFT);
@@ -378,6 +382,23 @@ fn compressed_writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     Ok(())
 }
 
+fn packed_writeback_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", u8::from(z.wb.packed.load(Relaxed))).map_err(|_| EINVAL)
+}
+
+/// `packed_writeback` (rzram only): as `compressed_writeback`, and the
+/// compressed objects share backing blocks, so a page written back costs
+/// the flash its compressed size. Set as `compressed_writeback`.
+fn packed_writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    let on = kstrtobool_bytes(input)?;
+    let _config = z.config.lock();
+    if z.store().is_some() {
+        return Err(EBUSY);
+    }
+    z.wb.packed.store(on, Relaxed);
+    Ok(())
+}
+
 fn writeback_bio_pages_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
     writeln!(out, "{}", z.wb.bio_pages.load(Relaxed)).map_err(|_| EINVAL)
 }
@@ -415,5 +436,6 @@ pub(crate) const ATTRIBUTES: &[Attribute<Arc<Zram>>] = attributes![
     rw writeback_limit_enable;
     rw writeback_batch_size;
     rw compressed_writeback;
+    rw packed_writeback;
     rw writeback_bio_pages;
 ];

@@ -2,6 +2,9 @@
 
 //! The backing device: opened exclusively, its blocks (one page each)
 //! handed out by a bitmap allocator, and reads of written-back pages.
+//!
+//! With `packed_writeback` a block holds several objects; it counts them,
+//! and is free again when the last one is released.
 
 use crate::{
     base::{now_ns, PAGE},
@@ -37,6 +40,9 @@ pub(crate) struct Blocks {
     words: VVec<usize>,
     nbits: usize,
     next: usize,
+    /// Objects per block, once packing is on ([`Blocks::count_objects`]);
+    /// empty while every block holds one page.
+    objects: VVec<u16>,
 }
 
 impl Blocks {
@@ -51,7 +57,23 @@ impl Blocks {
             words,
             nbits,
             next: 0,
+            objects: VVec::new(),
         })
+    }
+
+    /// Counts objects per block from now on (two bytes per block).
+    pub(crate) fn count_objects(&mut self) -> Result {
+        if self.objects.is_empty() {
+            self.objects.resize(self.nbits, 0, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// Records that allocated block `block` holds `n` objects.
+    pub(crate) fn set_objects(&mut self, block: usize, n: u16) {
+        if let Some(c) = self.objects.get_mut(block) {
+            *c = n;
+        }
     }
 
     fn map(&mut self) -> &mut Bitmap {
@@ -88,11 +110,21 @@ impl Blocks {
         Some(start..end)
     }
 
-    /// Frees one block.
-    pub(crate) fn release(&mut self, block: usize) {
-        if block < self.nbits {
-            self.map().clear_bit(block);
+    /// Releases one object of `block` (the whole block where objects are
+    /// not counted, or it held one or none); `true` when the block is free.
+    pub(crate) fn release(&mut self, block: usize) -> bool {
+        if block >= self.nbits {
+            return false;
         }
+        if let Some(c) = self.objects.get_mut(block) {
+            if *c > 1 {
+                *c -= 1;
+                return false;
+            }
+            *c = 0;
+        }
+        self.map().clear_bit(block);
+        true
     }
 }
 
@@ -158,11 +190,23 @@ impl Backing {
         Some(run)
     }
 
-    /// Frees a block of a slot that no longer needs it. Never sleeps (swap
-    /// frees slots under its spinlock).
+    /// Blocks hold several objects from now on (`packed_writeback`).
+    pub(crate) fn pack(&self) -> Result {
+        self.blocks.lock().count_objects()
+    }
+
+    /// Records that allocated block `block` holds `n` objects (packed).
+    pub(crate) fn set_objects(&self, block: u64, n: u16) {
+        self.blocks.lock().set_objects(block as usize, n);
+    }
+
+    /// Releases an object of `block` (a slot's that no longer needs it, or
+    /// one whose write failed): the block is free once it holds none. Never
+    /// sleeps (swap frees slots under its spinlock).
     pub(crate) fn release(&self, block: u64) {
-        self.blocks.lock().release(block as usize);
-        self.stats.count.fetch_sub(1, Relaxed);
+        if self.blocks.lock().release(block as usize) {
+            self.stats.count.fetch_sub(1, Relaxed);
+        }
     }
 
     /// Reads block `block` into the held segment of an rzram bio,
@@ -194,10 +238,12 @@ impl Backing {
         Ok(())
     }
 
-    /// Reads block `block` into `out` (one page) and waits for it. Safe to
-    /// call from a `submit_bio` method (the bio is submitted from a worker).
+    /// Reads blocks from `block` into `out` (one page, or two: a packed
+    /// object may span two blocks) and waits for them. Safe to call from a
+    /// `submit_bio` method (the bio is submitted from a worker).
     pub(crate) fn read_sync(&self, dev: u32, index: usize, block: u64, out: &mut [u8]) -> Result {
-        self.stats.reads.fetch_add(1, Relaxed);
+        let pages = out.len().div_ceil(PAGE).clamp(1, 2);
+        self.stats.reads.fetch_add(pages as u64, Relaxed);
         let start = now_ns();
         let result = (|| -> Result {
             let req = RbReq {
@@ -208,12 +254,17 @@ impl Backing {
             };
             let mut bio = self
                 .rb_bios
-                .alloc(BioOp::Read, 0, 1, flags::GFP_NOIO, req)?;
+                .alloc(BioOp::Read, 0, pages as u16, flags::GFP_NOIO, req)?;
             bio.set_sector(block * SECTORS_PER_PAGE);
-            bio.add_page(Page::alloc_page(flags::GFP_NOIO)?)
-                .map_err(|_| EIO)?;
+            for _ in 0..pages {
+                bio.add_page(Page::alloc_page(flags::GFP_NOIO)?)
+                    .map_err(|_| EIO)?;
+            }
             bio.submit_wait()?;
-            bio.copy_page_to(0, out)
+            for (i, chunk) in out.chunks_mut(PAGE).take(pages).enumerate() {
+                bio.copy_page_to(i, chunk)?;
+            }
+            Ok(())
         })();
         trace::bd_read(dev, index, block, now_ns() - start, &result);
         result
@@ -275,6 +326,25 @@ mod tests {
         assert_eq!(b.alloc_run(8), Some(20..22));
         assert_eq!(b.alloc_run(8), Some(23..24));
         // Out-of-range releases are ignored.
-        b.release(1000);
+        assert!(!b.release(1000));
+    }
+
+    #[test]
+    fn a_packed_block_is_free_once_its_last_object_is_released() {
+        let mut b = Blocks::new(8).unwrap();
+        b.count_objects().unwrap();
+        assert_eq!(b.alloc_run(2), Some(0..2));
+        b.set_objects(0, 3);
+        b.set_objects(1, 1);
+        assert!(!b.release(0));
+        assert!(!b.release(0));
+        assert!(b.release(1));
+        // Block 1 is free again; block 0 still holds an object.
+        assert_eq!(b.alloc_run(8), Some(2..8));
+        assert_eq!(b.alloc_run(8), Some(1..2));
+        assert!(b.release(0));
+        assert_eq!(b.alloc_run(8), Some(0..1));
+        // An unused block of a run (no objects recorded) is freed at once.
+        assert!(b.release(1));
     }
 }

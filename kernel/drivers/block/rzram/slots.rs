@@ -37,6 +37,10 @@ pub(crate) mod flag {
     /// algorithm, 1-3 = `recomp_algorithm` priorities), two bits.
     pub(crate) const PRIO_SHIFT: u32 = 22;
     pub(crate) const PRIO_MASK: u32 = 3 << PRIO_SHIFT;
+    /// Written back packed (`packed_writeback`): the object shares its
+    /// block with others; the handle is the block and the object's byte
+    /// offset in it (`store::packed_handle`).
+    pub(crate) const PACKED: u32 = 1 << 24;
     /// Mask of the stored object's size.
     pub(crate) const SIZE_MASK: u32 = (1 << 16) - 1;
 }

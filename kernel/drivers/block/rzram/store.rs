@@ -93,6 +93,31 @@ pub(crate) struct Store {
     /// Pages are written back as their compressed bytes
     /// (`compressed_writeback`), and decompressed when read back.
     pub(crate) compressed_wb: bool,
+    /// Compressed objects are written back packed, several to a block
+    /// (`packed_writeback`; implies `compressed_wb`).
+    pub(crate) packed: bool,
+}
+
+/// Bits of a packed handle that hold the object's offset in its block.
+const OFFSET_BITS: u32 = PAGE.trailing_zeros();
+
+/// The handle of a packed slot: its block and its object's byte offset.
+pub(crate) fn packed_handle(block: u64, offset: usize) -> u64 {
+    (block << OFFSET_BITS) | offset as u64
+}
+
+/// The block a written-back slot's page (or object) starts in, and the
+/// object's offset in it. A packed object runs on into the next block when
+/// `offset + size > PAGE`.
+fn backing_location(s: &SlotGuard<'_>) -> (u64, usize) {
+    if s.test(flag::PACKED) {
+        (
+            s.handle() >> OFFSET_BITS,
+            (s.handle() & ((1 << OFFSET_BITS) - 1)) as usize,
+        )
+    } else {
+        (s.handle(), 0)
+    }
 }
 
 impl Store {
@@ -124,6 +149,7 @@ impl Store {
             backing,
             dev,
             compressed_wb: false,
+            packed: false,
         })
     }
 
@@ -147,7 +173,11 @@ impl Store {
     pub(crate) fn free_slot(&self, s: &SlotGuard<'_>) {
         if s.test(flag::WB) {
             if let Some(b) = &self.backing {
-                b.release(s.handle());
+                let (block, offset) = backing_location(s);
+                b.release(block);
+                if offset + s.size() > PAGE {
+                    b.release(block + 1);
+                }
             }
             dec(&self.stats.pages_stored, 1);
         } else if s.test(flag::SAME) {
@@ -247,39 +277,45 @@ impl Store {
             if !s.test(flag::WB) {
                 return self.read_locked(&s, out).map(|()| None);
             }
-            let block = s.handle();
             if !self.compressed_wb {
-                return Ok(Some(block));
+                return Ok(Some(s.handle()));
             }
+            let stored = (s.handle(), s.size());
+            let (block, offset) = backing_location(&s);
             drop(s);
-            if self.read_compressed_block(index, block, out.reborrow())? {
+            if self.read_compressed_block(index, stored, block, offset, out.reborrow())? {
                 return Ok(None);
             }
             // The slot changed while its block was read: read it again.
         }
     }
 
-    /// Reads `block`, which held slot `index`'s compressed bytes, and
-    /// decompresses them into `out`, if the slot still has that block once
-    /// it is read (`false`: it was freed or rewritten meanwhile).
+    /// Reads `block` (and the next, for an object that runs on), which held
+    /// slot `index`'s `size` compressed bytes at `offset`, and decompresses
+    /// them into `out`, if the slot still has that `handle` once it is read
+    /// (`false`: it was freed or rewritten meanwhile).
     fn read_compressed_block(
         &self,
         index: usize,
+        (handle, size): (u64, usize),
         block: u64,
+        offset: usize,
         out: SharedBytesMut<'_>,
     ) -> Result<bool> {
         let backing = self.backing.as_ref().ok_or(EIO)?;
-        let mut data = KVec::with_capacity(PAGE, flags::GFP_NOIO)?;
-        data.resize(PAGE, 0, flags::GFP_NOIO)?;
+        let len = (offset + size).next_multiple_of(PAGE);
+        let mut data = KVec::with_capacity(len, flags::GFP_NOIO)?;
+        data.resize(len, 0, flags::GFP_NOIO)?;
         backing.read_sync(self.dev, index, block, &mut data)?;
         let s = self.slots.lock(index);
-        if !s.test(flag::WB) || s.handle() != block {
+        if !s.test(flag::WB) || s.handle() != handle || s.size() != size {
             return Ok(false);
         }
+        let data = data.get(offset..offset + size).ok_or(EIO)?;
         let mut out = out;
         if s.test(flag::HUGE) {
             // Stored uncompressed: the block is the page.
-            out.copy_from(&data);
+            out.copy_from(data);
             return Ok(true);
         }
         // Lock order: slot, then workspace.
@@ -289,7 +325,7 @@ impl Store {
             .get_mut(s.prio())
             .and_then(Option::as_mut)
             .ok_or(EIO)?;
-        codec.decompress(&data[..s.size()], out)?;
+        codec.decompress(data, out)?;
         Ok(true)
     }
 
@@ -312,20 +348,9 @@ impl Store {
     /// page last held it).
     pub(crate) fn read_ram_page(&self, s: &SlotGuard<'_>, page: &Page) -> Result {
         if self.compressed_wb && !s.test(flag::SAME | flag::WB) && s.handle() != 0 {
-            let size = s.size();
-            // SAFETY: the handle is live while the caller holds the slot lock.
-            let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
-            // Lock order: slot, then workspace (for its bounce page).
-            let mut guard = self.workspace();
-            let local = &mut guard.buf[..PAGE];
-            // SAFETY: `h` is a live object of `size` <= PAGE bytes, not
-            // written while the caller holds the slot lock; `local` is a
-            // page; `page` is ours and PAGE bytes long.
-            return unsafe {
-                self.pool
-                    .read(h, size, local, |obj| page.write_raw(obj.as_ptr(), 0, size))?;
-                page.fill_zero_raw(size, PAGE - size)
-            };
+            let size = self.read_ram_object(s, page, 0, None)?;
+            // SAFETY: `page` is ours and PAGE bytes long; `size` <= PAGE.
+            return unsafe { page.fill_zero_raw(size, PAGE - size) };
         }
         if let Some(h) = Self::page_object(s) {
             // SAFETY: `h` is a live object of PAGE bytes (`page_object`), not
@@ -345,11 +370,52 @@ impl Store {
         unsafe { page.write_raw(out.as_ptr(), 0, PAGE) }
     }
 
+    /// Copies the compressed object of a locked slot in RAM into `page` at
+    /// `offset`, and what does not fit there to the start of `next`, as it
+    /// goes to the backing device; returns its size.
+    pub(crate) fn read_ram_object(
+        &self,
+        s: &SlotGuard<'_>,
+        page: &Page,
+        offset: usize,
+        next: Option<&Page>,
+    ) -> Result<usize> {
+        let size = s.size();
+        if s.test(flag::SAME | flag::WB) || s.handle() == 0 || offset > PAGE {
+            return Err(EINVAL);
+        }
+        let here = size.min(PAGE - offset);
+        if here < size && next.is_none() {
+            return Err(EINVAL);
+        }
+        // SAFETY: the handle is live while the caller holds the slot lock.
+        let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
+        // Lock order: slot, then workspace (for its bounce page).
+        let mut guard = self.workspace();
+        let local = &mut guard.buf[..PAGE];
+        // SAFETY: `h` is a live object of `size` <= PAGE bytes, not written
+        // while the caller holds the slot lock; `local` is a page. `page` and
+        // `next` are the caller's pages of PAGE bytes: `offset + here <=
+        // PAGE`, and the rest, `size - here <= PAGE`, goes to `next`, which
+        // exists when it is not empty.
+        unsafe {
+            self.pool.read(h, size, local, |obj| {
+                page.write_raw(obj.as_ptr(), offset, here)?;
+                match next {
+                    Some(n) if here < size => n.write_raw(obj[here..].as_ptr(), 0, size - here),
+                    _ => Ok(()),
+                }
+            })?
+        };
+        Ok(size)
+    }
+
     /// Records that the page of a locked slot is now at `block` on the
-    /// backing device, and frees its RAM. Written back compressed, the slot
-    /// keeps what reading it back needs: the object's size, priority and
-    /// whether it was stored uncompressed (as upstream).
-    pub(crate) fn move_to_backing(&self, s: &SlotGuard<'_>, block: u64) {
+    /// backing device (packed: its object, at `offset` in the block), and
+    /// frees its RAM. Written back compressed, the slot keeps what reading
+    /// it back needs: the object's size, priority and whether it was stored
+    /// uncompressed (as upstream).
+    pub(crate) fn move_to_backing(&self, s: &SlotGuard<'_>, block: u64, offset: usize) {
         if s.test(flag::HUGE) {
             dec(&self.stats.huge_pages, 1);
         }
@@ -363,7 +429,16 @@ impl Store {
         } else {
             (0, 0)
         };
-        s.store(block, size, flag::WB | kept, s.ac_time());
+        if self.packed {
+            s.store(
+                packed_handle(block, offset),
+                size,
+                flag::WB | flag::PACKED | kept,
+                s.ac_time(),
+            );
+        } else {
+            s.store(block, size, flag::WB | kept, s.ac_time());
+        }
     }
 
     /// Reads the page of a locked slot held in RAM into `out`.

@@ -24,7 +24,7 @@
 
 use crate::{
     backing::{Backing, SECTORS_PER_PAGE},
-    base::now_ns,
+    base::{now_ns, PAGE},
     slots::flag,
     store::Store,
     trace,
@@ -48,6 +48,8 @@ use kernel::{
 
 /// The most pages one writeback bio carries.
 pub(crate) const MAX_BIO_PAGES: usize = 32;
+/// The most objects one writeback bio carries (packed, several a page).
+const MAX_BIO_OBJECTS: usize = 4 * MAX_BIO_PAGES;
 /// Default `writeback_batch_size`, as upstream.
 pub(crate) const DEFAULT_BATCH: u32 = 32;
 
@@ -67,6 +69,9 @@ pub(crate) struct WbSettings {
     /// compressed bytes (set before `disksize`, kept across resets, as
     /// upstream).
     pub(crate) compressed: Atomic<bool>,
+    /// `packed_writeback` (rzram only): compressed objects share backing
+    /// blocks; set as `compressed`.
+    pub(crate) packed: Atomic<bool>,
 }
 
 impl WbSettings {
@@ -77,16 +82,32 @@ impl WbSettings {
             batch_size: Atomic::new(DEFAULT_BATCH),
             bio_pages: Atomic::new(MAX_BIO_PAGES as u32),
             compressed: Atomic::new(false),
+            packed: Atomic::new(false),
         }
     }
 }
 
+/// Where a slot's page (or object) is in a writeback bio.
+#[derive(Clone, Copy)]
+struct WbObject {
+    index: u32,
+    /// The bio's page, and so the block from its first.
+    page: u8,
+    /// Packed, it runs on into the next page.
+    spans: bool,
+    /// Byte offset in the page (0 unless packed).
+    offset: u16,
+}
+
 /// A writeback bio's request: up to `MAX_BIO_PAGES` pages (owned by the
-/// bio) for consecutive blocks from `first_block`.
+/// bio) for consecutive blocks from `first_block`, holding `n` objects
+/// (one a page, or several with `packed_writeback`).
 pub(crate) struct WbReq {
     first_block: u64,
+    /// Pages in the bio (blocks written).
+    pages: usize,
     n: usize,
-    indices: [u32; MAX_BIO_PAGES],
+    objects: [WbObject; MAX_BIO_OBJECTS],
     /// Submit and completion times for `rzram_wb_complete`'s latency; 0
     /// (not read) when the tracepoint was off at submit.
     start_ns: u64,
@@ -287,32 +308,41 @@ impl<'a> Batch<'a> {
         let req = bio.data_mut();
         let latency = req.end_ns.saturating_sub(req.start_ns);
         let dev = self.store.dev;
-        for j in 0..req.n {
-            let index = req.indices[j] as usize;
-            let block = req.first_block + j as u64;
-            if status.is_ok() {
-                // Written, whether or not the slot still wants it (as
-                // upstream counts bd_writes).
-                self.backing.stats.writes.fetch_add(1, Relaxed);
-            }
+        if status.is_ok() {
+            // Written, whether or not the slots still want them (as upstream
+            // counts bd_writes): blocks, one a page unless packed.
+            self.backing
+                .stats
+                .writes
+                .fetch_add(req.pages as u64, Relaxed);
+        }
+        for o in &req.objects[..req.n] {
+            let index = o.index as usize;
+            let block = req.first_block + u64::from(o.page);
             let s = self.store.slots.lock(index);
             if status.is_ok() && s.test(flag::PP) {
-                self.store.move_to_backing(&s, block);
+                self.store.move_to_backing(&s, block, o.offset.into());
             } else {
                 // Failed, or freed, rewritten or read while in flight: the
-                // RAM copy (if any) stays, the block goes back.
+                // RAM copy (if any) stays, the object's place goes back.
                 s.clear(flag::PP);
                 self.backing.release(block);
+                if o.spans {
+                    self.backing.release(block + 1);
+                }
             }
             drop(s);
             trace::wb_complete(dev, index, block, latency, &status);
         }
-        let n = req.n as u64;
         let charged = req.charged;
         if let Err(e) = status {
-            self.store.stats.failed_writes.fetch_add(n, Relaxed);
+            self.store
+                .stats
+                .failed_writes
+                .fetch_add(req.n as u64, Relaxed);
+            // The limit was charged by the block.
             if charged {
-                self.settings.limit.fetch_add(n, Relaxed);
+                self.settings.limit.fetch_add(req.pages as u64, Relaxed);
             }
             self.err.get_or_insert(e);
         }
@@ -371,16 +401,23 @@ impl<'a> Batch<'a> {
     }
 
     /// Builds and submits one bio for the picked slots from `picked[*next]`:
-    /// at most `want` pages, to a run of consecutive blocks. `Ok(false)`
-    /// when there was nothing left to write in the run's slots.
+    /// at most `want` pages, to a run of consecutive blocks; packed, a page
+    /// takes objects while they fit. `Ok(false)` when there was nothing left
+    /// to write in the run's slots.
     fn submit_one(&mut self, picked: &[u32], next: &mut usize, want: usize) -> Result<bool> {
         let Some(run) = self.backing.alloc_run(want) else {
             return Err(ENOSPC);
         };
         let req = WbReq {
             first_block: run.start as u64,
+            pages: 0,
             n: 0,
-            indices: [0; MAX_BIO_PAGES],
+            objects: [WbObject {
+                index: 0,
+                page: 0,
+                spans: false,
+                offset: 0,
+            }; MAX_BIO_OBJECTS],
             start_ns: 0,
             end_ns: 0,
             charged: false,
@@ -399,64 +436,115 @@ impl<'a> Batch<'a> {
                 return Err(e);
             }
         };
+        let packed = self.store.packed;
         let mut ret = Ok(());
-        while bio.data().n < run.len() && *next < picked.len() {
-            let index = picked[*next] as usize;
-            // All spares are in bios in flight when the up-front allocation
-            // fell short: then one more page, or wait for theirs.
-            let page = match self.spare.pop() {
-                Some(p) => p,
-                None => match Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN) {
-                    Ok(p) => p,
+        // The page being filled: its bytes used and objects.
+        let mut filling: Option<(Page, usize, u16)> = None;
+        // Packed, the page an object that does not fit runs on into.
+        let mut spill: Option<Page> = None;
+        while *next < picked.len() && bio.data().n < MAX_BIO_OBJECTS {
+            let Some((page, used, count)) = filling.as_mut() else {
+                if bio.data().pages == run.len() {
+                    break;
+                }
+                match self.take_page() {
+                    Ok(p) => filling = Some((p, 0, 0)),
                     Err(e) => {
-                        ret = Err(e.into());
+                        ret = Err(e);
                         break;
                     }
-                },
+                }
+                continue;
             };
-            *next += 1;
+            let index = picked[*next] as usize;
             let s = self.store.slots.lock(index);
-            // Freed, rewritten or read since the scan: nothing to write. (A
-            // spare was popped just now, so there is room to put it back.)
+            // Freed, rewritten or read since the scan: nothing to write.
             if !s.test(flag::PP) {
-                let _ = self.spare.push_within_capacity(page);
+                *next += 1;
                 continue;
             }
-            if self.store.read_ram_page(&s, &page).is_err() {
+            let need = if packed { s.size() } else { PAGE };
+            let spans = *used + need > PAGE;
+            if spans {
+                // Packed, the object runs on into the next page if the run
+                // has one; else it starts the next page, or the next bio.
+                if !packed || bio.data().pages + 1 >= run.len() {
+                    drop(s);
+                    self.add_page(&mut bio, filling.take());
+                    continue;
+                }
+                if spill.is_none() {
+                    // Not allocated under the slot lock.
+                    drop(s);
+                    match self.take_page() {
+                        Ok(p) => spill = Some(p),
+                        Err(e) => {
+                            ret = Err(e);
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            }
+            let read = if packed {
+                self.store
+                    .read_ram_object(&s, page, *used, spill.as_ref())
+                    .map(|_| ())
+            } else {
+                self.store.read_ram_page(&s, page)
+            };
+            *next += 1;
+            if read.is_err() {
                 s.clear(flag::PP);
-                let _ = self.spare.push_within_capacity(page);
                 continue;
             }
             drop(s);
-            if bio.add_page(page).is_err() {
-                // Cannot happen (the bio was sized for the run). Were it to,
-                // the request fails as a whole and every page stays in RAM.
-                bio.data_mut().broken = true;
-            }
             let req = bio.data_mut();
-            req.indices[req.n] = index as u32;
+            req.objects[req.n] = WbObject {
+                index: index as u32,
+                page: req.pages as u8,
+                spans,
+                offset: *used as u16,
+            };
             req.n += 1;
+            *count += 1;
+            if spans {
+                let rest = *used + need - PAGE;
+                *used = PAGE;
+                self.add_page(&mut bio, filling.take());
+                filling = spill.take().map(|p| (p, rest, 1));
+            } else {
+                *used += need;
+                if *used == PAGE {
+                    self.add_page(&mut bio, filling.take());
+                }
+            }
         }
-        let n = bio.data().n;
-        for block in run.start + n..run.end {
+        self.add_page(&mut bio, filling.take());
+        if let Some(p) = spill {
+            // Popped from the spares or allocated into their capacity.
+            let _ = self.spare.push_within_capacity(p);
+        }
+        let pages = bio.data().pages;
+        for block in run.start + pages..run.end {
             self.backing.release(block as u64);
         }
-        if n == 0 {
+        if bio.data().n == 0 {
             // Dropping the empty bio needs no completion work.
             drop(bio);
             return ret.map(|()| false);
         }
         if self.settings.limit_enable.load(Relaxed) {
-            charge(&self.settings.limit, n as u64);
+            charge(&self.settings.limit, pages as u64);
             bio.data_mut().charged = true;
         }
         bio.set_sector(run.start as u64 * SECTORS_PER_PAGE);
         let req = bio.data_mut();
-        for j in 0..n {
+        for o in &req.objects[..req.n] {
             trace::wb_submit(
                 self.store.dev,
-                req.indices[j] as usize,
-                req.first_block + j as u64,
+                o.index as usize,
+                req.first_block + u64::from(o.page),
             );
         }
         if latency_traced() {
@@ -465,6 +553,47 @@ impl<'a> Batch<'a> {
         self.queue().flight.lock().bios += 1;
         bio.submit();
         ret.map(|()| true)
+    }
+
+    /// A page for the next bio page. All spares are in bios in flight when
+    /// the up-front allocation fell short: then one more page, or wait for
+    /// theirs.
+    fn take_page(&mut self) -> Result<Page> {
+        match self.spare.pop() {
+            Some(p) => Ok(p),
+            None => Ok(Page::alloc_page(flags::GFP_NOIO | flags::__GFP_NOWARN)?),
+        }
+    }
+
+    /// Ends the page being filled: into `bio` if it holds an object (the
+    /// rest of it zeroed, packed; its block counts its objects), else back
+    /// to the spares.
+    fn add_page(&mut self, bio: &mut OwnedBio<WbReq>, filling: Option<(Page, usize, u16)>) {
+        let Some((page, used, count)) = filling else {
+            return;
+        };
+        if count == 0 {
+            // Popped from the spares (or allocated into their capacity):
+            // there is room to put it back.
+            let _ = self.spare.push_within_capacity(page);
+            return;
+        }
+        if self.store.packed {
+            // SAFETY: `page` is ours and PAGE bytes long; `used` <= PAGE.
+            // Zeroed, the tail shows the device nothing of what the page
+            // held before.
+            if unsafe { page.fill_zero_raw(used, PAGE - used) }.is_err() {
+                bio.data_mut().broken = true;
+            }
+            self.backing
+                .set_objects(bio.data().first_block + bio.data().pages as u64, count);
+        }
+        if bio.add_page(page).is_err() {
+            // Cannot happen (the bio was sized for the run). Were it to, the
+            // request fails as a whole and every page stays in RAM.
+            bio.data_mut().broken = true;
+        }
+        bio.data_mut().pages += 1;
     }
 }
 
