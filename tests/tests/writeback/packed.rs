@@ -152,7 +152,7 @@ fn rzram_packed_writeback_limit_counts_blocks() {
         "{moved} bytes in {LIMIT} blocks"
     );
     assert!(
-        moved as f64 / mean >= 1.5 * LIMIT as f64,
+        moved as f64 / mean >= 1.4 * LIMIT as f64,
         "the same limit moves more pages than unpacked"
     );
     drop_caches();
