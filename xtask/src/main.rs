@@ -269,27 +269,36 @@ const VM_TEST_TARGETS: [(&str, u32); 9] = [
     ("hardening", 300),
 ];
 
-/// Targets run once more with an environment: upstream zram's VM tests,
-/// unchanged, on rzram (same ABI, same results); the writeback tests with
-/// `compressed_writeback` on upstream zram and rzram.
-const VM_TEST_REPEATS: [(&str, &str, u32); 2] = [
-    ("vm", "ZRAMCTL_VM_DEVICE=rzram0", 115),
-    ("writeback", "ZRAMCTL_WB_COMPRESSED=1", 260),
+/// Targets run once more with an environment (and test name filters, if
+/// any): upstream zram's VM tests, unchanged, on rzram (same ABI, same
+/// results); the writeback tests with `compressed_writeback` on upstream
+/// zram and rzram; the races and the fuzzer with rzram's `packed_writeback`.
+const VM_TEST_REPEATS: [(&str, &str, &str, u32); 3] = [
+    ("vm", "ZRAMCTL_VM_DEVICE=rzram0", "", 115),
+    ("writeback", "ZRAMCTL_WB_COMPRESSED=1", "", 260),
+    ("reliability", "ZRAMCTL_WB_PACKED=1", "races:: fuzz::", 400),
 ];
 
 /// VMs the suite runs in, side by side.
 const VM_TEST_VMS: usize = 2;
 
-/// Shares `runs` (target, environment, seconds) out to `n` VMs: longest
-/// first, each to the VM with the least so far.
-fn share_out<'a>(runs: &[(&'a str, &'a str, u32)], n: usize) -> Vec<Vec<(&'a str, &'a str)>> {
+/// One run of a test target in a VM: (target, environment, test name
+/// filters, seconds it took).
+type Run<'a> = (&'a str, &'a str, &'a str, u32);
+
+/// What a VM runs of a [`Run`]: (target, environment, filters).
+type VmRun<'a> = (&'a str, &'a str, &'a str);
+
+/// Shares `runs` out to `n` VMs: longest first, each to the VM with the
+/// least so far. Each VM gets (target, environment, filters).
+fn share_out<'a>(runs: &[Run<'a>], n: usize) -> Vec<Vec<VmRun<'a>>> {
     let mut sorted = runs.to_vec();
-    sorted.sort_by_key(|r| std::cmp::Reverse(r.2));
-    let mut vms: Vec<(u32, Vec<(&str, &str)>)> = vec![(0, Vec::new()); n];
-    for (t, env, secs) in sorted {
+    sorted.sort_by_key(|r| std::cmp::Reverse(r.3));
+    let mut vms: Vec<(u32, Vec<VmRun>)> = vec![(0, Vec::new()); n];
+    for (t, env, filter, secs) in sorted {
         let vm = vms.iter_mut().min_by_key(|v| v.0).expect("n > 0");
         vm.0 += secs;
-        vm.1.push((t, env));
+        vm.1.push((t, env, filter));
     }
     vms.into_iter()
         .map(|v| v.1)
@@ -340,11 +349,11 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     // first failure's.
     let filter = args.filter.as_deref().unwrap_or("");
     let whole_target = VM_TEST_TARGETS.iter().any(|t| t.0 == filter);
-    let runs: Vec<(&str, &str, u32)> = VM_TEST_TARGETS
+    let runs: Vec<Run> = VM_TEST_TARGETS
         .iter()
-        .map(|&(t, secs)| (t, "", secs))
+        .map(|&(t, secs)| (t, "", "", secs))
         .chain(VM_TEST_REPEATS)
-        .filter(|(t, _, _)| !whole_target || *t == filter)
+        .filter(|(t, _, _, _)| !whole_target || *t == filter)
         .collect();
     // Tests picked by name print what they measured (`--nocapture`); a
     // whole target prints only failures' output.
@@ -356,13 +365,19 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     let mut scripts = Vec::new();
     for vm_runs in share_out(&runs, VM_TEST_VMS) {
         let mut cmd = String::from("rc=0\n");
-        for (target, env) in vm_runs {
+        for (target, env, filters) in vm_runs {
             let bin = copy(&build_test_binary("zramctl-tests", target)?)?;
+            // A name picked on the command line wins over a run's filters.
+            let filters = if name_filter.is_empty() {
+                filters
+            } else {
+                &name_filter
+            };
             cmd.push_str(&format!(
                 "echo '==> {target} {env}'\n{env} ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
                 zramctl.display(),
                 bin.display(),
-                name_filter
+                filters
             ));
         }
         cmd.push_str("exit $rc");
@@ -446,21 +461,21 @@ mod tests {
 
     #[test]
     fn vm_test_targets_are_shared_out_evenly_and_whole() {
-        let runs: Vec<(&str, &str, u32)> = VM_TEST_TARGETS
+        let runs: Vec<Run> = VM_TEST_TARGETS
             .iter()
-            .map(|&(t, secs)| (t, "", secs))
+            .map(|&(t, secs)| (t, "", "", secs))
             .chain(VM_TEST_REPEATS)
             .collect();
         let vms = share_out(&runs, 2);
         assert_eq!(vms.len(), 2);
         let mut all: Vec<_> = vms.iter().flatten().copied().collect();
         all.sort();
-        let mut want: Vec<_> = runs.iter().map(|r| (r.0, r.1)).collect();
+        let mut want: Vec<_> = runs.iter().map(|r| (r.0, r.1, r.2)).collect();
         want.sort();
         assert_eq!(all, want, "every run once");
-        let secs = |vm: &[(&str, &str)]| -> u32 {
+        let secs = |vm: &[VmRun]| -> u32 {
             vm.iter()
-                .map(|r| runs.iter().find(|x| (x.0, x.1) == *r).unwrap().2)
+                .map(|r| runs.iter().find(|x| (x.0, x.1, x.2) == *r).unwrap().3)
                 .sum()
         };
         let (a, b) = (secs(&vms[0]), secs(&vms[1]));

@@ -174,7 +174,27 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Reset, and the writeback settings a reset keeps put back to defaults.
+/// Whether this run writes back packed (`ZRAMCTL_WB_PACKED=1`: the suite
+/// runs the races and the fuzzer a second time so).
+pub fn packed_run() -> bool {
+    std::env::var("ZRAMCTL_WB_PACKED").is_ok_and(|v| v == "1")
+}
+
+/// rzram's `packed_writeback` as this run wants it (a reset keeps it, so it
+/// is set either way); nothing on upstream zram, which has no such mode.
+pub fn set_packed(dev: &str) {
+    if dev.starts_with("rzram") {
+        sysfs_write(
+            dev,
+            "packed_writeback",
+            if packed_run() { "1" } else { "0" },
+        )
+        .unwrap();
+    }
+}
+
+/// Reset, and the writeback settings a reset keeps put back to defaults
+/// (packed as this run wants).
 pub fn prepare(dev: &str) {
     if dev.starts_with("rzram") {
         load_rzram();
@@ -184,6 +204,7 @@ pub fn prepare(dev: &str) {
     sysfs_write(dev, "writeback_limit", "0").unwrap();
     sysfs_write(dev, "writeback_batch_size", "32").unwrap();
     let _ = sysfs_write(dev, "writeback_bio_pages", "32");
+    set_packed(dev);
 }
 
 // Backing devices are device-mapper slices of the scratch disk

@@ -20,6 +20,7 @@ pub fn build_state(dev: &str, backing: &Path, st: State) {
     sysfs_write(dev, "writeback_limit", "0").unwrap();
     sysfs_write(dev, "writeback_batch_size", "32").unwrap();
     sysfs_write(dev, "comp_algorithm", "lz4").unwrap();
+    set_packed(dev);
     if st == State::Live {
         sysfs_write(dev, "recomp_algorithm", "algo=zstd").unwrap();
         sysfs_write(dev, "backing_dev", backing.to_str().unwrap()).unwrap();

@@ -10,7 +10,7 @@
 //! With `ZRAMCTL_WB_COMPRESSED=1` (the suite runs the target twice) every
 //! device is set up with `compressed_writeback` (upstream 7.0+): pages go
 //! to the backing device as their compressed bytes, and the same bodies
-//! must hold.
+//! must hold. rzram's `packed_writeback` has tests of its own (`packed`).
 //!
 //! Backing devices are dm-linear slices of the VM's scratch disk (`zram` the
 //! first 512 MiB, `rzram` the second), so a fault test can swap a slice's
@@ -131,6 +131,9 @@ fn prepare(kind: Kind) -> &'static str {
     sysfs_write(name, "reset", "1").unwrap_or_else(|e| panic!("{name}: reset: errno {e}"));
     // Kept across reset, as the batch size.
     set_compressed(name, compressed_run());
+    if kind == Kind::Rzram {
+        set_packed(name, false);
+    }
     sysfs_write(name, "writeback_limit_enable", "0").unwrap();
     sysfs_write(name, "writeback_batch_size", "32").unwrap();
     if has_bio_pages(kind) {
@@ -155,7 +158,13 @@ fn set_compressed(name: &str, on: bool) {
     );
 }
 
-/// rzram's one attribute beyond upstream: pages merged into one bio.
+/// Sets rzram's `packed_writeback` (before the device is initialised).
+fn set_packed(name: &str, on: bool) {
+    sysfs_write(name, "packed_writeback", if on { "1" } else { "0" })
+        .unwrap_or_else(|e| panic!("{name}: packed_writeback <- {on}: errno {e}"));
+}
+
+/// rzram's attribute beyond upstream: pages merged into one bio.
 fn has_bio_pages(kind: Kind) -> bool {
     Path::new("/sys/block")
         .join(kind.dev())
@@ -172,6 +181,12 @@ fn device(kind: Kind, disksize: &str) -> Dev {
 fn device_with(kind: Kind, disksize: &str, compressed: bool) -> Dev {
     let name = prepare(kind);
     set_compressed(name, compressed);
+    attach(kind, name, disksize)
+}
+
+/// Device `name` (prepared, settings made) with this kind's slice as
+/// backing device, initialised at `disksize`.
+fn attach(kind: Kind, name: &'static str, disksize: &str) -> Dev {
     let backing = slice(kind);
     sysfs_write(name, "backing_dev", backing.path.to_str().unwrap()).unwrap_or_else(|e| {
         panic!(
@@ -1173,3 +1188,5 @@ fn zram_compressed_writeback_writes_compressed_bytes() {
 fn rzram_compressed_writeback_writes_compressed_bytes() {
     compressed_writeback_writes_compressed_bytes(Kind::Rzram);
 }
+
+mod packed;
