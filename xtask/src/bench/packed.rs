@@ -261,7 +261,7 @@ reference() {
 }
 
 row() { # ID DEV MODE ROUND
-  local S=/sys/block/$2 orig compr same ok t0 t1 count reads writes after r2 c2
+  local S=/sys/block/$2 orig compr same ok t0 t1 count reads writes after r2 c2 lat
   if ! setdev $2 $3; then err "$1 round $4: setting up $2 ($3) failed"; echo 1 > $S/reset; return; fi
   if ! dd if=$DATA of=/dev/$2 bs=1M oflag=direct status=none; then
     err "$1 round $4: writing the data failed"; echo 1 > $S/reset; return
@@ -280,11 +280,15 @@ row() { # ID DEV MODE ROUND
     if [ $ok = 1 ]; then
       fio --name=readback --filename=/dev/$2 --rw=randread --bs=4k --size=@DATA_KIB@k --direct=1 --ioengine=psync \
         --iodepth=1 --number_ios=@LAT_IOS@ --runtime=@RUNTIME@ --randseed=16 --percentile_list=50:99 \
-        --output-format=json > "$R/lat-$1-$4.json" || err "$1 round $4: read-back fio failed"
+        --output-format=json > "$R/lat-$1-$4.json" 2> "$R/lat-$1-$4.err"; lat=$?
+      if [ $lat = 0 ]; then lat=1; else
+        lat=0; err "$1 round $4: read-back fio failed: $(head -c 300 "$R/lat-$1-$4.err")"
+        dmesg | tail -40 > "$R/dmesg-$1-$4.txt"
+      fi
       read -r _ r2 _ < $S/bd_stat
       churn $2 || err "$1 round $4: churn failed"
       read -r c2 _ _ < $S/bd_stat
-      echo "after $1 $4 $((r2 - reads)) $c2" >> "$R/packed.txt"
+      echo "after $1 $4 $((r2 - reads)) $c2 $lat" >> "$R/packed.txt"
       echo "round $4: $1: $((r2 - reads)) blocks read by the read-back run; $c2 blocks in use after the churn"
     fi ;;
   esac
@@ -327,13 +331,14 @@ struct Wb {
 }
 
 /// `after`: an rzram row's backing blocks read by the read-back run, and in
-/// use after the churn.
+/// use after the churn; whether the read-back run succeeded.
 #[derive(Clone, Debug, PartialEq)]
 struct After {
     id: String,
     round: u32,
     blocks_read: u64,
     count: u64,
+    lat_ok: bool,
 }
 
 /// `ref`: `mm_stat` orig, compr and same of the data, and of what the
@@ -368,7 +373,7 @@ struct Lines {
 
 /// The lines of `packed.txt`, each its kind then its fields:
 /// `wb ID ROUND ORIG COMPR SAME NS OK COUNT READS WRITES COMPR_AFTER`,
-/// `after ID ROUND BLOCKS_READ COUNT`, `ref ORIG COMPR SAME ORIG COMPR SAME`,
+/// `after ID ROUND BLOCKS_READ COUNT LAT_OK`, `ref ORIG COMPR SAME ORIG COMPR SAME`,
 /// `cost DEV ROUND CALLS NS OK WRITES`.
 fn parse(text: &str) -> Result<Lines> {
     let mut out = Lines::default();
@@ -376,7 +381,7 @@ fn parse(text: &str) -> Result<Lines> {
         let f: Vec<&str> = line.split_whitespace().collect();
         let want = match f[0] {
             "wb" => 12,
-            "after" => 5,
+            "after" => 6,
             "ref" => 7,
             "cost" => 7,
             _ => bail!("unknown line in packed.txt: {line:?}"),
@@ -410,6 +415,7 @@ fn parse(text: &str) -> Result<Lines> {
                 round: round(2)?,
                 blocks_read: n(3)?,
                 count: n(4)?,
+                lat_ok: n(5)? == 1,
             }),
             "ref" => {
                 out.reference = Some(Reference {
@@ -602,8 +608,11 @@ fn measure(results: &Path, lines: &Lines, groups: u64) -> (Packed, Vec<String>) 
             continue;
         };
         let pages = *pages as u64;
-        if let Ok((p50, p99, ios)) =
-            fio_latency(&results.join(format!("lat-{}-{}.json", a.id, a.round)))
+        // A failed read-back run's figures are no sample (the error is
+        // listed with the others).
+        if a.lat_ok
+            && let Ok((p50, p99, ios)) =
+                fio_latency(&results.join(format!("lat-{}-{}.json", a.id, a.round)))
         {
             p.put(&a.id, "p50_us", a.round, p50);
             p.put(&a.id, "p99_us", a.round, p99);
@@ -897,7 +906,7 @@ mod tests {
     fn parses_lines_and_rejects_junk() {
         let l = parse(
             "wb rzram-packed 1 33554432 14000000 0 800000000 1 3449 0 3449 0\n\
-             after rzram-packed 1 2800 2400\n\
+             after rzram-packed 1 2800 2400 1\n\
              ref 33554432 14000000 0 23502848 9800000 0\n\
              cost zram0 0 200 250000000 1 200\n",
         )
@@ -959,7 +968,9 @@ mod tests {
             txt += &wb("rzram-packed", round, 500_000_000, 500);
             txt += &wb("rzram-compressed", round, 1_000_000_000, 2000);
             txt += &format!(
-                "after rzram-packed {round} 1500 400\nafter rzram-compressed {round} 1000 1400\n"
+                "after rzram-packed {round} 1500 400 1\nafter rzram-compressed {round} 1000 1400 {}\n",
+                // Round 1's unpacked read-back run failed.
+                u8::from(round == 0)
             );
             txt += &format!(
                 "cost zram0 {round} 200 200000000 1 200\ncost rzram0 {round} 200 100000000 1 200\n"
@@ -993,7 +1004,8 @@ mod tests {
         assert_eq!(p.median(PACKED, "bytes_ratio"), Some(1.0));
         assert_eq!(p.median(UNPACKED, "bytes_ratio"), Some(4.0));
         assert_eq!(p.vs(PACKED, UNPACKED, "pps").unwrap().median, 2.0);
-        assert_eq!(p.vs(PACKED, UNPACKED, "p50_us").unwrap().median, 0.75);
+        let lat = p.vs(PACKED, UNPACKED, "p50_us").unwrap();
+        assert_eq!((lat.median, lat.n), (0.75, 1));
         assert_eq!(p.median(PACKED, "blocks_per_read"), Some(1.5));
         assert_eq!(p.median(PACKED, "dead"), Some(0.125));
         assert_eq!(p.median(UNPACKED, "dead"), Some(0.75));
