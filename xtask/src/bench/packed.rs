@@ -279,7 +279,7 @@ row() { # ID DEV MODE ROUND
   case $2 in rzram*)
     if [ $ok = 1 ]; then
       fio --name=readback --filename=/dev/$2 --rw=randread --bs=4k --size=@DATA_KIB@k --direct=1 --ioengine=psync \
-        --iodepth=1 --number_ios=@LAT_IOS@ --runtime=@RUNTIME@ --randseed=16 --percentile_list=50:99 \
+        --iodepth=1 --number_ios=@LAT_IOS@ --runtime=@RUNTIME@ --randseed=16 --percentile_list=50:99 --continue_on_error=read \
         --output-format=json > "$R/lat-$1-$4.json" 2> "$R/lat-$1-$4.err"; lat=$?
       if [ $lat = 0 ]; then lat=1; else
         lat=0; err "$1 round $4: read-back fio failed: $(head -c 300 "$R/lat-$1-$4.err")"
@@ -444,9 +444,18 @@ fn parse(text: &str) -> Result<Lines> {
     Ok(out)
 }
 
-/// p50 and p99 completion latency (µs) and the reads done, from a fio JSON
-/// report with `--percentile_list=50:99`.
-fn fio_latency(path: &Path) -> Result<(f64, f64, u64)> {
+/// One read-back run: p50 and p99 completion latency (µs), the reads done
+/// and the reads that failed (`--continue_on_error=read`).
+#[derive(Debug, PartialEq)]
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
+    ios: u64,
+    failed: u64,
+}
+
+/// A fio JSON report with `--percentile_list=50:99`.
+fn fio_latency(path: &Path) -> Result<Latency> {
     let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let json = &text[text
         .find('{')
@@ -463,7 +472,12 @@ fn fio_latency(path: &Path) -> Result<(f64, f64, u64)> {
     let ios = read["total_ios"]
         .as_u64()
         .with_context(|| format!("no total_ios in {}", path.display()))?;
-    Ok((p("50.000000")?, p("99.000000")?, ios))
+    Ok(Latency {
+        p50_us: p("50.000000")?,
+        p99_us: p("99.000000")?,
+        ios,
+        failed: v["jobs"][0]["total_err"].as_u64().unwrap_or(0),
+    })
 }
 
 fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
@@ -547,9 +561,12 @@ fn fmt(v: Option<f64>, decimals: usize) -> String {
 }
 
 /// The per-round measures of one run.
-fn measure(results: &Path, lines: &Lines, groups: u64) -> (Packed, Vec<String>) {
+/// The measures, notes on samples left out, and failures found in the
+/// results (reads that failed).
+fn measure(results: &Path, lines: &Lines, groups: u64) -> (Packed, Vec<String>, Vec<String>) {
     let mut p = Packed::default();
     let mut notes = Vec::new();
+    let mut failures = Vec::new();
     let churned = 6 * groups;
     let mut compr_by_round: BTreeMap<(String, u32), (u64, f64)> = BTreeMap::new();
     for w in &lines.wb {
@@ -609,13 +626,24 @@ fn measure(results: &Path, lines: &Lines, groups: u64) -> (Packed, Vec<String>) 
         };
         let pages = *pages as u64;
         // A failed read-back run's figures are no sample (the error is
-        // listed with the others).
+        // listed with the others); reads that failed in a run that went on
+        // are listed as errors, the others timed.
         if a.lat_ok
-            && let Ok((p50, p99, ios)) =
-                fio_latency(&results.join(format!("lat-{}-{}.json", a.id, a.round)))
+            && let Ok(Latency {
+                p50_us,
+                p99_us,
+                ios,
+                failed,
+            }) = fio_latency(&results.join(format!("lat-{}-{}.json", a.id, a.round)))
         {
-            p.put(&a.id, "p50_us", a.round, p50);
-            p.put(&a.id, "p99_us", a.round, p99);
+            if failed > 0 {
+                failures.push(format!(
+                    "{} round {}: {failed} read-back reads failed (fio: {ios} reads done)",
+                    a.id, a.round
+                ));
+            }
+            p.put(&a.id, "p50_us", a.round, p50_us);
+            p.put(&a.id, "p99_us", a.round, p99_us);
             if ios > 0 {
                 p.put(
                     &a.id,
@@ -660,7 +688,7 @@ fn measure(results: &Path, lines: &Lines, groups: u64) -> (Packed, Vec<String>) 
             );
         }
     }
-    (p, notes)
+    (p, notes, failures)
 }
 
 pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, Packed)> {
@@ -670,7 +698,7 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, 
         &fs::read_to_string(results.join("packed.txt"))
             .with_context(|| format!("no packed.txt in {}", results.display()))?,
     )?;
-    let errors: Vec<String> = fs::read_to_string(results.join("errors.txt"))
+    let mut errors: Vec<String> = fs::read_to_string(results.join("errors.txt"))
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
@@ -678,7 +706,8 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, 
     let num = |k: &str| env_value(&env, k).and_then(|v| v.parse::<u64>().ok());
     let pages_all = num("data_pages").unwrap_or(0);
     let groups = num("churn_groups").unwrap_or_else(|| churn_groups(pages_all));
-    let (p, notes) = measure(results, &lines, groups);
+    let (p, notes, failures) = measure(results, &lines, groups);
+    errors.extend(failures);
     let cpu = env_value(&env, "cpu").unwrap_or("?");
     let accel = if cpu.contains("TCG") || !cpu.contains("KVM") {
         "under TCG (software emulation)"
@@ -979,26 +1008,31 @@ mod tests {
         // A failed writeback is no sample.
         txt += "wb zram-compressed 0 8192000 2048000 0 1 0 0 0 0 2048000\n";
         fs::write(dir.join("packed.txt"), txt).unwrap();
-        let lat = |p50: u64, p99: u64| {
+        let lat = |p50: u64, p99: u64, failed: u64| {
             format!(
-                "fio warning\n{{\"jobs\":[{{\"read\":{{\"total_ios\":1000,\"clat_ns\":{{\"percentile\":{{\"50.000000\":{p50},\"99.000000\":{p99}}}}}}}}}]}}"
+                "fio warning\n{{\"jobs\":[{{\"total_err\":{failed},\"read\":{{\"total_ios\":1000,\"clat_ns\":{{\"percentile\":{{\"50.000000\":{p50},\"99.000000\":{p99}}}}}}}}}]}}"
             )
         };
-        for round in 0..2 {
+        for round in 0..2u64 {
             fs::write(
                 dir.join(format!("lat-rzram-packed-{round}.json")),
-                lat(300_000, 900_000),
+                // Round 1's packed run had 2 reads failing, and went on.
+                lat(300_000, 900_000, 2 * round),
             )
             .unwrap();
             fs::write(
                 dir.join(format!("lat-rzram-compressed-{round}.json")),
-                lat(400_000, 900_000),
+                lat(400_000, 900_000, 0),
             )
             .unwrap();
         }
         let (text, errors, p) = report(&args(2), &dir).unwrap();
         fs::remove_dir_all(&dir).unwrap();
-        assert!(errors.is_empty());
+        assert_eq!(
+            errors,
+            ["rzram-packed round 1: 2 read-back reads failed (fio: 1000 reads done)"]
+        );
+        assert_eq!(p.get(PACKED, "p50_us").unwrap().len(), 2);
         assert_eq!(p.median(PACKED, "mean_compr"), Some(1024.0));
         assert_eq!(p.median(PACKED, "pages"), Some(2000.0));
         assert_eq!(p.median(PACKED, "bytes_ratio"), Some(1.0));
