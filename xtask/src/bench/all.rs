@@ -94,7 +94,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         ));
         let s = script(&parts(args))?;
         // A failed part is reported below; the run itself goes on.
-        if let Err(e) = run_in_vm_with("all", &s, seed::disk_mib(args)) {
+        let disk = seed::disk_mib(args).max(packed::disk_mib(args));
+        if let Err(e) = run_in_vm_with("all", &s, disk) {
             progress(&format!("the VM run reported a failure: {e:#}"));
         }
         let secs = t.elapsed().as_secs_f64();

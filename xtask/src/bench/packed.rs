@@ -18,7 +18,8 @@
 //!    the backing space in use (`bd_stat` count x 4096) that live objects
 //!    do not hold, packed and unpacked;
 //! 5. the cost of one `echo page_index=N > writeback` (200 of them, as the
-//!    daemon issues them), upstream zram vs rzram in plain mode.
+//!    daemon issues them), upstream zram vs rzram in plain mode, the two
+//!    devices side by side taking turns of 50 calls.
 //!
 //! The data is fio's (`--buffer_compress_percentage=60 --refill_buffers
 //! --buffer_compress_chunk=512`, `--packed-mib`), the same for every row;
@@ -40,7 +41,7 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 
 use super::{
-    BenchArgs, median, run_in_vm,
+    BenchArgs, median, run_in_vm_with,
     stats::{self, Spread},
 };
 use crate::util::{progress, repo_root};
@@ -105,8 +106,15 @@ pub const ROWS: [Row; 4] = [
 pub const PACKED: &str = "rzram-packed";
 const UNPACKED: &str = "rzram-compressed";
 
-/// One-page writeback calls timed per device and round.
+/// One-page writeback calls timed per device and round, in turns of
+/// `TURN` calls: both devices are set up side by side (each on its own
+/// slice) and take turns, so that a drift of the host's load over the
+/// seconds they take favours neither.
 pub const CALLS: u32 = 200;
+const TURN: u32 = 50;
+/// MiB of the second slice (after the first), for the second device of the
+/// one-page calls.
+const SLICE2_MIB: u32 = 8;
 /// `writeback_batch_size` and `writeback_bio_pages` of every row.
 const BATCH: u32 = 32;
 /// Random reads per read-back latency run (at most half the data's pages),
@@ -123,6 +131,18 @@ fn data_mib(args: &BenchArgs) -> u32 {
     args.packed_mib.max(2)
 }
 
+/// MiB of the first backing slice: unpacked, every page takes a block;
+/// the one-page calls take 200.
+fn slice_mib(args: &BenchArgs) -> u32 {
+    (data_mib(args) + 16).max(64)
+}
+
+/// The VM's scratch disk this part needs (both slices), at least the
+/// default 1 GiB.
+pub fn disk_mib(args: &BenchArgs) -> u64 {
+    (u64::from(slice_mib(args)) + u64::from(SLICE2_MIB) + 64).max(1024)
+}
+
 /// Groups of 20 pages the churn touches: in each, pages 0-2 are rewritten
 /// and 10-12 discarded (30 % of the pages, spread over the device).
 fn churn_groups(pages: u64) -> u64 {
@@ -134,8 +154,7 @@ pub fn script(args: &BenchArgs) -> String {
     let mib = data_mib(args);
     let pages = u64::from(mib) * 256;
     let groups = churn_groups(pages);
-    // Unpacked, every page takes a block; the one-page calls take 200.
-    let slice = (mib + 16).max(64);
+    let slice = slice_mib(args);
     let mut s = TEMPLATE
         .replace("@MIB@", &mib.to_string())
         .replace("@PAGES@", &pages.to_string())
@@ -151,6 +170,11 @@ pub fn script(args: &BenchArgs) -> String {
         .replace("@LAT_IOS@", &LAT_IOS.min(pages / 2).to_string())
         .replace("@RUNTIME@", &args.runtime.max(1).to_string())
         .replace("@CALLS@", &CALLS.to_string())
+        .replace("@TURN@", &TURN.to_string())
+        .replace(
+            "@SLICE2_SECTORS@",
+            &(u64::from(SLICE2_MIB) * 2048).to_string(),
+        )
         .replace("@CALL_PAGES@", &(2 * CALLS).to_string());
     for round in 0..args.rounds {
         let order: Vec<&Row> = if round % 2 == 0 {
@@ -172,16 +196,10 @@ pub fn script(args: &BenchArgs) -> String {
                 r.mode.as_str()
             );
         }
-        for dev in stats::ab_order("zram0", "rzram0", round) {
-            let gate = if dev == "rzram0" {
-                "[ $RZWB = 1 ] && "
-            } else {
-                ""
-            };
-            let _ = writeln!(s, "{gate}cost {dev} {round}");
-        }
+        let [a, b] = stats::ab_order("zram0", "rzram0", round);
+        let _ = writeln!(s, "cost {round} $(avail {a} {b})");
     }
-    s.push_str("dmsetup remove pkbench\n");
+    s.push_str("dmsetup remove pkbench\ndmsetup remove pkbench2\n");
     s
 }
 
@@ -207,17 +225,21 @@ ZCOMP=0; [ -e /sys/block/zram0/compressed_writeback ] && ZCOMP=1
   echo "churn_groups @GROUPS@"
 } > "$R/env.txt"
 dmsetup remove pkbench 2>/dev/null
+dmsetup remove pkbench2 2>/dev/null
 dmsetup create pkbench --table "0 @SECTORS@ linear $ZRAMCTL_BACKING_DISK 0" || exit 1
+dmsetup create pkbench2 --table "0 @SLICE2_SECTORS@ linear $ZRAMCTL_BACKING_DISK @SECTORS@" || exit 1
 BD=/dev/$(dmsetup info -c --noheadings -o blkdevname pkbench)
+BD2=/dev/$(dmsetup info -c --noheadings -o blkdevname pkbench2)
 # Written once, so that no row pays for the host allocating blocks of the
 # sparse disk image.
 dd if=/dev/zero of="$BD" bs=1M count=@SLICE@ oflag=direct status=none || exit 1
+dd if=/dev/zero of="$BD2" bs=1M oflag=direct status=none 2>/dev/null
 DATA=/tmp/packed-data.bin
 fio --name=gen --filename=$DATA --size=@MIB@M --rw=write --bs=4k --buffer_compress_percentage=60 \
   --refill_buffers --buffer_compress_chunk=512 --output=/dev/null || exit 1
 
-setdev() { # DEV MODE: a fresh lz4 device on the backing slice
-  local S=/sys/block/$1 c=0 p=0
+setdev() { # DEV MODE [BACKING]: a fresh lz4 device on the (first) backing slice
+  local S=/sys/block/$1 c=0 p=0 bd=${3:-$BD}
   case $2 in compressed) c=1 ;; packed) c=1; p=1 ;; esac
   echo 1 > $S/reset
   if [ -e $S/compressed_writeback ]; then echo $c > $S/compressed_writeback || return 1
@@ -225,7 +247,7 @@ setdev() { # DEV MODE: a fresh lz4 device on the backing slice
   if [ -e $S/packed_writeback ]; then echo $p > $S/packed_writeback || return 1
   elif [ $p = 1 ]; then return 1; fi
   echo lz4 > $S/comp_algorithm || return 1
-  echo "$BD" > $S/backing_dev || return 1
+  echo "$bd" > $S/backing_dev || return 1
   echo @DISKSIZE@M > $S/disksize || return 1
   echo 0 > $S/writeback_limit_enable
   echo @BATCH@ > $S/writeback_batch_size || return 1
@@ -295,20 +317,42 @@ row() { # ID DEV MODE ROUND
   echo 1 > $S/reset
 }
 
-cost() { # DEV ROUND: one-page writeback calls, plain mode
-  local S=/sys/block/$1 i ok=1 t0 t1 w
-  if ! setdev $1 plain; then err "cost $1 round $2: setup failed"; echo 1 > $S/reset; return; fi
-  if ! dd if=$DATA of=/dev/$1 bs=4k count=@CALL_PAGES@ oflag=direct status=none; then
-    err "cost $1 round $2: writing the data failed"; echo 1 > $S/reset; return
-  fi
-  t0=${EPOCHREALTIME/./}
-  for ((i = 0; i < @CALLS@; i++)); do echo page_index=$i > $S/writeback || ok=0; done
-  t1=${EPOCHREALTIME/./}
-  [ $ok = 1 ] || err "cost $1 round $2: a page_index writeback failed"
-  read -r _ _ w < $S/bd_stat
-  echo "cost $1 $2 @CALLS@ $(( (t1 - t0) * 1000 )) $ok $w" >> "$R/packed.txt"
-  echo "round $2: $1: @CALLS@ page_index writebacks in $(( (t1 - t0) / 1000 )) ms, $w blocks written"
-  echo 1 > $S/reset
+avail() { # DEV...: those whose writeback this kernel has
+  local d
+  for d; do [ $d = rzram0 ] && [ $RZWB != 1 ] && continue; echo $d; done
+}
+
+cost() { # ROUND DEV...: one-page writeback calls, plain mode, the devices side by side taking turns
+  local round=$1 dev S bd i b t0 t1 w n=0 devs=()
+  local -A ns ok
+  shift
+  for dev; do
+    S=/sys/block/$dev
+    if [ $n = 0 ]; then bd=$BD; else bd=$BD2; fi
+    n=$((n + 1))
+    if ! setdev $dev plain $bd; then err "cost $dev round $round: setup failed"; echo 1 > $S/reset; continue; fi
+    if ! dd if=$DATA of=/dev/$dev bs=4k count=@CALL_PAGES@ oflag=direct status=none; then
+      err "cost $dev round $round: writing the data failed"; echo 1 > $S/reset; continue
+    fi
+    devs+=($dev); ns[$dev]=0; ok[$dev]=1
+  done
+  for ((b = 0; b < @CALLS@; b += @TURN@)); do
+    for dev in "${devs[@]}"; do
+      S=/sys/block/$dev
+      t0=${EPOCHREALTIME/./}
+      for ((i = b; i < b + @TURN@; i++)); do echo page_index=$i > $S/writeback || ok[$dev]=0; done
+      t1=${EPOCHREALTIME/./}
+      ns[$dev]=$(( ${ns[$dev]} + (t1 - t0) * 1000 ))
+    done
+  done
+  for dev in "${devs[@]}"; do
+    S=/sys/block/$dev
+    [ ${ok[$dev]} = 1 ] || err "cost $dev round $round: a page_index writeback failed"
+    read -r _ _ w < $S/bd_stat
+    echo "cost $dev $round @CALLS@ ${ns[$dev]} ${ok[$dev]} $w" >> "$R/packed.txt"
+    echo "round $round: $dev: @CALLS@ page_index writebacks in $(( ${ns[$dev]} / 1000000 )) ms, $w blocks written"
+    echo 1 > $S/reset
+  done
 }
 
 [ $RZRAM = 1 ] && reference
@@ -848,8 +892,9 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, 
          latency), and the churn: in every 20 pages, pages 0-2 rewritten with new fio data and 10-12 discarded \
          ({churned} pages, 30 %), after which `bd_stat` count gives the backing blocks in use. Pages written back: \
          `bd_stat` writes unpacked; packed, every page stored (not same-filled) once `mm_stat` shows no compressed \
-         byte left in RAM. The one-page calls: a fresh plain device with {call_pages} pages, then {CALLS} x \
-         `echo page_index=$i > writeback` timed (the shell's builtin echo). {rounds} interleaved rounds (odd rounds \
+         byte left in RAM. The one-page calls: upstream zram and rzram set up side by side (plain, each \
+         on its own slice, {call_pages} pages each), then {CALLS} x `echo page_index=$i > writeback` on each, timed \
+         with the shell's builtin echo in turns of {TURN} calls, so that the host's load drifting favours neither. {rounds} interleaved rounds (odd rounds \
          run the rows backwards); every ratio is per round, shown as the median and min-max of the rounds. Kernel {}, \
          {} CPUs, the guest runs {accel} (cpu: {cpu}): absolute numbers are far below hardware, ratios measured in \
          the same run are what this shows.\n\n\
@@ -894,7 +939,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             ROWS.len(),
             data_mib(args),
         ));
-        run_in_vm("packed", &script(args))?;
+        run_in_vm_with("packed", &script(args), disk_mib(args))?;
     }
     let (text, errors, _) = report(args, &results)?;
     fs::write(results.join("packed.md"), &text)?;
@@ -1056,8 +1101,11 @@ mod tests {
         let mut a = args(2);
         a.packed_mib = 32;
         let s = script(&a);
+        // No placeholder (@NAME@) is left.
         assert!(
-            !s.replace("\"$@\"", "").contains('@'),
+            !s.as_bytes()
+                .windows(2)
+                .any(|w| w[0] == b'@' && w[1].is_ascii_uppercase()),
             "a placeholder is left"
         );
         assert_eq!(
@@ -1073,8 +1121,8 @@ mod tests {
         let first = |needle: &str| s.find(needle).unwrap();
         assert!(first("row zram-plain zram0 plain 0") < first("row rzram-packed rzram0 packed 0"));
         assert!(first("row rzram-packed rzram0 packed 1") < first("row zram-plain zram0 plain 1"));
-        assert!(first("\ncost zram0 0") < first("cost rzram0 0"));
-        assert!(first("cost rzram0 1") < first("\ncost zram0 1"));
+        assert!(s.contains("\ncost 0 $(avail zram0 rzram0)\n"));
+        assert!(s.contains("\ncost 1 $(avail rzram0 zram0)\n"));
         // 8192 pages: 409 groups of 20, 6 pages each churned.
         assert!(s.contains("--size=32720k --number_ios=409"));
         assert!(s.contains("--offset=40k --size=32680k"));
