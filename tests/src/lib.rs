@@ -251,6 +251,27 @@ pub fn zram0_unusable() -> Option<String> {
     }
 }
 
+/// Pages the kernel has handed out and not had back: every `pgalloc_*`
+/// minus `pgfree`. Events are summed over CPUs when read, and a page in a
+/// per-CPU free list counts as free, so two reads compare exactly (unlike
+/// `nr_free_pages`, which per-CPU lists blur by megabytes).
+pub fn pages_held() -> i64 {
+    let vmstat = std::fs::read_to_string("/proc/vmstat").unwrap();
+    let mut held = 0i64;
+    for line in vmstat.lines() {
+        let Some((name, v)) = line.split_once(' ') else {
+            continue;
+        };
+        let v: i64 = v.trim().parse().unwrap();
+        if name.starts_with("pgalloc_") {
+            held += v;
+        } else if name == "pgfree" {
+            held -= v;
+        }
+    }
+    held
+}
+
 /// A counter from /proc/vmstat (e.g. `pswpout`).
 pub fn vmstat(field: &str) -> u64 {
     // /proc/vmstat sums global counters that CPUs update in batches (up to

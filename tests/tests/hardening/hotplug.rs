@@ -7,7 +7,9 @@ use std::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
 };
 
-use zramctl_tests::{load_rzram, read_pages_direct, sysfs_write, verify_pages, write_pages_direct};
+use zramctl_tests::{
+    load_rzram, pages_held, read_pages_direct, sysfs_write, verify_pages, write_pages_direct,
+};
 
 use crate::ensure_zram1;
 
@@ -27,27 +29,6 @@ impl Drop for Cpu1Back {
     fn drop(&mut self) {
         let _ = std::fs::write("/sys/devices/system/cpu/cpu1/online", "1");
     }
-}
-
-/// Pages the kernel has handed out and not had back: every `pgalloc_*`
-/// minus `pgfree`. Events are summed over CPUs when read, and a page in a
-/// per-CPU free list counts as free, so two reads compare exactly (unlike
-/// `nr_free_pages`, which per-CPU lists blur by megabytes).
-fn pages_held() -> i64 {
-    let vmstat = std::fs::read_to_string("/proc/vmstat").unwrap();
-    let mut held = 0i64;
-    for line in vmstat.lines() {
-        let Some((name, v)) = line.split_once(' ') else {
-            continue;
-        };
-        let v: i64 = v.trim().parse().unwrap();
-        if name.starts_with("pgalloc_") {
-            held += v;
-        } else if name == "pgfree" {
-            held -= v;
-        }
-    }
-    held
 }
 
 /// Runs the calling thread on `cpu` only.

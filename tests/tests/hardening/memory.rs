@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use zramctl_tests::{load_rzram, sysfs_write};
+use zramctl_tests::{load_rzram, pages_held, sysfs_write, write_pages_direct};
 
 use super::{LoopBacking, ensure_zram1, errno_name};
 
@@ -179,5 +179,53 @@ fn writeback_with_a_page_budget_writes_every_page_as_on_zram() {
         (results[1].0, results[1].1),
         (Ok(()), results[1].2),
         "rzram1 did not write every page with a page budget"
+    );
+}
+
+/// Writeback gives back every page it takes: after cycles of a write, an
+/// idle writeback and a reset, the kernel holds no more pages than before,
+/// as with zram. (rzram's bios merged physically adjacent pages into one
+/// segment, and gave back only a segment's first page when done.)
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn writeback_gives_back_every_page_as_on_zram() {
+    const PAGES: u64 = 4096;
+    const CYCLES: i64 = 4;
+    load_rzram();
+    ensure_zram1();
+    let mut held = Vec::new();
+    for dev in ["zram1", "rzram1"] {
+        let backing = LoopBacking::new(&format!("pages-{dev}"), 64);
+        let path = std::path::PathBuf::from(format!("/dev/{dev}"));
+        let cycle = || {
+            let _ = sysfs_write(dev, "reset", "1");
+            sysfs_write(dev, "compressed_writeback", "0").unwrap();
+            if dev.starts_with("rzram") {
+                sysfs_write(dev, "packed_writeback", "0").unwrap();
+                sysfs_write(dev, "writeback_bio_pages", "32").unwrap();
+            }
+            sysfs_write(dev, "writeback_batch_size", "32").unwrap();
+            sysfs_write(dev, "backing_dev", &backing.dev).unwrap();
+            sysfs_write(dev, "disksize", "32M").unwrap();
+            write_pages_direct(&path, 5, 0, PAGES).unwrap();
+            sysfs_write(dev, "idle", "all").unwrap();
+            sysfs_write(dev, "writeback", "idle").unwrap();
+            sysfs_write(dev, "reset", "1").unwrap();
+        };
+        // The backing file's pages and the slab caches settle first.
+        cycle();
+        let before = pages_held();
+        for _ in 0..CYCLES {
+            cycle();
+        }
+        let grown = pages_held() - before;
+        println!("{dev}: {CYCLES} cycles of a {PAGES}-page writeback: {grown} pages more held");
+        held.push(grown);
+    }
+    assert!(
+        held[1] <= held[0].max(0) + 64,
+        "rzram1 kept {} pages over {CYCLES} writebacks where zram1 kept {}: writeback pages not given back",
+        held[1],
+        held[0]
     );
 }

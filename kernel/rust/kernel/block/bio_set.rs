@@ -228,8 +228,9 @@ impl<T: EndIo> PinnedDrop for BioSet<T> {
 ///
 /// `bio` was allocated from a `BioSet<T>` that counts it in `live`, its
 /// front padding holds an initialised header, and nobody else owns it (it is
-/// not in flight). The pages in its vector are owned by it (from
-/// [`OwnedBio::add_page`]) unless `held` is set, which is then its only page.
+/// not in flight). The pages in its vector are owned by it, each the whole
+/// of one segment (from [`OwnedBio::add_page`]), unless `held` is set,
+/// which is then its only page.
 pub struct OwnedBio<T: EndIo> {
     bio: NonNull<bindings::bio>,
     _data: PhantomData<T>,
@@ -293,18 +294,26 @@ impl<T: EndIo> OwnedBio<T> {
         unsafe { (*self.bio.as_ptr()).bi_iter.bi_sector = sector };
     }
 
-    /// Appends a whole page, which the bio owns from now on (it is freed
-    /// with the bio); gives it back when the bio is full.
+    /// Appends a whole page as a segment of its own, which the bio owns
+    /// from now on (it is freed with the bio); gives it back when the bio is
+    /// full.
     pub fn add_page(&mut self, page: Page) -> core::result::Result<(), Page> {
         if self.header().held.is_some() {
             return Err(page);
         }
         let len = PAGE_SIZE as u32;
-        // SAFETY: the bio is ours and not in flight; the page is valid.
-        let added = unsafe { bindings::bio_add_page(self.bio.as_ptr(), page.as_ptr(), len, 0) };
-        if added != len as c_int {
+        // SAFETY: the bio is ours (type invariant).
+        let bio = unsafe { &*self.bio.as_ptr() };
+        // `bio_full`: no room for another segment, or for `len` more bytes.
+        if bio.bi_vcnt >= bio.bi_max_vecs || bio.bi_iter.bi_size > u32::MAX - len {
             return Err(page);
         }
+        // Not `bio_add_page`, which merges a page physically adjacent to the
+        // last one into its segment: then `take_pages`, `copy_page_to` and
+        // drop, which find the bio's pages by segment, would miss it.
+        // SAFETY: the bio is ours and not in flight, and has room for one
+        // more segment of `len` bytes (checked above); the page is valid.
+        unsafe { bindings::__bio_add_page(self.bio.as_ptr(), page.as_ptr(), len, 0) };
         // INVARIANT: the bio owns the page now; `drop` frees it, or
         // `take_pages` gives it back.
         let _ = page.into_raw();
