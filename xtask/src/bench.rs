@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result, bail};
 mod all;
 mod footprint;
 mod foreground;
+mod packed;
 mod plot;
 mod policy;
 mod ram;
@@ -26,18 +27,22 @@ use crate::{
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Which benchmark: `all` (every one below in one VM run, report in
-    /// docs/bench/REPORT.md), `ram` (4K random I/O on rzram vs upstream
-    /// zram), `writeback` (idle writeback rate by batch size, rzram vs
-    /// upstream zram vs the backing device), `seed` (the seed's ext4 +
-    /// tarballs experiment), `foreground` (a foreground fio's latency during
-    /// writeback: upstream batch 32, rzram batch 32, rzram driven by the
-    /// daemon), `footprint` (the daemon's CPU and RSS and the
-    /// eBPF cost per event by disk size and load, on the host's own kernel
-    /// and zram, release build; not part of `all`).
+    /// Which benchmark: `all` (ram, writeback, packed and seed in one VM
+    /// run, report in docs/bench/REPORT.md), `ram` (4K random I/O on rzram
+    /// vs upstream zram), `writeback` (idle writeback rate by batch size,
+    /// rzram vs upstream zram vs the backing device), `packed` (rzram's
+    /// packed_writeback: backing bytes per written-back page, writeback
+    /// rate, read-back latency and dead space after churn, against unpacked
+    /// compressed_writeback and upstream zram, and the cost of a one-page
+    /// writeback call), `seed` (the seed's ext4 + tarballs experiment),
+    /// `foreground` (a foreground fio's latency during writeback: upstream
+    /// batch 32, rzram batch 32, rzram driven by the daemon), `footprint`
+    /// (the daemon's CPU and RSS and the eBPF cost per event by disk size
+    /// and load, on the host's own kernel and zram, release build; not part
+    /// of `all`).
     #[arg(default_value = "all")]
     pub what: String,
-    /// Seconds per fio run.
+    /// Seconds per fio run (`packed`: the cap of each read-back run).
     #[arg(long, default_value_t = 5)]
     pub runtime: u32,
     /// Interleaved rounds (zram, rzram; rzram, zram; ...): each gives one
@@ -47,6 +52,9 @@ pub struct BenchArgs {
     /// `writeback`: MiB of data written into each device before writeback.
     #[arg(long, default_value_t = 48)]
     pub data_mib: u32,
+    /// `packed`: MiB of data written into each device before writeback.
+    #[arg(long, default_value_t = 32)]
+    pub packed_mib: u32,
     /// Only print the report from the last run's results (no VM).
     #[arg(long)]
     pub report_only: bool,
@@ -110,10 +118,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "seed" => all::single(args),
         "footprint" => footprint::bench(args),
         "foreground" => foreground::bench(args),
+        "packed" => packed::bench(args),
         "policy" => policy::bench(),
         other => {
             bail!(
-                "unknown benchmark {other:?}: available: all, ram, writeback, seed, foreground, footprint, policy"
+                "unknown benchmark {other:?}: available: all, ram, writeback, packed, seed, foreground, footprint, policy"
             )
         }
     }

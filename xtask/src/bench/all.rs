@@ -1,5 +1,5 @@
-//! `cargo xtask bench` (`all`): the RAM tier, writeback by batch size, the
-//! seed's experiment in one VM run (the daemon's footprint is measured on
+//! `cargo xtask bench` (`all`): the RAM tier, writeback by batch size,
+//! packed writeback, the seed's experiment in one VM run (the daemon's footprint is measured on
 //! the host, `cargo xtask bench footprint`, and shown here from its last run);
 //! a Markdown report with SVG plots in docs/bench/.
 
@@ -8,7 +8,7 @@ use std::{fmt::Write as _, fs, path::Path};
 use anyhow::{Result, bail};
 
 use super::{
-    BenchArgs, footprint, foreground, plot, ram, run_in_vm_with, seed,
+    BenchArgs, footprint, foreground, packed, plot, ram, run_in_vm_with, seed,
     stats::{self, Spread},
     writeback,
 };
@@ -19,6 +19,7 @@ fn parts(args: &BenchArgs) -> Vec<(&'static str, String)> {
     vec![
         ("ram", ram::script(args)),
         ("writeback", writeback::script(args)),
+        ("packed", packed::script(args)),
         ("seed", seed::script(args)),
     ]
 }
@@ -75,11 +76,14 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if !args.report_only {
         let wb_rows = writeback::rows().len();
         progress(&format!(
-            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB + fio), seed ({} runs x {} rows, 3 x {} MiB); about 20 min under TCG",
+            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB + fio), packed ({} rounds x {} rows of {} MiB + one-page writebacks), seed ({} runs x {} rows, 3 x {} MiB); about 20 min under TCG",
             args.rounds,
             args.runtime,
             args.rounds,
             args.data_mib,
+            args.rounds,
+            packed::ROWS.len(),
+            args.packed_mib.max(2),
             args.seed_runs,
             seed::CONFIGS.len(),
             if args.seed_mib == 0 {
@@ -90,7 +94,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         ));
         let s = script(&parts(args))?;
         // A failed part is reported below; the run itself goes on.
-        if let Err(e) = run_in_vm_with("all", &s, seed::disk_mib(args)) {
+        let disk = seed::disk_mib(args).max(packed::disk_mib(args));
+        if let Err(e) = run_in_vm_with("all", &s, disk) {
             progress(&format!("the VM run reported a failure: {e:#}"));
         }
         let secs = t.elapsed().as_secs_f64();
@@ -145,6 +150,7 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
     };
     let ram = ram::report(args, &results.join("ram")).ok();
     let wb = writeback::report_rates(args, &results.join("writeback")).ok();
+    let pk = packed::report(args, &results.join("packed")).ok();
     let seed = seed::report(args, &results.join("seed")).ok();
     // `cargo xtask bench foreground`'s last run, if any.
     let fg = foreground::parse(&repo_root().join("target/bench/foreground")).ok();
@@ -227,6 +233,33 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
                 Some(1.0),
             );
         }
+    }
+    if let Some((_, _, p)) = &pk {
+        let bytes = |id| {
+            p.median(id, "bytes_per_page")
+                .map_or("-".into(), |v| format!("{v:.0} B"))
+        };
+        headline_row(
+            &mut t,
+            "backing bytes written per written-back page, rzram packed_writeback vs upstream compressed_writeback (upstream bytes / rzram bytes)",
+            bytes(packed::PACKED),
+            bytes("zram-compressed"),
+            p.vs("zram-compressed", packed::PACKED, "bytes_per_page")
+                .as_ref(),
+            None,
+        );
+        let ms = |dev| {
+            p.median(dev, "call_ms")
+                .map_or("-".into(), |v| format!("{v:.2} ms"))
+        };
+        headline_row(
+            &mut t,
+            "one-page writeback call (`echo page_index=N > writeback`), plain (upstream time / rzram time)",
+            ms("rzram0"),
+            ms("zram0"),
+            p.vs("zram0", "rzram0", "call_ms").as_ref(),
+            None,
+        );
     }
     if let Some(s) = &seed {
         let z = s.median_secs.get("zram").copied();
@@ -391,6 +424,12 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
     );
     section(
         &mut md,
+        "Packed writeback (rzram's packed_writeback)",
+        pk.as_ref()
+            .map(|(t, _, _)| t.trim_start_matches("# bench packed\n\n").to_string()),
+    );
+    section(
+        &mut md,
         "The seed's experiment",
         seed.as_ref().map(|s| s.markdown.clone()),
     );
@@ -411,8 +450,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
     );
     let _ = writeln!(
         md,
-        "## Reproducing\n\n`cargo xtask bench` ({} for this report's VM run: boot, the three parts, shutdown; the kernel already built); \
-         `--report-only` re-renders this file from `target/bench/all`; `cargo xtask bench ram|writeback|seed|footprint` \
+        "## Reproducing\n\n`cargo xtask bench` ({} for this report's VM run: boot, the four parts, shutdown; the kernel already built); \
+         `--report-only` re-renders this file from `target/bench/all`; `cargo xtask bench ram|writeback|packed|seed|footprint` \
          runs one part alone.",
         vm_secs.map_or("time not recorded".into(), |s| format!(
             "{:.0} min {:.0} s",
@@ -427,7 +466,7 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
         out.join("REPORT.md").display(),
         results.display()
     ));
-    if wb.is_none() && ram.is_none() && seed.is_none() {
+    if wb.is_none() && ram.is_none() && pk.is_none() && seed.is_none() {
         bail!("no part of the benchmark produced results");
     }
     Ok(())
