@@ -4,7 +4,7 @@
 //! number (the guest runs under TCG on these machines, so only ratios
 //! measured in the same run mean much).
 
-use std::{fs, path::Path};
+use std::{fmt::Write as _, fs, path::Path};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -79,15 +79,24 @@ pub struct BenchArgs {
     pub footprint_out: String,
 }
 
-/// IOPS of the (single, group-reported) job in a fio JSON report.
-pub(crate) fn fio_iops(path: &Path, op: &str) -> Result<f64> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    // fio may print warnings before the JSON.
+/// The JSON of a fio report in `text` (fio may print warnings before it);
+/// `what` names the report in errors.
+pub(crate) fn fio_json(text: &str, what: &str) -> Result<serde_json::Value> {
     let json = &text[text
         .find('{')
-        .with_context(|| format!("no JSON in {}", path.display()))?..];
-    let v: serde_json::Value =
-        serde_json::from_str(json).with_context(|| format!("parsing {}", path.display()))?;
+        .with_context(|| format!("no JSON in {what}"))?..];
+    serde_json::from_str(json).with_context(|| format!("parsing {what}"))
+}
+
+/// The JSON of the fio report in the file `path`.
+pub(crate) fn fio_json_file(path: &Path) -> Result<serde_json::Value> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    fio_json(&text, &path.display().to_string())
+}
+
+/// IOPS of the (single, group-reported) job in a fio JSON report.
+pub(crate) fn fio_iops(path: &Path, op: &str) -> Result<f64> {
+    let v = fio_json_file(path)?;
     let dir = if op.ends_with("write") {
         "write"
     } else {
@@ -96,6 +105,63 @@ pub(crate) fn fio_iops(path: &Path, op: &str) -> Result<f64> {
     v["jobs"][0][dir]["iops"]
         .as_f64()
         .with_context(|| format!("no jobs[0].{dir}.iops in {}", path.display()))
+}
+
+/// The value of `key` in a guest's `env.txt` (lines `KEY VALUE`).
+pub(crate) fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
+    env.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+}
+
+/// How the guest ran, from its `cpu` line.
+pub(crate) fn accel(cpu: &str) -> &'static str {
+    if cpu.contains("TCG") || !cpu.contains("KVM") {
+        "under TCG (software emulation)"
+    } else {
+        "under KVM"
+    }
+}
+
+/// The file `name` of a results dir (it must be there).
+pub(crate) fn read_result(results: &Path, name: &str) -> Result<String> {
+    fs::read_to_string(results.join(name))
+        .with_context(|| format!("no {name} in {}", results.display()))
+}
+
+/// The lines of a results dir's `errors.txt` (none when it is missing).
+pub(crate) fn read_errors(results: &Path) -> Vec<String> {
+    fs::read_to_string(results.join("errors.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Appends "TITLE:" and `items` as a Markdown list, when there are any.
+pub(crate) fn push_list(text: &mut String, title: &str, items: &[String]) {
+    if !items.is_empty() {
+        let _ = write!(text, "\n{title}:\n\n");
+        for item in items {
+            let _ = writeln!(text, "- {item}");
+        }
+    }
+}
+
+/// Writes benchmark `name`'s report into its results dir and as
+/// `target/bench/NAME.md`, prints it, and fails when the VM listed errors.
+pub(crate) fn publish(name: &str, results: &Path, text: &str, errors: &[String]) -> Result<()> {
+    let md = format!("{name}.md");
+    fs::write(results.join(&md), text)?;
+    fs::write(repo_root().join("target/bench").join(&md), text)?;
+    println!("{text}");
+    progress(&format!(
+        "report written to {} and target/bench/{md}",
+        results.join(&md).display()
+    ));
+    if !errors.is_empty() {
+        bail!("{} error(s) in the VM (listed above)", errors.len());
+    }
+    Ok(())
 }
 
 pub(crate) fn median(mut v: Vec<f64>) -> f64 {
@@ -182,4 +248,48 @@ fn bench_ram(args: &BenchArgs) -> Result<()> {
     fs::write(repo_root().join("target/bench/ram.md"), &report)?;
     println!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+impl BenchArgs {
+    /// The command line's defaults for benchmark `what` in `rounds` rounds,
+    /// report only.
+    pub(crate) fn for_test(what: &str, rounds: u32) -> BenchArgs {
+        BenchArgs {
+            what: what.into(),
+            runtime: 5,
+            rounds,
+            data_mib: 48,
+            packed_mib: 32,
+            report_only: true,
+            seed_mib: 32,
+            seed_runs: 5,
+            footprint_secs: 30,
+            footprint_sizes: Vec::new(),
+            footprint_bin: None,
+            footprint_out: "footprint".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_env_lines_fio_json_and_lists() {
+        let env = "cpu QEMU TCG CPU\ncpus 2\n";
+        assert_eq!(env_value(env, "cpu"), Some("QEMU TCG CPU"));
+        assert_eq!(env_value(env, "cpus"), Some("2"));
+        assert_eq!(env_value(env, "kernel"), None);
+        assert_eq!(accel("QEMU TCG CPU"), "under TCG (software emulation)");
+        assert_eq!(accel("Common KVM processor"), "under KVM");
+        let v = fio_json("fio: a warning\n{\"jobs\": [1]}", "test").unwrap();
+        assert_eq!(v["jobs"][0], 1);
+        assert!(fio_json("no report", "test").is_err());
+        let mut t = String::from("text\n");
+        push_list(&mut t, "Notes", &[]);
+        push_list(&mut t, "Errors in the VM", &["a".into(), "b".into()]);
+        assert_eq!(t, "text\n\nErrors in the VM:\n\n- a\n- b\n");
+    }
 }

@@ -8,8 +8,8 @@ use std::{fmt::Write as _, fs, path::Path};
 use anyhow::{Result, bail};
 
 use super::{
-    BenchArgs, footprint, foreground, packed, plot, ram, run_in_vm_with, seed,
-    stats::{self, Spread},
+    BenchArgs, env_value, footprint, foreground, packed, plot, ram, run_in_vm_with, seed,
+    stats::{self, Spread, num},
     writeback,
 };
 use crate::util::{progress, repo_root};
@@ -105,10 +105,6 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     report(args, &results)
 }
 
-fn fmt(v: Option<f64>, unit: &str) -> String {
-    v.map_or("-".into(), |v| format!("{v:.0}{unit}"))
-}
-
 fn fmt_ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if a > 0.0 && b > 0.0 => format!("**{:.2}x**", a / b),
@@ -142,12 +138,7 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
         .ok()
         .and_then(|s| s.trim().parse().ok());
     let env = fs::read_to_string(results.join("writeback/env.txt")).unwrap_or_default();
-    let env_v = |k: &str| {
-        env.lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix(' '))
-            .unwrap_or("?")
-            .to_string()
-    };
+    let env_v = |k: &str| env_value(&env, k).unwrap_or("?");
     let ram = ram::report(args, &results.join("ram")).ok();
     let wb = writeback::report_rates(args, &results.join("writeback")).ok();
     let pk = packed::report(args, &results.join("packed")).ok();
@@ -170,8 +161,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             headline_row(
                 &mut t,
                 label,
-                fmt(m.median("rzram0", op), ""),
-                fmt(m.median("zram0", op), ""),
+                num(m.median("rzram0", op), 0),
+                num(m.median("zram0", op), 0),
                 m.ratio.get(op),
                 Some(1.0),
             );
@@ -207,8 +198,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             headline_row(
                 &mut t,
                 label,
-                fmt(r.median(rz), ""),
-                fmt(r.median(z), ""),
+                num(r.median(rz), 0),
+                num(r.median(z), 0),
                 r.vs(rz, z).as_ref(),
                 target,
             );
@@ -226,9 +217,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             headline_row(
                 &mut t,
                 label,
-                r.cpu_median(rz).map_or("-".into(), |v| format!("{v:.1}")),
-                r.cpu_median("zram-b32")
-                    .map_or("-".into(), |v| format!("{v:.1}")),
+                num(r.cpu_median(rz), 1),
+                num(r.cpu_median("zram-b32"), 1),
                 r.cpu_vs(rz, "zram-b32").as_ref(),
                 Some(1.0),
             );
@@ -277,10 +267,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             headline_row(
                 &mut t,
                 label,
-                s.median_secs
-                    .get(id)
-                    .map_or("-".into(), |v| format!("{v:.2}")),
-                z.map_or("-".into(), |v| format!("{v:.2}")),
+                num(s.median_secs.get(id).copied(), 2),
+                num(z, 2),
                 s.speedup.get(id),
                 target,
             );
@@ -295,8 +283,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             "References (one fio run each on the backing slice, not paired): device 4K sequential write QD32 {} IOPS, \
              4K random write QD32 {} IOPS; medians rzram batch 32 (32-page bios) / device seq {}, upstream batch 32 / \
              device seq {}.\n",
-            fmt(seq, ""),
-            fmt(rand, ""),
+            num(seq, 0),
+            num(rand, 0),
             fmt_ratio(r.median("rzram-b32-bio32"), seq),
             fmt_ratio(r.median("zram-b32"), seq),
         );

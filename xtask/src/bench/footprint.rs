@@ -31,7 +31,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::json;
 
-use super::BenchArgs;
+use super::{BenchArgs, fio_json};
 use crate::util::{progress, repo_root, run};
 
 /// Disk sizes, MiB.
@@ -181,10 +181,7 @@ fn prog_names() -> BTreeMap<u32, String> {
 }
 
 fn fio_read_iops(json_text: &str) -> f64 {
-    let Some(i) = json_text.find('{') else {
-        return 0.0;
-    };
-    serde_json::from_str::<serde_json::Value>(&json_text[i..])
+    fio_json(json_text, "fio's output")
         .ok()
         .and_then(|v| v["jobs"][0]["read"]["iops"].as_f64())
         .unwrap_or(0.0)

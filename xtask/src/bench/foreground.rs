@@ -20,7 +20,7 @@ use std::{fmt::Write as _, fs, path::Path};
 
 use anyhow::{Context as _, Result};
 
-use super::{BenchArgs, run_in_vm};
+use super::{BenchArgs, fio_json_file, run_in_vm, stats};
 use crate::util::{progress, repo_root};
 
 /// Foreground I/O per second (half reads, half writes).
@@ -171,8 +171,7 @@ impl Row {
 }
 
 fn fio_lat(path: &Path) -> Option<[f64; 4]> {
-    let text = fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text[text.find('{')?..]).ok()?;
+    let v = fio_json_file(path).ok()?;
     let j = &v["jobs"][0];
     let p = |dir: &str, q: &str| {
         j[dir]["clat_ns"]["percentile"][q]
@@ -246,7 +245,7 @@ pub fn markdown(rows: &[Row], target: Option<f64>) -> String {
             lat(1),
             lat(2),
             lat(3),
-            rate.map_or("-".into(), |x| format!("{x:.0}")),
+            stats::num(rate, 0),
             match (rate, unconstrained) {
                 (Some(a), Some(b)) if id != "alone" => format!("{:.0} %", 100.0 * a / b),
                 _ => "-".into(),

@@ -108,7 +108,7 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, RamResult)> {
             let _ = write!(
                 table,
                 " {} | {} |",
-                stats::median_of(v).map_or("-".into(), |m| format!("{m:.0}")),
+                stats::num(stats::median_of(v), 0),
                 stats::rounds_list(v, 0)
             );
         }

@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 
 use super::{
-    BenchArgs, median,
+    BenchArgs, median, push_list, read_errors,
     stats::{self, Spread},
 };
 
@@ -167,11 +167,7 @@ pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let errors: Vec<String> = fs::read_to_string(dir.join("errors.txt"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let errors = read_errors(dir);
     let mut md = String::new();
     let what = if args.seed_mib == 0 {
         format!(
@@ -239,12 +235,7 @@ pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
          27 % faster."
     );
     let mut md = md.replace("{185072}", "185072");
-    if !errors.is_empty() {
-        let _ = writeln!(md, "\nErrors in the VM:\n");
-        for e in &errors {
-            let _ = writeln!(md, "- {e}");
-        }
-    }
+    push_list(&mut md, "Errors in the VM", &errors);
     let _ = pages_all;
     Ok(SeedResult {
         markdown: md,

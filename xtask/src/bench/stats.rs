@@ -69,6 +69,21 @@ impl Spread {
             format!("**not met**: low end {:.2}x < {target:.1}x", self.min)
         }
     }
+
+    /// Whether the target (an upper bound on the ratio) is met: by the
+    /// high end of the spread, never by the median alone.
+    pub fn verdict_at_most(&self, target: f64) -> String {
+        if self.max <= target {
+            format!("met (high end {:.2}x ≤ {target:.1}x)", self.max)
+        } else if self.median <= target {
+            format!(
+                "**not met**: median {:.2}x but high end {:.2}x > {target:.1}x",
+                self.median, self.max
+            )
+        } else {
+            format!("**not met**: high end {:.2}x > {target:.1}x", self.max)
+        }
+    }
 }
 
 pub fn cell(s: Option<&Spread>) -> String {
@@ -81,6 +96,34 @@ pub fn verdict(s: Option<&Spread>, target: Option<f64>) -> String {
         (None, Some(_)) => "not measured".into(),
         _ => "-".into(),
     }
+}
+
+/// [`Spread::verdict_at_most`], "not measured" without a spread.
+pub fn verdict_at_most(s: Option<&Spread>, target: f64) -> String {
+    s.map_or("not measured".into(), |s| s.verdict_at_most(target))
+}
+
+/// A number with `decimals` decimals, "-" for none.
+pub fn num(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// A fraction as a percentage: "12.5 %".
+pub fn pct(v: f64) -> String {
+    format!("{:.1} %", v * 100.0)
+}
+
+/// "**median** (min-max)" of per-round values that may be zero or negative
+/// (a fraction, unlike a [`Spread`]'s ratios), formatted by `f`; "-" for
+/// none.
+pub fn range_cell(v: Option<&BTreeMap<u32, f64>>, f: impl Fn(f64) -> String) -> String {
+    let Some(v) = v.filter(|v| !v.is_empty()) else {
+        return "-".into();
+    };
+    let all: Vec<f64> = v.values().copied().collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("**{}** ({}-{})", f(super::median(all)), f(lo), f(hi))
 }
 
 /// The per-round values of one measurement: "r0 r1 r2" as `a / b / c`.
@@ -130,5 +173,20 @@ mod tests {
         assert_eq!(Spread::paired(&a, &BTreeMap::new()), None);
         assert_eq!(ab_order(1, 2, 0), [1, 2]);
         assert_eq!(ab_order(1, 2, 3), [2, 1]);
+    }
+
+    #[test]
+    fn cells_judge_upper_bounds_by_the_high_end() {
+        let s = Spread::of(&[1.0, 1.05, 1.2]).unwrap();
+        assert!(s.verdict_at_most(1.2).starts_with("met (high end 1.20x"));
+        assert!(s.verdict_at_most(1.1).starts_with("**not met**: median"));
+        assert!(s.verdict_at_most(1.0).starts_with("**not met**: high end"));
+        assert_eq!(verdict_at_most(None, 1.1), "not measured");
+        let v: BTreeMap<u32, f64> = [(0, -0.5), (1, 0.0), (2, 0.25)].into();
+        assert_eq!(range_cell(Some(&v), pct), "**0.0 %** (-50.0 %-25.0 %)");
+        assert_eq!(range_cell(None, pct), "-");
+        assert_eq!(num(Some(1234.56), 0), "1235");
+        assert_eq!(num(Some(0.456), 2), "0.46");
+        assert_eq!(num(None, 1), "-");
     }
 }

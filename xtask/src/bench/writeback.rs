@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 use anyhow::{Context as _, Result, bail};
 
 use super::{
-    BenchArgs, fio_iops, run_in_vm,
+    BenchArgs, accel, env_value, fio_iops, publish, push_list, read_errors, read_result, run_in_vm,
     stats::{self, Spread},
 };
 use crate::util::{progress, repo_root};
@@ -214,11 +214,6 @@ fn parse_rows(text: &str) -> Result<BTreeMap<String, Vec<Sample>>> {
     Ok(out)
 }
 
-fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
-    env.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-}
-
 fn ratio(a: f64, b: Option<f64>) -> String {
     match b {
         Some(b) if b > 0.0 && a > 0.0 => format!("{:.2}x", a / b),
@@ -264,24 +259,15 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>)>
 }
 
 pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, Rates)> {
-    let env = fs::read_to_string(results.join("env.txt"))
-        .with_context(|| format!("no env.txt in {}", results.display()))?;
+    let env = read_result(results, "env.txt")?;
     let samples = parse_rows(&fs::read_to_string(results.join("writeback.txt"))?)?;
-    let errors: Vec<String> = fs::read_to_string(results.join("errors.txt"))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let errors = read_errors(results);
     let rzram = env_value(&env, "rzram_writeback") == Some("1");
     let cpu = env_value(&env, "cpu").unwrap_or("?");
     let clk_tck: f64 = env_value(&env, "clk_tck")
         .and_then(|v| v.parse().ok())
         .unwrap_or(100.0);
-    let accel = if cpu.contains("TCG") || !cpu.contains("KVM") {
-        "under TCG (software emulation)"
-    } else {
-        "under KVM"
-    };
+    let accel = accel(cpu);
 
     let mut device = BTreeMap::new();
     for (id, _, rw, _) in DEVICE_JOBS {
@@ -347,9 +333,7 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
                     rates.pages[&r.id],
                     stats::rounds_list(per_round, 0),
                     up.map_or("-".into(), |u| stats::cell(rates.vs(&r.id, u).as_ref())),
-                    rates
-                        .cpu_median(&r.id)
-                        .map_or("-".into(), |c| format!("{c:.1}")),
+                    stats::num(rates.cpu_median(&r.id), 1),
                     up.map_or("-".into(), |u| stats::cell(rates.cpu_vs(&r.id, u).as_ref())),
                     ratio(pps, seq),
                 );
@@ -374,10 +358,7 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
         let _ = writeln!(
             table,
             "| backing device: fio {label} | - | - | - | {} IOPS | - | - | - | - | - |",
-            rates
-                .device
-                .get(id)
-                .map_or("-".into(), |v| format!("{v:.0}"))
+            stats::num(rates.device.get(id).copied(), 0)
         );
     }
     let mut text = format!(
@@ -420,12 +401,7 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
              writeback_bio_pages): only the upstream rows were measured.\n",
         );
     }
-    if !errors.is_empty() {
-        let _ = write!(text, "\nErrors in the VM:\n\n");
-        for e in &errors {
-            let _ = writeln!(text, "- {e}");
-        }
-    }
+    push_list(&mut text, "Errors in the VM", &errors);
     Ok((text, errors, rates))
 }
 
@@ -443,17 +419,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         run_in_vm("writeback", &script(args))?;
     }
     let (text, errors) = report(args, &results)?;
-    fs::write(results.join("writeback.md"), &text)?;
-    fs::write(repo_root().join("target/bench/writeback.md"), &text)?;
-    println!("{text}");
-    progress(&format!(
-        "report written to {} and target/bench/writeback.md",
-        results.join("writeback.md").display()
-    ));
-    if !errors.is_empty() {
-        bail!("{} error(s) in the VM (listed above)", errors.len());
-    }
-    Ok(())
+    publish("writeback", &results, &text, &errors)
 }
 
 #[cfg(test)]
@@ -478,23 +444,6 @@ mod tests {
         assert!(parse_rows("zram-b1 0 100 1 1\n").is_err());
     }
 
-    fn args(rounds: u32) -> BenchArgs {
-        BenchArgs {
-            what: "writeback".into(),
-            runtime: 5,
-            rounds,
-            data_mib: 48,
-            packed_mib: 32,
-            report_only: true,
-            seed_mib: 32,
-            seed_runs: 5,
-            footprint_secs: 30,
-            footprint_sizes: Vec::new(),
-            footprint_bin: None,
-            footprint_out: "footprint".into(),
-        }
-    }
-
     #[test]
     fn report_pairs_rounds_and_counts_cpu_per_page() {
         let dir = std::env::temp_dir().join(format!("xtask-wb-report-{}", std::process::id()));
@@ -515,7 +464,7 @@ mod tests {
              rzram-b32-bio32 1 1000 1000000000 0 100\n",
         )
         .unwrap();
-        let (text, errors, r) = report_rates(&args(2), &dir).unwrap();
+        let (text, errors, r) = report_rates(&BenchArgs::for_test("writeback", 2), &dir).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert!(errors.is_empty());
         let s = r.vs("rzram-b32-bio1", "zram-b32").unwrap();
@@ -532,18 +481,11 @@ mod tests {
     #[test]
     fn script_skips_rzram_rows_without_its_writeback() {
         let args = BenchArgs {
-            what: "writeback".into(),
-            runtime: 5,
-            rounds: 2,
             data_mib: 96,
-            packed_mib: 32,
             report_only: false,
             seed_mib: 48,
             seed_runs: 4,
-            footprint_secs: 30,
-            footprint_sizes: Vec::new(),
-            footprint_bin: None,
-            footprint_out: "footprint".into(),
+            ..BenchArgs::for_test("writeback", 2)
         };
         let s = script(&args);
         assert_eq!(s.matches("\nrow zram-b1 zram0 1 - ").count(), 2);
