@@ -22,7 +22,10 @@ use kernel::{
     fmt::Write,
     prelude::*,
     str::kstrtobool_bytes,
-    sync::{atomic::Relaxed, Arc, ArcBorrow},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow,
+    },
     sysfs::CInput,
 };
 
@@ -366,37 +369,42 @@ fn writeback_batch_size_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     Ok(())
 }
 
-fn compressed_writeback_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
-    writeln!(out, "{}", u8::from(z.wb.compressed.load(Relaxed))).map_err(|_| EINVAL)
+/// A yes/no writeback setting's value.
+fn show_bool(setting: &Atomic<bool>, out: &mut SysfsBuf<'_>) -> Result {
+    writeln!(out, "{}", u8::from(setting.load(Relaxed))).map_err(|_| EINVAL)
 }
 
-/// `compressed_writeback`: `yes`/`no` (any `kstrtobool` spelling), only
-/// before the device is initialised (`EBUSY` after), as upstream.
-fn compressed_writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+/// Sets a yes/no writeback setting: any `kstrtobool` spelling, only before
+/// the device is initialised (`EBUSY` after), as upstream's
+/// `compressed_writeback`.
+fn store_bool_before_init(z: Z<'_>, setting: &Atomic<bool>, input: &[u8]) -> Result {
     let on = kstrtobool_bytes(input)?;
     let _config = z.config.lock();
     if z.store().is_some() {
         return Err(EBUSY);
     }
-    z.wb.compressed.store(on, Relaxed);
+    setting.store(on, Relaxed);
     Ok(())
 }
 
+fn compressed_writeback_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
+    show_bool(&z.wb.compressed, out)
+}
+
+/// `compressed_writeback`, as upstream.
+fn compressed_writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
+    store_bool_before_init(z, &z.wb.compressed, input)
+}
+
 fn packed_writeback_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {
-    writeln!(out, "{}", u8::from(z.wb.packed.load(Relaxed))).map_err(|_| EINVAL)
+    show_bool(&z.wb.packed, out)
 }
 
 /// `packed_writeback` (rzram only): as `compressed_writeback`, and the
 /// compressed objects share backing blocks, so a page written back costs
 /// the flash its compressed size. Set as `compressed_writeback`.
 fn packed_writeback_store(_: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
-    let on = kstrtobool_bytes(input)?;
-    let _config = z.config.lock();
-    if z.store().is_some() {
-        return Err(EBUSY);
-    }
-    z.wb.packed.store(on, Relaxed);
-    Ok(())
+    store_bool_before_init(z, &z.wb.packed, input)
 }
 
 fn writeback_bio_pages_show(_: &DiskRef, z: Z<'_>, out: &mut SysfsBuf<'_>) -> Result {

@@ -3,9 +3,12 @@
 //! Recompression (upstream's `recompress`): objects moved to a secondary
 //! algorithm when that lands them in a smaller zsmalloc class.
 
-use super::{dec, inc, Store};
-use crate::slots::{flag, SlotGuard};
-use kernel::{alloc::flags, mm::zsmalloc::ZsHandle, prelude::*};
+use super::{inc, Store};
+use crate::{
+    base::PAGE,
+    slots::{flag, SlotGuard},
+};
+use kernel::{alloc::flags, prelude::*};
 
 /// What `recompress` selects (upstream's `RECOMPRESS_IDLE`/`_HUGE`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
