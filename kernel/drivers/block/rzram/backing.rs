@@ -190,6 +190,15 @@ impl Backing {
         Some(run)
     }
 
+    /// Releases an object that starts in `block` and, when it `spans`, runs
+    /// on into the next one (packed): one of each block's objects.
+    pub(crate) fn release_object(&self, block: u64, spans: bool) {
+        self.release(block);
+        if spans {
+            self.release(block + 1);
+        }
+    }
+
     /// Blocks hold several objects from now on (`packed_writeback`).
     pub(crate) fn pack(&self) -> Result {
         self.blocks.lock().count_objects()

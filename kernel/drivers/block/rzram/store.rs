@@ -150,10 +150,7 @@ impl Store {
         if s.test(flag::WB) {
             if let Some(b) = &self.backing {
                 let (block, offset) = backing_location(s);
-                b.release(block);
-                if offset + s.size() > PAGE {
-                    b.release(block + 1);
-                }
+                b.release_object(block, offset + s.size() > PAGE);
             }
             dec(&self.stats.pages_stored, 1);
         } else if s.test(flag::SAME) {

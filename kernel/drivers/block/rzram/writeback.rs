@@ -326,10 +326,7 @@ impl<'a> Batch<'a> {
                 // Failed, or freed, rewritten or read while in flight: the
                 // RAM copy (if any) stays, the object's place goes back.
                 s.clear(flag::PP);
-                self.backing.release(block);
-                if o.spans {
-                    self.backing.release(block + 1);
-                }
+                self.backing.release_object(block, o.spans);
             }
             drop(s);
             trace::wb_complete(dev, index, block, latency, &status);
