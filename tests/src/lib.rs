@@ -401,11 +401,22 @@ impl Kind {
 /// its normal time), 1 otherwise. Wall-clock deadlines that only catch a
 /// hang are multiplied by it.
 pub fn time_scale() -> u32 {
-    if std::env::var("ZRAMCTL_DEBUG_KERNEL").is_ok_and(|v| v == "1") {
-        5
-    } else {
-        1
-    }
+    if debug_kernel() { 5 } else { 1 }
+}
+
+/// Whether the guest runs the debug kernel (KASAN + lockdep): `cargo xtask
+/// vm-test --debug-kernel`. There the suite hunts splats, which a checker
+/// reports the first time a path runs; soak loops that repeat the same
+/// paths to find rare data mismatches do fewer rounds (see [`soak`]).
+pub fn debug_kernel() -> bool {
+    std::env::var("ZRAMCTL_DEBUG_KERNEL").is_ok_and(|v| v == "1")
+}
+
+/// Rounds of a soak loop: `normal` on the normal kernel, `debug` on the
+/// debug kernel, where every path still runs but the normal run carries
+/// the repetition (docs/testing.md).
+pub fn soak(normal: u32, debug: u32) -> u32 {
+    if debug_kernel() { debug } else { normal }
 }
 
 /// In the VM: loads the rzram module we built with two devices unless it is
