@@ -6,7 +6,7 @@
 //! The engine is asynchronous. A writeback request lives in the front
 //! padding of its bio (no allocation per request), from a bio set with a
 //! reserve of one window, kept from one `writeback` write to the next
-//! ([`WbBios`]); up to
+//! ([`WbBios`], in `writeback/queue.rs`); up to
 //! `writeback_batch_size` bios are in flight; submitting never waits for a
 //! bio; the bio's end_io only puts it on the engine's list (under an IRQ
 //! lock, with no reference counting: the bio set, which holds the list,
@@ -37,14 +37,15 @@ use kernel::{
         bio_set::{BioSet, EndIo, OwnedBio},
         plug::{with_plug, Plug},
     },
-    new_condvar, new_spinlock_irq,
     page::Page,
     prelude::*,
-    sync::{
-        atomic::{Atomic, Relaxed},
-        CondVar, SpinLockIrq,
-    },
+    sync::atomic::{Atomic, Relaxed},
 };
+
+mod queue;
+
+pub(crate) use queue::WbBios;
+use queue::WbQueue;
 
 /// The most pages one writeback bio carries.
 pub(crate) const MAX_BIO_PAGES: usize = 32;
@@ -118,47 +119,6 @@ pub(crate) struct WbReq {
     broken: bool,
 }
 
-/// Bios in flight and what became of them. Taken in end_io: an IRQ lock.
-struct Flight {
-    /// Submitted and not yet through completion work.
-    bios: usize,
-    /// Completed by the device, waiting for completion work (room for a
-    /// window, reserved before the first submit).
-    done: KVec<OwnedBio<WbReq>>,
-    /// While the writer sleeps: it wants waking once at most this many bios
-    /// are still at the device.
-    waiting: Option<usize>,
-}
-
-/// What the writeback bios' completions share, kept in their bio set.
-#[pin_data]
-pub(crate) struct WbQueue {
-    #[pin]
-    flight: SpinLockIrq<Flight>,
-    #[pin]
-    drained: CondVar,
-}
-
-// SAFETY: `flight` is only used under its lock, and what it holds (bios of
-// the set, counters) may move between threads; the condition variable is
-// thread-safe. (Stated rather than inferred: the bios in `flight` are of the
-// set whose context this is, a cycle auto traits cannot see through.)
-unsafe impl Send for WbQueue {}
-// SAFETY: as above.
-unsafe impl Sync for WbQueue {}
-
-impl WbQueue {
-    /// Wakes the writer if it waits and few enough bios are still at the
-    /// device. Called with the flight lock held.
-    fn wake_writer(&self, f: &Flight) {
-        if let Some(low) = f.waiting {
-            if f.bios - f.done.len() <= low {
-                self.drained.notify_all();
-            }
-        }
-    }
-}
-
 impl EndIo for WbReq {
     type Context = WbQueue;
 
@@ -166,75 +126,7 @@ impl EndIo for WbReq {
         if bio.data().start_ns != 0 {
             bio.data_mut().end_ns = now_ns();
         }
-        let mut f = q.flight.lock();
-        // Room for every bio in flight was reserved: this cannot fail.
-        if let Err(e) = f.done.push_within_capacity(bio) {
-            // Never free a bio here: keep it, leaked, and say so.
-            core::mem::forget(e);
-            pr_err!("writeback completion list overflow\n");
-        }
-        q.wake_writer(&f);
-        // Unlocking is the last access to the queue.
-    }
-}
-
-/// The writeback bio set, kept between `writeback` writes in the device's
-/// configuration (so reset drops it, with the backing device it holds open).
-///
-/// Making a bio set per write, as rzram did, costs more than the write of a
-/// page: `bioset_init` finds or creates the slab cache of its front pad, and
-/// the last `bioset_exit` destroys that cache, which waits for RCU
-/// (`kvfree_rcu_barrier_on_cache`). A `page_index=` write, the daemon's, took
-/// 34 ms under TCG against upstream's 2.8 ms. Kept, a device with a backing
-/// device holds one window of bios in reserve (32 by default) once it has
-/// written back.
-pub(crate) struct WbBios {
-    /// The window the reserve and the completion list were made for.
-    window: usize,
-    set: Pin<KBox<BioSet<WbReq>>>,
-}
-
-impl WbBios {
-    /// A bio set for `window` bios in flight to `backing`.
-    fn new(backing: &Backing, window: usize) -> Result<Self> {
-        let done = KVec::with_capacity(window, GFP_KERNEL)?;
-        let queue = try_pin_init!(WbQueue {
-            flight <- new_spinlock_irq!(Flight {
-                bios: 0,
-                done,
-                waiting: None,
-            }),
-            drained <- new_condvar!(),
-        }? Error);
-        // The reserve holds a window of bios: writeback makes progress with
-        // no allocation of bios under memory pressure.
-        let reserve = u32::try_from(window).unwrap_or(u32::MAX);
-        let set = KBox::pin_init(
-            BioSet::new(backing.file.clone(), reserve, false, queue),
-            GFP_KERNEL,
-        )?;
-        Ok(Self { window, set })
-    }
-
-    /// The kept set if it fits `window` and `backing`, else a new one (made
-    /// before the old is dropped, so their slab cache stays).
-    fn get<'a>(
-        kept: &'a mut Option<Self>,
-        backing: &Backing,
-        window: usize,
-    ) -> Result<&'a BioSet<WbReq>> {
-        let fits = kept.as_ref().is_some_and(|k| {
-            k.window == window && core::ptr::eq(k.set.bdev(), &*backing.file) && {
-                // Every writeback ends with its bios through completion
-                // work; a set that did not is not used again.
-                let f = k.set.context().flight.lock();
-                f.bios == 0 && f.done.is_empty()
-            }
-        });
-        if !fits {
-            *kept = Some(Self::new(backing, window)?);
-        }
-        Ok(&kept.as_ref().ok_or(EINVAL)?.set)
+        q.arrived(bio);
     }
 }
 
@@ -295,7 +187,7 @@ impl<'a> Batch<'a> {
 
     /// Bios submitted and not yet through completion work.
     fn in_flight(&self) -> usize {
-        self.queue().flight.lock().bios
+        self.queue().in_flight()
     }
 
     /// Completion work for one bio, in process context.
@@ -350,15 +242,12 @@ impl<'a> Batch<'a> {
             let _ = spare.push_within_capacity(p);
         });
         drop(bio);
-        self.queue().flight.lock().bios -= 1;
+        self.queue().finished();
     }
 
     /// Does the completion work of every bio that has arrived.
     fn reap(&mut self) {
-        loop {
-            let Some(bio) = self.queue().flight.lock().done.pop() else {
-                return;
-            };
+        while let Some(bio) = self.queue().pop() {
             self.complete(bio);
         }
     }
@@ -369,7 +258,7 @@ impl<'a> Batch<'a> {
     /// plugged burst, and the device queue never runs below three quarters).
     fn make_room(&mut self, plug: &Plug) {
         self.reap();
-        if self.queue().flight.lock().bios >= self.window {
+        if self.in_flight() >= self.window {
             plug.flush();
             self.wait_until(self.window - self.window.div_ceil(4));
         }
@@ -378,21 +267,7 @@ impl<'a> Batch<'a> {
     /// Returns once at most `low` bios are in flight, doing the completion
     /// work of arrived bios meanwhile.
     fn wait_until(&mut self, low: usize) {
-        loop {
-            let bio = {
-                let q = self.bios.context();
-                let mut f = q.flight.lock();
-                match f.done.pop() {
-                    Some(bio) => bio,
-                    None if f.bios <= low => return,
-                    None => {
-                        f.waiting = Some(low);
-                        q.drained.wait(&mut f);
-                        f.waiting = None;
-                        continue;
-                    }
-                }
-            };
+        while let Some(bio) = self.queue().pop_or_wait(low) {
             self.complete(bio);
         }
     }
@@ -547,7 +422,7 @@ impl<'a> Batch<'a> {
         if latency_traced() {
             req.start_ns = now_ns();
         }
-        self.queue().flight.lock().bios += 1;
+        self.queue().submitting();
         bio.submit();
         ret.map(|()| true)
     }
