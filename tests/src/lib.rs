@@ -369,6 +369,92 @@ pub fn fields(dev: &str, attr: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The counters the VM tests look at, from bd_stat (4K blocks), mm_stat and
+/// io_stat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    pub bd_count: u64,
+    pub bd_reads: u64,
+    pub bd_writes: u64,
+    pub orig: u64,
+    pub compr: u64,
+    pub mem_used: u64,
+    pub same: u64,
+    pub huge: u64,
+    pub failed_reads: u64,
+    pub failed_writes: u64,
+    pub notify_free: u64,
+}
+
+/// The device's [`Stats`] now; each file must have upstream's field count.
+pub fn stats(dev: &str) -> Stats {
+    let bd = fields(dev, "bd_stat");
+    assert_eq!(bd.len(), 3, "{dev}: bd_stat has 3 fields: {bd:?}");
+    let mm = fields(dev, "mm_stat");
+    assert_eq!(mm.len(), 9, "{dev}: mm_stat has 9 fields: {mm:?}");
+    let io = fields(dev, "io_stat");
+    assert_eq!(io.len(), 4, "{dev}: io_stat has 4 fields: {io:?}");
+    Stats {
+        bd_count: bd[0],
+        bd_reads: bd[1],
+        bd_writes: bd[2],
+        orig: mm[0],
+        compr: mm[1],
+        mem_used: mm[2],
+        same: mm[5],
+        huge: mm[7],
+        failed_reads: io[0],
+        failed_writes: io[1],
+        notify_free: io[3],
+    }
+}
+
+/// `sysfs_write` that fails the test instead of hanging the suite when the
+/// kernel does not return within `secs` (times [`time_scale`]).
+pub fn sysfs_write_timed(dev: &str, attr: &str, value: &str, secs: u64) -> Result<(), i32> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (d, a, v) = (dev.to_string(), attr.to_string(), value.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(sysfs_write(&d, &a, &v));
+    });
+    let limit = std::time::Duration::from_secs(secs) * time_scale();
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{dev}: {attr} <- {value:?} did not return within {limit:?}"))
+}
+
+/// Writes `arg` to the device's `writeback`, failing the test (instead of
+/// hanging the suite) if the write does not return within two minutes.
+pub fn writeback(dev: &str, arg: &str) -> Result<(), i32> {
+    sysfs_write_timed(dev, "writeback", arg, 120)
+}
+
+/// After a writeback that failed at the backing device (`before` and
+/// `after` it): no block kept or written, every page still in RAM, and the
+/// limit (enabled, set to `limit`) not charged.
+pub fn assert_failed_writeback_kept_nothing(
+    dev: &str,
+    what: &str,
+    before: &Stats,
+    after: &Stats,
+    limit: u64,
+) {
+    assert_eq!(
+        (after.bd_count, after.bd_writes),
+        (before.bd_count, before.bd_writes),
+        "{dev}: {what}: no block kept: {after:?}"
+    );
+    assert_eq!(
+        (after.orig, after.compr, after.huge, after.same),
+        (before.orig, before.compr, before.huge, before.same),
+        "{dev}: {what}: pages stay in RAM"
+    );
+    assert_eq!(
+        sysfs_read(dev, "writeback_limit"),
+        format!("{limit}\n"),
+        "{dev}: {what}: the limit is not charged"
+    );
+}
+
 /// The VM's scratch disk (a fresh 1 GiB virtio disk per run).
 pub fn scratch_disk() -> PathBuf {
     std::env::var_os("ZRAMCTL_BACKING_DISK")

@@ -17,9 +17,10 @@ pub use std::{
 };
 
 pub use zramctl_tests::{
-    DmSlice, Kind, PAGE, SECTORS_PER_MIB, discard_pages, drop_caches, fields, free_port, in_vm,
-    load_rzram, page_data, read_bytes_direct, results_dir, scratch_disk, sh, sysfs_read,
-    sysfs_write, wait_for, write_bytes_direct, zramctl_bin,
+    DmSlice, Kind, PAGE, SECTORS_PER_MIB, Stats, discard_pages, drop_caches, fields, free_port,
+    in_vm, load_rzram, page_data, read_bytes_direct, results_dir, scratch_disk, sh, stats,
+    sysfs_read, sysfs_write, sysfs_write_timed, wait_for, write_bytes_direct, writeback,
+    zramctl_bin,
 };
 
 // ---------------------------------------------------------------------------
@@ -53,22 +54,6 @@ pub fn write_once(path: &Path, value: &[u8]) -> Result<usize, i32> {
     f.write(value).map_err(|e| e.raw_os_error().unwrap_or(-1))
 }
 
-/// `sysfs_write` that fails the test instead of hanging the suite when the
-/// kernel does not return within `secs`.
-pub fn sysfs_write_timed(dev: &str, attr: &str, value: &str, secs: u64) -> Result<(), i32> {
-    let (tx, rx) = mpsc::channel();
-    let (d, a, v) = (dev.to_string(), attr.to_string(), value.to_string());
-    std::thread::spawn(move || {
-        let _ = tx.send(sysfs_write(&d, &a, &v));
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .unwrap_or_else(|_| panic!("{dev}: {attr} <- {value:?} did not return within {secs} s"))
-}
-
-pub fn writeback(dev: &str, arg: &str) -> Result<(), i32> {
-    sysfs_write_timed(dev, "writeback", arg, 120)
-}
-
 pub fn errno_name(e: i32) -> String {
     match e {
         libc::EINVAL => "EINVAL".into(),
@@ -98,39 +83,6 @@ pub fn show(r: &Result<usize, i32>) -> String {
     match r {
         Ok(n) => format!("ok({n})"),
         Err(e) => errno_name(*e),
-    }
-}
-
-/// bd_stat, mm_stat and io_stat fields the tests look at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stats {
-    pub bd_count: u64,
-    pub bd_reads: u64,
-    pub bd_writes: u64,
-    pub orig: u64,
-    pub compr: u64,
-    pub mem_used: u64,
-    pub same: u64,
-    pub huge: u64,
-    pub failed_reads: u64,
-    pub failed_writes: u64,
-}
-
-pub fn stats(dev: &str) -> Stats {
-    let bd = fields(dev, "bd_stat");
-    let mm = fields(dev, "mm_stat");
-    let io = fields(dev, "io_stat");
-    Stats {
-        bd_count: bd[0],
-        bd_reads: bd[1],
-        bd_writes: bd[2],
-        orig: mm[0],
-        compr: mm[1],
-        mem_used: mm[2],
-        same: mm[5],
-        huge: mm[7],
-        failed_reads: io[0],
-        failed_writes: io[1],
     }
 }
 

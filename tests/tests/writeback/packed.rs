@@ -176,17 +176,13 @@ fn rzram_packed_writeback_loses_nothing_to_backing_faults() {
     backing.fail_all_io();
     assert_eq!(writeback(name, "idle"), Err(libc::EIO));
     let after = stats(name);
-    assert_eq!(
-        (after.bd_count, after.bd_writes),
-        (before.bd_count, before.bd_writes),
-        "no block kept: {after:?}"
+    zramctl_tests::assert_failed_writeback_kept_nothing(
+        name,
+        "writes fail",
+        &before,
+        &after,
+        100000,
     );
-    assert_eq!(
-        (after.orig, after.compr, after.huge, after.same),
-        (before.orig, before.compr, before.huge, before.same),
-        "pages stay in RAM"
-    );
-    assert_eq!(sysfs_read(name, "writeback_limit"), "100000\n");
     assert_eq!(
         after.failed_writes - before.failed_writes,
         candidates(PAGES),
