@@ -77,8 +77,9 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct VmTestArgs {
-    /// A test target's name (e.g. `reliability`: all its tests), or else
-    /// only the tests whose name contains this, in every target.
+    /// Test target names (e.g. `reliability` or "reliability writeback":
+    /// all their tests), or else test name filters (space-separated: tests
+    /// whose name contains any of them), in every target.
     filter: Option<String>,
     /// Build the kernel with the debug fragment (KASAN, lockdep).
     #[arg(long)]
@@ -348,12 +349,18 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     // Every VM test target runs, even after one fails; the exit code is the
     // first failure's.
     let filter = args.filter.as_deref().unwrap_or("");
-    let whole_target = VM_TEST_TARGETS.iter().any(|t| t.0 == filter);
+    // Target names ("reliability writeback") pick whole targets; anything
+    // else is test name filters, in every target.
+    let targets: Vec<&str> = filter.split_whitespace().collect();
+    let whole_target = !targets.is_empty()
+        && targets
+            .iter()
+            .all(|w| VM_TEST_TARGETS.iter().any(|t| t.0 == *w));
     let runs: Vec<Run> = VM_TEST_TARGETS
         .iter()
         .map(|&(t, secs)| (t, "", "", secs))
         .chain(VM_TEST_REPEATS)
-        .filter(|(t, _, _, _)| !whole_target || *t == filter)
+        .filter(|(t, _, _, _)| !whole_target || targets.contains(t))
         .collect();
     // Tests picked by name print what they measured (`--nocapture`); a
     // whole target prints only failures' output.
