@@ -311,7 +311,13 @@ pub fn run(kernel: &Kernel, args: &VmArgs) -> Result<i32> {
         "console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=1048576,cache=loose \
          ro init={} panic=-1 oops=panic {} zram.num_devices=2{}",
         init.display(),
-        if args.verbose { "" } else { "quiet loglevel=4" },
+        // The debug kernel's reports print their call traces at the
+        // default message level (4): its console shows that level too.
+        match (args.verbose, args.debug_kernel) {
+            (true, _) => "",
+            (false, true) => "quiet loglevel=5",
+            (false, false) => "quiet loglevel=4",
+        },
         if args.debug_kernel { " no5lvl" } else { "" }
     );
     let mut cmd = Command::new("qemu-system-x86_64");

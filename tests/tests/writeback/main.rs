@@ -30,7 +30,7 @@ use std::{
 
 use zramctl_tests::{
     DmSlice, Kind, PAGE, drop_caches, fields, in_vm, load_rzram, page_data, read_bytes_direct, sh,
-    stats, sysfs_read, sysfs_write, write_bytes_direct, writeback, zramctl_bin,
+    stats, sysfs_read, sysfs_write, wait_for, write_bytes_direct, writeback, zramctl_bin,
 };
 
 /// First MiB of a kind's slice of the scratch disk.
@@ -743,6 +743,100 @@ fn zram_errors_match_upstream() {
 #[ignore = "runs in the VM: cargo xtask vm-test"]
 fn rzram_errors_match_upstream() {
     errors_match_upstream(Kind::Rzram);
+}
+
+/// A small backing device whose writes fail after a delay: dm-delay (1 s)
+/// over dm `error`, `blocks` 4K blocks. Removed when dropped.
+struct SlowFailingDisk {
+    name: String,
+    path: PathBuf,
+}
+
+impl SlowFailingDisk {
+    fn new(name: &str, blocks: u64) -> SlowFailingDisk {
+        let sectors = blocks * 8;
+        let err = format!("{name}-err");
+        for n in [name, err.as_str()] {
+            let _ = Command::new("dmsetup")
+                .args(["remove", "--retry", n])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        let dev = |n: &str| {
+            let k = sh(&format!("dmsetup info -c --noheadings -o blkdevname {n}"));
+            let path = PathBuf::from(format!("/dev/{}", k.trim()));
+            wait_for(Duration::from_secs(10), "the dm device node", || {
+                path.exists()
+            });
+            path
+        };
+        sh(&format!("dmsetup create {err} --table '0 {sectors} error'"));
+        let under = dev(&err);
+        sh(&format!(
+            "dmsetup create {name} --table '0 {sectors} delay {} 0 1000'",
+            under.display()
+        ));
+        SlowFailingDisk {
+            name: name.into(),
+            path: dev(name),
+        }
+    }
+}
+
+impl Drop for SlowFailingDisk {
+    fn drop(&mut self) {
+        for n in [self.name.clone(), format!("{}-err", self.name)] {
+            let _ = Command::new("dmsetup")
+                .args(["remove", "--retry", &n])
+                .status();
+        }
+    }
+}
+
+/// The backing device fills up while its writes are failing: 16 blocks,
+/// fewer than a window of bios, every write failing after 1 s. Upstream's
+/// `zram_writeback_slots` stops with ENOSPC, then reports the last bio
+/// error of the bios it waits for ("we need to signal user-space that some
+/// writes were not successful"): EIO. Every page stays in RAM.
+fn failed_writes_are_reported_ahead_of_enospc(kind: Kind) {
+    let name = prepare(kind);
+    let disk = SlowFailingDisk::new(&format!("wb-slowfail-{name}"), 16);
+    sysfs_write(name, "backing_dev", disk.path.to_str().unwrap()).unwrap();
+    sysfs_write(name, "disksize", "16M").unwrap();
+    let d = Dev {
+        name,
+        path: PathBuf::from(format!("/dev/{name}")),
+        mount: None,
+        swap: false,
+        cgroup: None,
+        backing: None,
+    };
+    write_layout(&d.path, 5, 0, 256);
+    let candidates = (0..256).filter(|&i| !Model::same(i)).count();
+    assert!(candidates > 16, "more pages than blocks: {candidates}");
+    mark_idle(name);
+    // The limit (disabled) is kept across resets, as upstream's.
+    let limit = sysfs_read(name, "writeback_limit").trim().parse().unwrap();
+    let before = stats(name);
+    let r = writeback(name, "idle");
+    let after = stats(name);
+    println!("{name}: idle writeback of {candidates} pages to 16 failing blocks: {r:?}, {after:?}");
+    assert_eq!(r, Err(libc::EIO), "{name}: the bios' error, not ENOSPC");
+    zramctl_tests::assert_failed_writeback_kept_nothing(name, "EIO", &before, &after, limit);
+    assert_layout_intact(&d.path, 5, 256);
+    drop(d);
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn zram_failed_writes_are_reported_ahead_of_enospc() {
+    failed_writes_are_reported_ahead_of_enospc(Kind::Zram);
+}
+
+#[test]
+#[ignore = "runs in the VM: cargo xtask vm-test"]
+fn rzram_failed_writes_are_reported_ahead_of_enospc() {
+    failed_writes_are_reported_ahead_of_enospc(Kind::Rzram);
 }
 
 // ---------------------------------------------------------------------------

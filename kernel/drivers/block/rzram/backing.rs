@@ -61,12 +61,29 @@ impl Blocks {
         })
     }
 
-    /// Counts objects per block from now on (two bytes per block).
-    pub(crate) fn count_objects(&mut self) -> Result {
-        if self.objects.is_empty() {
-            self.objects.resize(self.nbits, 0, GFP_KERNEL)?;
+    /// Zeroed object counts for `n` blocks (two bytes a block), for
+    /// [`Blocks::count_objects`]. vmalloc sleeps: not under the lock.
+    pub(crate) fn object_counts(n: usize) -> Result<VVec<u16>> {
+        let mut counts = VVec::with_capacity(n, GFP_KERNEL)?;
+        counts.resize(n, 0, GFP_KERNEL)?;
+        Ok(counts)
+    }
+
+    /// Counts objects per block from now on, in `counts` (from
+    /// [`Blocks::object_counts`] for as many blocks). Gives `counts` back
+    /// if it counts already or they do not fit: the caller frees them once
+    /// it has dropped the lock (vfree sleeps).
+    pub(crate) fn count_objects(&mut self, counts: VVec<u16>) -> Option<VVec<u16>> {
+        if !self.objects.is_empty() || counts.len() != self.nbits {
+            return Some(counts);
         }
-        Ok(())
+        self.objects = counts;
+        None
+    }
+
+    /// The number of blocks.
+    pub(crate) fn size(&self) -> usize {
+        self.nbits
     }
 
     /// Records that allocated block `block` holds `n` objects.
@@ -201,7 +218,10 @@ impl Backing {
 
     /// Blocks hold several objects from now on (`packed_writeback`).
     pub(crate) fn pack(&self) -> Result {
-        self.blocks.lock().count_objects()
+        let counts = Blocks::object_counts(self.blocks.lock().size())?;
+        // Bound, so that what is given back is freed after the unlock.
+        let _unused = self.blocks.lock().count_objects(counts);
+        Ok(())
     }
 
     /// Records that allocated block `block` holds `n` objects (packed).
@@ -341,7 +361,7 @@ mod tests {
     #[test]
     fn a_packed_block_is_free_once_its_last_object_is_released() {
         let mut b = Blocks::new(8).unwrap();
-        b.count_objects().unwrap();
+        assert!(b.count_objects(Blocks::object_counts(8).unwrap()).is_none());
         assert_eq!(b.alloc_run(2), Some(0..2));
         b.set_objects(0, 3);
         b.set_objects(1, 1);

@@ -141,7 +141,8 @@ struct Batch<'a> {
     /// Pages for the next bios: allocated when the writeback starts and
     /// given back by completed bios, so writing a page allocates nothing.
     spare: KVec<Page>,
-    /// The first error of a completed bio.
+    /// The error of the last failed bio whose completion work was done
+    /// since this was last taken.
     err: Option<Error>,
 }
 
@@ -233,7 +234,7 @@ impl<'a> Batch<'a> {
             if charged {
                 self.settings.limit.fetch_add(req.pages as u64, Relaxed);
             }
-            self.err.get_or_insert(e);
+            self.err = Some(e);
         }
         // The pages go back to the spares (freed if there is no room), then
         // the bio is freed.
@@ -500,10 +501,12 @@ fn charge(limit: &Atomic<u64>, n: u64) {
 /// Writes back the pages `input` selects (the `writeback` attribute). The
 /// caller holds the device's configuration lock.
 ///
-/// Returns the first error: `EIO` once the writeback limit is spent (or a
-/// write failed), `ENOSPC` when the backing device is full. Pages that were
-/// not written back stay in RAM. Every bio has completed and its completion
-/// work is done when this returns.
+/// Returns the last error, as upstream's `zram_writeback_slots`: what
+/// stopped the submitting (`EIO` once the writeback limit is spent, `ENOSPC`
+/// when the backing device is full), unless a bio failed after that (its
+/// `EIO`, so userspace learns that writes failed); else the last failed
+/// bio's error. Pages that were not written back stay in RAM. Every bio has
+/// completed and its completion work is done when this returns.
 pub(crate) fn writeback(
     settings: &WbSettings,
     store: &Store,
@@ -552,10 +555,11 @@ pub(crate) fn writeback(
         Ok(())
     });
     unselect(store, picked[next..].iter().map(|&i| i as usize));
+    let failed_before = batch.err.take();
     batch.wait_until(0);
-    match (ret, batch.err.take()) {
-        (Err(e), _) | (Ok(()), Some(e)) => Err(e),
-        (Ok(()), None) => Ok(()),
+    match (batch.err.take(), ret, failed_before) {
+        (Some(e), _, _) | (None, Err(e), _) | (None, Ok(()), Some(e)) => Err(e),
+        (None, Ok(()), None) => Ok(()),
     }
 }
 
