@@ -218,7 +218,10 @@ impl Backing {
 
     /// Blocks hold several objects from now on (`packed_writeback`).
     pub(crate) fn pack(&self) -> Result {
-        let counts = Blocks::object_counts(self.blocks.lock().size())?;
+        // The guard goes at the end of this statement: the allocation below
+        // is made unlocked.
+        let n = self.blocks.lock().size();
+        let counts = Blocks::object_counts(n)?;
         // Bound, so that what is given back is freed after the unlock.
         let _unused = self.blocks.lock().count_objects(counts);
         Ok(())
