@@ -70,15 +70,15 @@ impl Blocks {
     }
 
     /// Counts objects per block from now on, in `counts` (from
-    /// [`Blocks::object_counts`] for as many blocks). Gives `counts` back
-    /// if it counts already or they do not fit: the caller frees them once
-    /// it has dropped the lock (vfree sleeps).
-    pub(crate) fn count_objects(&mut self, counts: VVec<u16>) -> Option<VVec<u16>> {
+    /// [`Blocks::object_counts`] for as many blocks). Returns what the
+    /// caller frees once it has dropped the lock (vfree may sleep, even for
+    /// an empty vector): the empty counts it had, or `counts` if it counts
+    /// already or they do not fit.
+    pub(crate) fn count_objects(&mut self, counts: VVec<u16>) -> VVec<u16> {
         if !self.objects.is_empty() || counts.len() != self.nbits {
-            return Some(counts);
+            return counts;
         }
-        self.objects = counts;
-        None
+        core::mem::replace(&mut self.objects, counts)
     }
 
     /// The number of blocks.
@@ -222,8 +222,8 @@ impl Backing {
         // is made unlocked.
         let n = self.blocks.lock().size();
         let counts = Blocks::object_counts(n)?;
-        // Bound, so that what is given back is freed after the unlock.
-        let _unused = self.blocks.lock().count_objects(counts);
+        // Bound, so that what comes back is freed after the unlock.
+        let _free = self.blocks.lock().count_objects(counts);
         Ok(())
     }
 
@@ -364,7 +364,10 @@ mod tests {
     #[test]
     fn a_packed_block_is_free_once_its_last_object_is_released() {
         let mut b = Blocks::new(8).unwrap();
-        assert!(b.count_objects(Blocks::object_counts(8).unwrap()).is_none());
+        // Counting: what comes back is the empty vector it had.
+        assert!(b
+            .count_objects(Blocks::object_counts(8).unwrap())
+            .is_empty());
         assert_eq!(b.alloc_run(2), Some(0..2));
         b.set_objects(0, 3);
         b.set_objects(1, 1);
