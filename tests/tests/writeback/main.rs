@@ -71,6 +71,21 @@ struct Dev {
     backing: Option<DmSlice>,
 }
 
+impl Dev {
+    /// `name` as set up by the caller, reset when dropped; no backing slice
+    /// of its own.
+    fn bare(name: &'static str) -> Dev {
+        Dev {
+            name,
+            path: PathBuf::from(format!("/dev/{name}")),
+            mount: None,
+            swap: false,
+            cgroup: None,
+            backing: None,
+        }
+    }
+}
+
 impl Drop for Dev {
     fn drop(&mut self) {
         if let Some(m) = &self.mount {
@@ -194,14 +209,9 @@ fn attach(kind: Kind, name: &'static str, disksize: &str) -> Dev {
         )
     });
     sysfs_write(name, "disksize", disksize).unwrap();
-    Dev {
-        name,
-        path: PathBuf::from(format!("/dev/{name}")),
-        mount: None,
-        swap: false,
-        cgroup: None,
-        backing: Some(backing),
-    }
+    let mut d = Dev::bare(name);
+    d.backing = Some(backing);
+    d
 }
 
 // ---------------------------------------------------------------------------
@@ -629,14 +639,7 @@ fn errors_match_upstream(kind: Kind) {
     assert_eq!(sysfs_read(name, "backing_dev"), "none\n", "still none");
 
     // Initialised without a backing device: ENODEV; backing_dev now EBUSY.
-    let mut d = Dev {
-        name,
-        path: PathBuf::from(format!("/dev/{name}")),
-        mount: None,
-        swap: false,
-        cgroup: None,
-        backing: None,
-    };
+    let mut d = Dev::bare(name);
     sysfs_write(name, "disksize", "16M").unwrap();
     write_layout(&d.path, 3, 0, 256);
     mark_idle(name);
@@ -803,14 +806,7 @@ fn failed_writes_are_reported_ahead_of_enospc(kind: Kind) {
     let disk = SlowFailingDisk::new(&format!("wb-slowfail-{name}"), 16);
     sysfs_write(name, "backing_dev", disk.path.to_str().unwrap()).unwrap();
     sysfs_write(name, "disksize", "16M").unwrap();
-    let d = Dev {
-        name,
-        path: PathBuf::from(format!("/dev/{name}")),
-        mount: None,
-        swap: false,
-        cgroup: None,
-        backing: None,
-    };
+    let d = Dev::bare(name);
     write_layout(&d.path, 5, 0, 256);
     let candidates = (0..256).filter(|&i| !Model::same(i)).count();
     assert!(candidates > 16, "more pages than blocks: {candidates}");
