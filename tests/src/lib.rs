@@ -3,7 +3,10 @@
 
 mod vm;
 
-pub use vm::{DmSlice, SECTORS_PER_MIB, bd_stat, free_port, in_vm, results_dir, wait_for};
+pub use vm::{
+    DmSlice, SECTORS_PER_MIB, bd_stat, dm_create, dm_remove, free_port, in_vm, results_dir,
+    wait_for,
+};
 
 use std::{
     io::{Read as _, Seek as _, SeekFrom, Write as _},
@@ -429,8 +432,8 @@ pub fn writeback(dev: &str, arg: &str) -> Result<(), i32> {
 }
 
 /// After a writeback that failed at the backing device (`before` and
-/// `after` it): no block kept or written, every page still in RAM, and the
-/// limit (enabled, set to `limit`) not charged.
+/// `after` it): no block kept or written, every page still in RAM, and
+/// `writeback_limit` still `limit` (nothing charged).
 pub fn assert_failed_writeback_kept_nothing(
     dev: &str,
     what: &str,

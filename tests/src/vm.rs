@@ -74,33 +74,13 @@ impl DmSlice {
     /// `size_mib` MiB of the scratch disk from `offset_mib`, named `name`
     /// (a device of that name left by an earlier run is removed first).
     pub fn linear(name: &str, offset_mib: u64, size_mib: u64) -> DmSlice {
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", name])
-            .stderr(Stdio::null())
-            .status();
         let mut d = DmSlice {
             name: name.into(),
             path: PathBuf::new(),
             offset_mib,
             size_mib,
         };
-        sh(&format!(
-            "dmsetup create {name} --table '{}'",
-            d.linear_table()
-        ));
-        let kname = sh(&format!(
-            "dmsetup info -c --noheadings -o blkdevname {name}"
-        ));
-        d.path = PathBuf::from(format!("/dev/{}", kname.trim()));
-        let t = Instant::now();
-        while !d.path.exists() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "{} did not appear",
-                d.path.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        d.path = dm_create(name, &d.linear_table());
         d
     }
 
@@ -163,8 +143,38 @@ impl Drop for DmSlice {
             .args(["resume", &self.name])
             .stderr(Stdio::null())
             .status();
-        let _ = Command::new("dmsetup")
-            .args(["remove", "--retry", &self.name])
-            .status();
+        dm_remove(&self.name);
     }
+}
+
+/// Creates device-mapper device `name` with `table` (a device of that name
+/// left by an earlier run is removed first); its `/dev/dm-N` once it
+/// exists (no udev in the guest: devtmpfs makes it).
+pub fn dm_create(name: &str, table: &str) -> PathBuf {
+    let _ = Command::new("dmsetup")
+        .args(["remove", "--retry", name])
+        .stderr(Stdio::null())
+        .status();
+    sh(&format!("dmsetup create {name} --table '{table}'"));
+    let kname = sh(&format!(
+        "dmsetup info -c --noheadings -o blkdevname {name}"
+    ));
+    let path = PathBuf::from(format!("/dev/{}", kname.trim()));
+    let t = Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    path
+}
+
+/// Removes device-mapper device `name` (best effort: for guards).
+pub fn dm_remove(name: &str) {
+    let _ = Command::new("dmsetup")
+        .args(["remove", "--retry", name])
+        .status();
 }

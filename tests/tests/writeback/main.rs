@@ -29,8 +29,9 @@ use std::{
 };
 
 use zramctl_tests::{
-    DmSlice, Kind, PAGE, drop_caches, fields, in_vm, load_rzram, page_data, read_bytes_direct, sh,
-    stats, sysfs_read, sysfs_write, wait_for, write_bytes_direct, writeback, zramctl_bin,
+    DmSlice, Kind, PAGE, dm_create, dm_remove, drop_caches, fields, in_vm, load_rzram, page_data,
+    read_bytes_direct, sh, stats, sysfs_read, sysfs_write, write_bytes_direct, writeback,
+    zramctl_bin,
 };
 
 /// First MiB of a kind's slice of the scratch disk.
@@ -758,41 +759,19 @@ struct SlowFailingDisk {
 impl SlowFailingDisk {
     fn new(name: &str, blocks: u64) -> SlowFailingDisk {
         let sectors = blocks * 8;
-        let err = format!("{name}-err");
-        for n in [name, err.as_str()] {
-            let _ = Command::new("dmsetup")
-                .args(["remove", "--retry", n])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-        let dev = |n: &str| {
-            let k = sh(&format!("dmsetup info -c --noheadings -o blkdevname {n}"));
-            let path = PathBuf::from(format!("/dev/{}", k.trim()));
-            wait_for(Duration::from_secs(10), "the dm device node", || {
-                path.exists()
-            });
-            path
-        };
-        sh(&format!("dmsetup create {err} --table '0 {sectors} error'"));
-        let under = dev(&err);
-        sh(&format!(
-            "dmsetup create {name} --table '0 {sectors} delay {} 0 1000'",
-            under.display()
-        ));
+        let under = dm_create(&format!("{name}-err"), &format!("0 {sectors} error"));
+        let table = format!("0 {sectors} delay {} 0 1000", under.display());
         SlowFailingDisk {
             name: name.into(),
-            path: dev(name),
+            path: dm_create(name, &table),
         }
     }
 }
 
 impl Drop for SlowFailingDisk {
     fn drop(&mut self) {
-        for n in [self.name.clone(), format!("{}-err", self.name)] {
-            let _ = Command::new("dmsetup")
-                .args(["remove", "--retry", &n])
-                .status();
-        }
+        dm_remove(&self.name);
+        dm_remove(&format!("{}-err", self.name));
     }
 }
 
