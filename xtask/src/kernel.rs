@@ -79,7 +79,8 @@ pub fn build(args: &KernelArgs) -> Result<Kernel> {
     if args.debug {
         fragments.push(repo_root().join("kernel/configs/debug.config"));
     }
-    configure(&src, &build, &fragments, args.reconfigure)?;
+    let late = [repo_root().join("kernel/configs/late.config")];
+    configure(&src, &build, &fragments, &late, args.reconfigure)?;
     let log = cache.join(format!("{variant}.log"));
     let t = Instant::now();
     make(&src, &build, &["bzImage", "modules"], &log)?;
@@ -352,13 +353,33 @@ fn fragment_options(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn configure(src: &Path, build: &Path, fragments: &[PathBuf], force: bool) -> Result<()> {
+/// The fragments' text, one after the other.
+fn read_fragments(fragments: &[PathBuf]) -> Result<String> {
     let mut merged = String::new();
     for f in fragments {
         merged
             .push_str(&fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?);
         merged.push('\n');
     }
+    Ok(merged)
+}
+
+/// Configures `build` from allnoconfig plus `fragments`, then sets the
+/// `late` fragments' options on that result. Late options are those that
+/// would change what allnoconfig leaves out: `CONFIG_EXPERT` gives a prompt
+/// to options that default to y without it (`VM_EVENT_COUNTERS`, `FUTEX`,
+/// ...), which allnoconfig would then turn off; set after the first pass,
+/// it leaves them as they are.
+fn configure(
+    src: &Path,
+    build: &Path,
+    fragments: &[PathBuf],
+    late: &[PathBuf],
+    force: bool,
+) -> Result<()> {
+    let first = read_fragments(fragments)?;
+    let late = read_fragments(late)?;
+    let merged = format!("{first}{late}");
     let key = format!("{:016x}", fnv(format!("{LLVM}\n{merged}").as_bytes()));
     let stamp = build.join(".zramctl-config-key");
     let config = build.join(".config");
@@ -369,7 +390,7 @@ fn configure(src: &Path, build: &Path, fragments: &[PathBuf], force: bool) -> Re
     progress("configuring the kernel (allnoconfig + kernel/configs)");
     fs::create_dir_all(build)?;
     let merged_path = build.join("zramctl-merged.config");
-    fs::write(&merged_path, &merged)?;
+    fs::write(&merged_path, &first)?;
     let make = |target: &str, extra: &[String]| {
         run(Command::new("make")
             .args(["-s", "-C"])
@@ -385,6 +406,13 @@ fn configure(src: &Path, build: &Path, fragments: &[PathBuf], force: bool) -> Re
         &[format!("KCONFIG_ALLCONFIG={}", merged_path.display())],
     )?;
     make("olddefconfig", &[])?;
+    if !late.trim().is_empty() {
+        // Later lines of a .config override earlier ones.
+        let mut text = fs::read_to_string(&config)?;
+        text.push_str(&late);
+        fs::write(&config, text)?;
+        make("olddefconfig", &[])?;
+    }
     let have = fs::read_to_string(&config)?;
     let got: std::collections::HashMap<String, String> =
         fragment_options(&have).into_iter().collect();

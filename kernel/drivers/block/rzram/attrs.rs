@@ -90,6 +90,10 @@ fn disksize_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
         b.pack()?;
     }
     let store = Arc::new(store, GFP_KERNEL)?;
+    // The bio path's copy (there was none: the device was not initialised),
+    // then the one of the other paths.
+    disk.replace_submit_data(Some(store.clone()))
+        .map_err(|(e, _)| e)?;
     *z.store.lock() = Some(store);
     disk.set_capacity_sectors(size >> SECTOR_SHIFT);
     Ok(())
@@ -108,10 +112,16 @@ fn reset_store(disk: &DiskRef, z: Z<'_>, input: &[u8]) -> Result {
     // the disk, and its page cache is written back and dropped.
     let claim = disk.claim()?;
     let mut config = z.config.lock();
+    // The bio path's copy first: it fails only for a wrong type, before
+    // anything changed.
+    let old_io = disk
+        .replace_submit_data::<Arc<Store>>(None)
+        .map_err(|(e, _)| e)?;
     let old = z.store.lock().take();
     disk.set_capacity_sectors(0);
     // Freed here: no bio is in flight (the disk is closed and synced) and
     // the writeback holding it ran under the config lock.
+    drop(old_io);
     drop(old);
     // Closes the backing device, once the store no longer holds it.
     *config = Config::initial();

@@ -58,8 +58,11 @@ pub(crate) struct Zram {
     /// limits) and writeback.
     #[pin]
     pub(crate) config: Mutex<Config>,
-    /// The data of an initialised device. I/O takes a reference under this
-    /// lock and works without it; reset swaps it out.
+    /// The data of an initialised device, for everything but the bio path
+    /// (sysfs, writeback, swap's slot frees), which takes a reference under
+    /// this lock. Bios get the disk's own copy, lent to `submit_bio` with
+    /// no lock ([`BioOperations::SubmitData`]); both are set at `disksize`
+    /// and taken away by reset.
     #[pin]
     pub(crate) store: SpinLock<Option<Arc<Store>>>,
     /// Writeback settings (`writeback_limit`, batch size, bio pages).
@@ -96,9 +99,15 @@ pub(crate) struct Rzram;
 #[vtable]
 impl BioOperations for Rzram {
     type DiskData = Arc<Zram>;
+    type SubmitData = Arc<Store>;
 
-    fn submit_bio(_disk: &DiskRef, zram: ArcBorrow<'_, Zram>, bio: Bio) {
-        let Some(store) = zram.store() else {
+    fn submit_bio(
+        _disk: &DiskRef,
+        _zram: ArcBorrow<'_, Zram>,
+        store: Option<ArcBorrow<'_, Store>>,
+        bio: Bio,
+    ) {
+        let Some(store) = store else {
             bio.end(Err(EIO));
             return;
         };

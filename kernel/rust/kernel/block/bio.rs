@@ -74,6 +74,7 @@ impl Bio {
     }
 
     /// The raw `struct bio` pointer.
+    #[inline]
     pub(crate) fn as_raw(&self) -> *mut bindings::bio {
         self.ptr.as_ptr()
     }
@@ -84,33 +85,39 @@ impl Bio {
     }
 
     /// The operation.
+    #[inline]
     pub fn op(&self) -> BioOp {
         // SAFETY: by the type invariant the bio is valid.
         BioOp::from_raw(unsafe { bindings::bio_op(self.ptr.as_ptr()) })
     }
 
     /// First sector (512 bytes) of the I/O.
+    #[inline]
     pub fn sector(&self) -> u64 {
         self.raw().bi_iter.bi_sector
     }
 
     /// Length of the I/O in bytes.
+    #[inline]
     pub fn size(&self) -> u32 {
         self.raw().bi_iter.bi_size
     }
 
     /// The raw `bi_opf` flags word.
+    #[inline]
     pub fn opf(&self) -> u32 {
         self.raw().bi_opf
     }
 
     /// The request flags (`bi_opf` without the operation): what a bio made
     /// on behalf of this one carries over (`REQ_RAHEAD`, `REQ_SYNC`, ...).
+    #[inline]
     pub fn flags(&self) -> u32 {
         self.opf() & !((1u32 << bindings::REQ_OP_BITS) - 1)
     }
 
     /// The data segments, each within one page.
+    #[inline]
     pub fn segments(&self) -> Segments<'_> {
         Segments {
             bio: self,
@@ -121,12 +128,14 @@ impl Bio {
     /// Starts counting the bio in its disk's I/O statistics
     /// (`/sys/block/<disk>/stat`, `/proc/diskstats`); pass the result to
     /// [`Bio::end_io_acct`] when its work is done.
+    #[inline]
     pub fn start_io_acct(&self) -> IoAcct {
         // SAFETY: the bio is valid and ours (type invariant).
         IoAcct(unsafe { bindings::bio_start_io_acct(self.ptr.as_ptr()) })
     }
 
     /// Ends the accounting started by [`Bio::start_io_acct`].
+    #[inline]
     pub fn end_io_acct(&self, start: IoAcct) {
         // SAFETY: the bio is valid and ours (type invariant); `bi_bdev` is
         // the device it was accounted on.
@@ -143,6 +152,7 @@ impl Bio {
     ///
     /// `Ok` keeps an error that a [`BioHold`] has already recorded; the bio
     /// completes once every hold has ended too.
+    #[inline]
     pub fn end(self, status: Result) {
         let this = ManuallyDrop::new(self);
         // SAFETY: by the type invariant we own the bio until this call ends it;
@@ -153,6 +163,7 @@ impl Bio {
     /// Makes the bio wait for one more completion: the returned hold must be
     /// ended (typically when I/O that serves part of this bio completes)
     /// before the bio completes, whenever [`Bio::end`] is called.
+    #[inline]
     pub fn hold(&self) -> BioHold {
         // SAFETY: the bio is valid and ours (type invariant); raising its
         // remaining count is what bio_chain does for a child.
@@ -197,6 +208,7 @@ unsafe impl Send for BioHold {}
 
 impl BioHold {
     /// Ends this hold with `status`; may be called from interrupt context.
+    #[inline]
     pub fn end(self, status: Result) {
         let this = ManuallyDrop::new(self);
         // SAFETY: by the type invariant we own one completion reference.
@@ -205,6 +217,7 @@ impl BioHold {
 }
 
 impl Drop for BioHold {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: as in `end`.
         unsafe { end_raw(self.ptr.as_ptr(), Err(EIO)) };
@@ -212,6 +225,7 @@ impl Drop for BioHold {
 }
 
 impl Drop for Bio {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: by the type invariant we still own the bio; this ends it.
         unsafe { end_raw(self.ptr.as_ptr(), Err(EIO)) };
@@ -246,6 +260,7 @@ unsafe impl Send for HeldSegment {}
 
 impl HeldSegment {
     /// The page, length and offset, valid while `self` exists.
+    #[inline]
     pub(crate) fn raw_parts(&self) -> (*mut bindings::page, u32, u32) {
         (self.page.as_ptr(), self.len, self.offset)
     }
@@ -253,6 +268,7 @@ impl HeldSegment {
     /// Ends the hold with `status`: the bio completes once every other
     /// hold and its owner have ended it. May be called from interrupt
     /// context.
+    #[inline]
     pub fn end(self, status: Result) {
         self.hold.end(status);
     }
@@ -261,6 +277,7 @@ impl HeldSegment {
 impl Segment<'_> {
     /// Holds the segment's bio open for I/O that fills or reads the page
     /// later, after the driver has ended the bio itself.
+    #[inline]
     pub fn hold(self) -> HeldSegment {
         // SAFETY: the bio is valid and owned by the driver (type invariant);
         // raising its remaining count is what bio_chain does for a child.
@@ -275,16 +292,19 @@ impl Segment<'_> {
     }
 
     /// Offset of the data within its page.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.offset as usize
     }
 
     /// Length of the data in bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
     /// Whether the segment is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -293,6 +313,7 @@ impl Segment<'_> {
     /// (`kmap_local_page`, as upstream zram compresses straight from the
     /// page). The page may be a user page (O_DIRECT) that userspace changes
     /// meanwhile, so `f` sees [`SharedBytes`], never a Rust slice.
+    #[inline]
     pub fn with_bytes<R>(&self, f: impl FnOnce(SharedBytes<'_>) -> R) -> R {
         // SAFETY: the page belongs to a bio the driver owns (type invariant);
         // kmap_local_page maps it for this context until kunmap_local below.
@@ -311,6 +332,7 @@ impl Segment<'_> {
     /// data cache (`flush_dcache_page`, as `memcpy_to_page` does), which
     /// architectures with aliasing caches need before a user mapping of
     /// the page sees the bytes.
+    #[inline]
     pub fn with_bytes_mut<R>(&mut self, f: impl FnOnce(SharedBytesMut<'_>) -> R) -> R {
         // SAFETY: as in `with_bytes`.
         let base = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
@@ -327,11 +349,13 @@ impl Segment<'_> {
     }
 
     /// Copies the segment's bytes into `dst` (at most its length).
+    #[inline]
     pub fn copy_to(&self, dst: &mut [u8]) {
         self.with_bytes(|b| b.copy_to(dst));
     }
 
     /// Copies `src` into the segment's bytes (at most its length).
+    #[inline]
     pub fn copy_from(&mut self, src: &[u8]) {
         self.with_bytes_mut(|mut b| b.copy_from(src));
     }
@@ -346,6 +370,7 @@ pub struct Segments<'a> {
 impl<'a> Iterator for Segments<'a> {
     type Item = Segment<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Segment<'a>> {
         if self.iter.bi_size == 0 {
             return None;

@@ -14,10 +14,11 @@ use crate::{
     prelude::*,
     static_lock_class,
     str::NullTerminatedFormatter,
-    sync::atomic::{Atomic, Relaxed},
+    sync::atomic::{Acquire, Atomic, Full, Relaxed},
     types::{ForeignOwnable, ScopeGuard},
 };
 use core::{
+    any::TypeId,
     ffi::{c_int, c_void},
     marker::PhantomData,
     ptr::NonNull,
@@ -32,11 +33,18 @@ type ForeignBorrowed<'a, T> = <T as ForeignOwnable>::Borrowed<'a>;
 ///
 /// `data` came from `into_foreign` of the disk's `DiskData` and is converted
 /// back only when the disk is dropped, after `del_gendisk`.
+///
+/// `submit` is null or came from `into_foreign` of a value of the type
+/// `submit_type` names (the disk's `SubmitData`); it is replaced only while
+/// the disk's queue is frozen, and converted back when replaced or when the
+/// disk is dropped.
 struct DiskState {
     /// Claims held (reset in progress, removal); `open` fails with `EBUSY`
     /// while there are any. Changed only under the disk's `open_mutex`.
     claims: Atomic<u32>,
     data: *mut c_void,
+    submit: Atomic<*mut c_void>,
+    submit_type: TypeId,
 }
 
 /// The driver data of a disk built by [`BioDiskBuilder::build`].
@@ -105,9 +113,22 @@ pub trait BioOperations: Sized {
     /// The driver's per-disk data, kept with the gendisk.
     type DiskData: ForeignOwnable + Send + Sync;
 
-    /// Called for every bio submitted to the disk. The driver owns the bio and
-    /// must end it, now or later (from any context).
-    fn submit_bio(disk: &DiskRef, data: ForeignBorrowed<'_, Self::DiskData>, bio: Bio);
+    /// What the driver's I/O works on while the disk is set up (zram's store
+    /// of an initialised device): set and taken away with
+    /// [`DiskRef::replace_submit_data`], and lent to
+    /// [`BioOperations::submit_bio`] with no lock and no reference count.
+    type SubmitData: ForeignOwnable + Send + Sync + 'static;
+
+    /// Called for every bio submitted to the disk, with the disk's submit
+    /// data if it has any. The driver owns the bio and must end it, now or
+    /// later (from any context); the submit data is borrowed for this call
+    /// only.
+    fn submit_bio(
+        disk: &DiskRef,
+        data: ForeignBorrowed<'_, Self::DiskData>,
+        submit: Option<ForeignBorrowed<'_, Self::SubmitData>>,
+        bio: Bio,
+    );
 
     /// Called when swap frees the slot at `offset` (in pages). Runs with the
     /// swap lock held and sometimes a page-table lock: it must not sleep.
@@ -172,6 +193,45 @@ impl DiskRef {
         // SAFETY: the gendisk and its part0 are valid (type invariant).
         unsafe { bindings::sync_blockdev((*self.ptr.as_ptr()).part0) };
         Ok(claim)
+    }
+
+    /// Replaces the data `submit_bio` gets (see [`BioOperations::SubmitData`])
+    /// and returns the old: freezes the disk's queue, which waits for every
+    /// `submit_bio` call in progress (each holds a queue usage reference,
+    /// taken in `__submit_bio`) and holds new ones back until the new data
+    /// is in place. So `submit_bio` borrows the data with no lock, and the
+    /// old data is the caller's alone once this returns.
+    ///
+    /// Fails with `EINVAL` if `D` is not the disk's `SubmitData`, and gives
+    /// `new` back with the error.
+    pub fn replace_submit_data<D: ForeignOwnable + 'static>(
+        &self,
+        new: Option<D>,
+    ) -> core::result::Result<Option<D>, (Error, Option<D>)> {
+        // SAFETY: the gendisk is valid (type invariant) and was built by
+        // `BioDiskBuilder::build`: its private_data is a `DiskState`.
+        let state = unsafe { &*(*self.ptr.as_ptr()).private_data.cast::<DiskState>() };
+        if state.submit_type != TypeId::of::<D>() {
+            return Err((EINVAL, new));
+        }
+        let new = new.map_or(core::ptr::null_mut(), |d| d.into_foreign());
+        // SAFETY: the gendisk and its queue are valid (type invariant).
+        let queue = unsafe { (*self.ptr.as_ptr()).queue };
+        // SAFETY: `queue` is valid; nothing is allocated while it is frozen.
+        unsafe { bindings::blk_mq_freeze_queue_nomemsave(queue) };
+        // Two replacements at once each freeze the queue (freezing nests)
+        // and each takes back the value it swapped out.
+        let old = state.submit.xchg(new, Full);
+        // SAFETY: frozen just above by this task.
+        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore(queue) };
+        if old.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: `old` came from `into_foreign` of a `D` (the type check
+        // above and the `DiskState` invariant). It was swapped out while the
+        // queue was frozen: every `submit_bio` that borrowed it had returned,
+        // and none since can see it.
+        Ok(Some(unsafe { D::from_foreign(old) }))
     }
 
     /// How many times the whole disk is open (mounted, swapon, opened).
@@ -296,6 +356,8 @@ impl BioDiskBuilder {
             DiskState {
                 claims: Atomic::new(0),
                 data: core::ptr::null_mut(),
+                submit: Atomic::new(core::ptr::null_mut()),
+                submit_type: TypeId::of::<T::SubmitData>(),
             },
             GFP_KERNEL,
         )?;
@@ -436,6 +498,12 @@ impl<T: BioOperations> Drop for BioDisk<T> {
         let state = unsafe { KBox::from_raw((*disk).private_data.cast::<DiskState>()) };
         // SAFETY: the data came from `into_foreign` (type invariant).
         drop(unsafe { T::DiskData::from_foreign(state.data) });
+        let submit = state.submit.load(Relaxed);
+        if !submit.is_null() {
+            // SAFETY: a non-null `submit` came from `into_foreign` of a
+            // `T::SubmitData` (type invariant), and no callback runs any more.
+            drop(unsafe { T::SubmitData::from_foreign(submit) });
+        }
         // SAFETY: drops the reference taken by allocation. Walkers of the
         // disk list may still hold the disk; they reach only the static
         // operations.
@@ -488,8 +556,9 @@ impl<T: BioOperations> OperationsVTable<T> {
     ///
     /// # Safety
     ///
-    /// Called by the block layer with a bio for a disk built by
-    /// [`BioDiskBuilder::build`] for `T`.
+    /// Called by the block layer (`__submit_bio`) with a bio for a disk
+    /// built by [`BioDiskBuilder::build`] for `T`, holding a usage reference
+    /// of the disk's queue for the call.
     unsafe extern "C" fn submit_bio_callback(bio: *mut bindings::bio) {
         // SAFETY: the block layer passes a valid bio for one of our disks,
         // whose bdev and gendisk are valid while the bio is in flight.
@@ -497,10 +566,21 @@ impl<T: BioOperations> OperationsVTable<T> {
         // SAFETY: built for `T`; the data stays valid until the disk is
         // deleted, which waits for submitters.
         let data = unsafe { disk_data::<T::DiskData>(disk) };
+        // SAFETY: a disk built for `T`: its private_data is a `DiskState`.
+        let submit = unsafe { &*(*disk).private_data.cast::<DiskState>() }
+            .submit
+            .load(Acquire);
+        // SAFETY: a non-null `submit` came from `into_foreign` of a
+        // `T::SubmitData` (`DiskState` invariant). `__submit_bio` holds a
+        // usage reference of the disk's queue for this call, and the data
+        // is replaced, and the old handed back, only with the queue frozen,
+        // which waits for that reference: the borrow ends before it can be
+        // dropped.
+        let submit = (!submit.is_null()).then(|| unsafe { T::SubmitData::borrow(submit) });
         // SAFETY: `disk` is valid for the duration of the call.
         let disk = unsafe { DiskRef::from_raw(NonNull::new_unchecked(disk)) };
         // SAFETY: the bio is handed to the driver, which ends it exactly once.
-        T::submit_bio(&disk, data, unsafe { Bio::from_raw(bio) });
+        T::submit_bio(&disk, data, submit, unsafe { Bio::from_raw(bio) });
     }
 
     /// `block_device_operations::swap_slot_free_notify`.

@@ -34,6 +34,7 @@ impl<'a> SharedBytes<'a> {
     /// # Safety
     ///
     /// `ptr` is valid for reads of `len` bytes for `'a`.
+    #[inline]
     pub unsafe fn from_raw(ptr: *const u8, len: usize) -> Self {
         // INVARIANT: by the function's safety requirements.
         Self {
@@ -44,21 +45,25 @@ impl<'a> SharedBytes<'a> {
     }
 
     /// The first byte, valid for reads of [`SharedBytes::len`] bytes.
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr
     }
 
     /// The number of bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether there are no bytes.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Copies the first `dst.len()` bytes (at most [`SharedBytes::len`]) into `dst`.
+    #[inline]
     pub fn copy_to(&self, dst: &mut [u8]) {
         let n = dst.len().min(self.len);
         // SAFETY: by the type invariant `ptr` is valid for `n` reads; `dst`
@@ -70,6 +75,7 @@ impl<'a> SharedBytes<'a> {
     /// The word that fills the bytes, if one does (a page of zeroes, or of
     /// one repeated pattern); `None` for bytes that are not whole aligned
     /// words. Each word is read once, with a volatile load.
+    #[inline]
     pub fn same_filled(&self) -> Option<u64> {
         const W: usize = core::mem::size_of::<u64>();
         if self.len < W || self.len % W != 0 || self.ptr.align_offset(W) != 0 {
@@ -116,6 +122,7 @@ impl<'a> SharedBytesMut<'a> {
     /// # Safety
     ///
     /// `ptr` is valid for reads and writes of `len` bytes for `'a`.
+    #[inline]
     pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Self {
         // INVARIANT: by the function's safety requirements.
         Self {
@@ -127,6 +134,7 @@ impl<'a> SharedBytesMut<'a> {
 
     /// The same bytes, borrowed for a shorter time (to hand on, and use
     /// again afterwards).
+    #[inline]
     pub fn reborrow(&mut self) -> SharedBytesMut<'_> {
         // INVARIANT: a shorter borrow of bytes valid for `'a`.
         SharedBytesMut {
@@ -137,22 +145,26 @@ impl<'a> SharedBytesMut<'a> {
     }
 
     /// The first byte, valid for reads and writes of [`SharedBytesMut::len`] bytes.
+    #[inline]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr
     }
 
     /// The number of bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether there are no bytes.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Copies `src` (at most [`SharedBytesMut::len`] bytes of it) into the
     /// first bytes.
+    #[inline]
     pub fn copy_from(&mut self, src: &[u8]) {
         let n = src.len().min(self.len);
         // SAFETY: by the type invariant `ptr` is valid for `n` writes; `src`
@@ -162,6 +174,7 @@ impl<'a> SharedBytesMut<'a> {
 
     /// Fills the bytes with `word`, repeated (a same-filled page); bytes
     /// past the last whole word are left as they are.
+    #[inline]
     pub fn fill_words(&mut self, word: u64) {
         const W: usize = core::mem::size_of::<u64>();
         let whole = self.len - self.len % W;

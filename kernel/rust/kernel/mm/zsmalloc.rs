@@ -13,6 +13,7 @@ pub struct ZsHandle(usize);
 
 impl ZsHandle {
     /// The raw handle value (to keep it in a packed table).
+    #[inline]
     pub fn to_raw(self) -> usize {
         self.0
     }
@@ -23,6 +24,7 @@ impl ZsHandle {
     ///
     /// `raw` must come from `to_raw` of a handle of the pool it is used with,
     /// not yet freed.
+    #[inline]
     pub unsafe fn from_raw(raw: usize) -> Self {
         Self(raw)
     }
@@ -161,6 +163,7 @@ impl ZsPool {
     }
 
     /// Pages the pool uses, fragmentation included.
+    #[inline]
     pub fn total_pages(&self) -> u64 {
         // SAFETY: the pool is valid.
         unsafe { bindings::zs_get_total_pages(self.pool.as_ptr()) as u64 }
@@ -175,6 +178,7 @@ impl ZsPool {
     /// The size class an object of `size` bytes goes to: objects in the same
     /// class take the same room, so a smaller object only saves memory if
     /// its class is lower.
+    #[inline]
     pub fn class_index(&self, size: usize) -> u32 {
         // SAFETY: the pool is valid; any size is accepted (clamped by C).
         unsafe { bindings::zs_lookup_class_index(self.pool.as_ptr(), size as u32) }

@@ -51,6 +51,7 @@ impl BitLockClass {
         })
     }
 
+    #[inline]
     fn map(&self) -> *mut bindings::lockdep_map {
         self.map.get()
     }
@@ -90,6 +91,7 @@ impl BitLock {
 
     /// Takes the lock, sleeping while another task holds it; lockdep records
     /// it as a lock of `class` (use one class for every lock of a table).
+    #[inline]
     pub fn lock<'a>(&'a self, class: &'a BitLockClass) -> BitLockGuard<'a> {
         // SAFETY: the map was initialised by `BitLockClass::new`; the word
         // is used only with the bit-lock functions, and an
@@ -103,6 +105,7 @@ impl BitLock {
     }
 
     /// Takes the lock if nobody holds it; never sleeps.
+    #[inline]
     pub fn try_lock<'a>(&'a self, class: &'a BitLockClass) -> Option<BitLockGuard<'a>> {
         // SAFETY: test_and_set_bit_lock is atomic on a word used only with
         // the bit-lock functions.
@@ -132,6 +135,7 @@ pub struct BitLockGuard<'a> {
 }
 
 impl Drop for BitLockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: by the type invariant we hold the lock, recorded in the
         // class's map; this releases both and wakes waiters.
