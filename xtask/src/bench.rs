@@ -223,7 +223,7 @@ pub fn run_in_vm_with(name: &str, script: &str, disk_mib: u64) -> Result<std::pa
             results: Some(results.clone()),
             disk: disk_mib,
             timeout: 3600,
-            ..vm::VmArgs::with_command(format!("sh {}", script_path.display()))
+            ..vm::VmArgs::with_command(format!("bash {}", script_path.display()))
         },
     )?;
     if code != 0 {

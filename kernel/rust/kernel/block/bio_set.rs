@@ -161,17 +161,22 @@ impl<T: EndIo> BioSet<T> {
     }
 
     /// Allocates a bio for up to `nr_vecs` pages with operation `op` (read or
-    /// write) and extra flags `opf` to the set's device, carrying `data`.
+    /// write) and extra flags `opf` to the set's device, carrying `data`: a
+    /// value, or an initialiser that writes it in place in the front pad
+    /// (for a large request, what saves building it and copying it there).
     /// With a `gfp` that may sleep (such as `GFP_NOIO`) this waits for the
     /// reserve rather than failing.
-    pub fn alloc(
+    pub fn alloc<E>(
         &self,
         op: BioOp,
         opf: u32,
         nr_vecs: u16,
         gfp: Flags,
-        data: T,
-    ) -> Result<OwnedBio<T>> {
+        data: impl Init<T, E>,
+    ) -> Result<OwnedBio<T>>
+    where
+        Error: From<E>,
+    {
         let op = match op {
             BioOp::Read => bindings::req_op_REQ_OP_READ,
             BioOp::Write => bindings::req_op_REQ_OP_WRITE,
@@ -189,15 +194,22 @@ impl<T: EndIo> BioSet<T> {
             )
         };
         let bio = NonNull::new(bio).ok_or(ENOMEM)?;
-        self.get();
         // SAFETY: the bio was allocated from this set, so FRONT_PAD bytes
-        // before it belong to it and are suitably aligned for the header.
-        unsafe {
+        // before it belong to it and are suitably aligned for the header;
+        // `data`'s place is valid for writes and not yet initialised.
+        let init = unsafe {
             let padded = OwnedBio::<T>::padded(bio.as_ptr());
             (&raw mut (*padded).held).write(None);
             (&raw mut (*padded).completed).write(false);
-            (&raw mut (*padded).data).write(data);
+            data.__init(&raw mut (*padded).data)
+        };
+        if let Err(e) = init {
+            // SAFETY: the bio is ours alone, never submitted, and its data
+            // was not initialised: nothing but the bio is freed.
+            unsafe { bindings::bio_put(bio.as_ptr()) };
+            return Err(e.into());
         }
+        self.get();
         // INVARIANT: a fresh bio of this set, its header initialised above,
         // counted in `live`.
         Ok(OwnedBio {

@@ -14,6 +14,10 @@
 //!
 //! Ordinary slices convert into these types, so one function serves both.
 
+use crate::{
+    bindings,
+    page::{Page, PAGE_SIZE},
+};
 use core::marker::PhantomData;
 
 /// `len` readable bytes at `ptr` that others may change meanwhile.
@@ -114,6 +118,26 @@ pub struct SharedBytesMut<'a> {
     ptr: *mut u8,
     len: usize,
     _bytes: PhantomData<&'a mut [u8]>,
+}
+
+impl SharedBytesMut<'_> {
+    /// Calls `f` with the bytes of `page`, mapped for the call
+    /// (`kmap_local_page`): where a C driver writes into a page it owns
+    /// through its mapping (a decompressor writing the page of a bio), with
+    /// no bounce buffer. Whoever else holds a reference to the page may
+    /// access it meanwhile; the bytes are shared.
+    #[inline]
+    pub fn with_page<R>(page: &Page, f: impl FnOnce(SharedBytesMut<'_>) -> R) -> R {
+        // SAFETY: `page` is a valid page (it is borrowed for the call);
+        // kmap_local_page maps all of it until the kunmap_local below.
+        let base = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u8>();
+        // SAFETY: `base` maps PAGE_SIZE bytes, valid for reads and writes
+        // until they are unmapped, after `f` returns.
+        let r = f(unsafe { SharedBytesMut::from_raw(base, PAGE_SIZE) });
+        // SAFETY: mapped just above, by this task.
+        unsafe { bindings::kunmap_local(base.cast()) };
+        r
+    }
 }
 
 impl<'a> SharedBytesMut<'a> {
