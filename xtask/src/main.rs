@@ -404,10 +404,8 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
             narrow(r.2, &picked).map(|f| (r, format!("--nocapture {f}")))
         })
         .collect();
-    let filters_of: std::collections::HashMap<(&str, &str), String> = runs
-        .iter()
-        .map(|(r, f)| ((r.0, r.1), f.clone()))
-        .collect();
+    let filters_of: std::collections::HashMap<(&str, &str), String> =
+        runs.iter().map(|(r, f)| ((r.0, r.1), f.clone())).collect();
     let runs: Vec<Run> = runs.into_iter().map(|(r, _)| r).collect();
     let mut scripts = Vec::new();
     for vm_runs in share_out(&runs, VM_TEST_VMS) {
