@@ -307,10 +307,12 @@ impl<'a> Batch<'a> {
     /// `plug` holds and waits until a quarter of the window has completed
     /// (so the writer sleeps once per quarter window, refills it in one
     /// plugged burst, and the device queue never runs below three quarters).
-    fn make_room(&mut self, plug: &Plug) {
+    fn make_room(&mut self, plug: Option<&Plug>) {
         self.reap();
         if self.in_flight() >= self.window {
-            plug.flush();
+            if let Some(plug) = plug {
+                plug.flush();
+            }
             self.wait_until(self.window - self.window.div_ceil(4));
         }
     }
@@ -565,9 +567,7 @@ pub(crate) fn writeback(
         }
     };
     let mut next = 0;
-    // Plugged: the bios of a refill reach the device together (for blk-mq
-    // devices, one doorbell); sleeping for the window flushes the plug.
-    let ret = with_plug(|plug| {
+    let mut submit_all = |plug: Option<&Plug>| {
         while next < picked.len() {
             let mut want = bio_pages.min(picked.len() - next);
             if settings.limit_enable.load(Relaxed) {
@@ -584,14 +584,25 @@ pub(crate) fn writeback(
                 // back when they complete (writeback runs when memory is
                 // short); only with none in flight is it an error.
                 Err(e) if e == ENOMEM && batch.in_flight() > 0 => {
-                    plug.flush();
+                    if let Some(plug) = plug {
+                        plug.flush();
+                    }
                     batch.wait_until(batch.in_flight() - 1);
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(())
-    });
+    };
+    // Plugged: the bios of a refill reach the device together (for blk-mq
+    // devices, one doorbell); sleeping for the window flushes the plug. A
+    // window of one bio has nothing to gather: its bio goes to the device
+    // at once, as upstream's do.
+    let ret = if window > 1 {
+        with_plug(|plug| submit_all(Some(plug)))
+    } else {
+        submit_all(None)
+    };
     unselect(store, picked[next..].iter().map(|&i| i as usize));
     let failed_before = batch.err.take();
     batch.wait_until(0);
