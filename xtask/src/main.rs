@@ -395,7 +395,7 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
     // Tests picked by name print what they measured (`--nocapture`); a
     // whole target prints only failures' output.
     let picked: Vec<&str> = if whole_target { Vec::new() } else { targets };
-    let runs: Vec<(Run, String)> = runs
+    let narrowed: Vec<(Run, String)> = runs
         .into_iter()
         .filter_map(|r| {
             if picked.is_empty() {
@@ -404,15 +404,16 @@ fn vm_test_tallied(args: &VmTestArgs, mut tally: Tally) -> Result<Tally> {
             narrow(r.2, &picked).map(|f| (r, format!("--nocapture {f}")))
         })
         .collect();
-    let filters_of: std::collections::HashMap<(&str, &str), String> =
-        runs.iter().map(|(r, f)| ((r.0, r.1), f.clone())).collect();
-    let runs: Vec<Run> = runs.into_iter().map(|(r, _)| r).collect();
+    // Each run with the filters it gets.
+    let runs: Vec<Run> = narrowed
+        .iter()
+        .map(|((t, env, _, secs), f)| (*t, *env, f.as_str(), *secs))
+        .collect();
     let mut scripts = Vec::new();
     for vm_runs in share_out(&runs, VM_TEST_VMS) {
         let mut cmd = String::from("rc=0\n");
-        for (target, env, _) in vm_runs {
+        for (target, env, filters) in vm_runs {
             let bin = copy(&build_test_binary("zramctl-tests", target)?)?;
-            let filters = &filters_of[&(target, env)];
             cmd.push_str(&format!(
                 "echo '==> {target} {env}'\n{env} ZRAMCTL_BIN={} {} --ignored --test-threads=1 --color=never {} || {{ r=$?; [ $rc = 0 ] && rc=$r; }}\n",
                 zramctl.display(),
