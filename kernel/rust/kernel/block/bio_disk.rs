@@ -47,6 +47,16 @@ struct DiskState {
     submit_type: TypeId,
 }
 
+/// The state of a disk built by [`BioDiskBuilder::build`].
+///
+/// # Safety
+///
+/// `disk` must be such a disk, valid and not dropped for `'a`.
+unsafe fn disk_state<'a>(disk: *mut bindings::gendisk) -> &'a DiskState {
+    // SAFETY: per the caller, private_data is the disk's live `DiskState`.
+    unsafe { &*(*disk).private_data.cast::<DiskState>() }
+}
+
 /// The driver data of a disk built by [`BioDiskBuilder::build`].
 ///
 /// # Safety
@@ -56,9 +66,9 @@ struct DiskState {
 pub(crate) unsafe fn disk_data<'a, D: ForeignOwnable>(
     disk: *mut bindings::gendisk,
 ) -> ForeignBorrowed<'a, D> {
-    // SAFETY: per the caller, private_data is a live `DiskState` whose
-    // `data` came from `D::into_foreign` (type invariant of `DiskState`).
-    unsafe { D::borrow((*(*disk).private_data.cast::<DiskState>()).data) }
+    // SAFETY: per the caller, the disk's state is live and its `data` came
+    // from `D::into_foreign` (type invariant of `DiskState`).
+    unsafe { D::borrow(disk_state(disk).data) }
 }
 
 /// The disk's open mutex, held.
@@ -76,8 +86,8 @@ impl OpenMutex {
 
     fn state(&self) -> &DiskState {
         // SAFETY: the disk is valid (`lock`) and was built by
-        // `BioDiskBuilder::build`, whose private_data is a `DiskState`.
-        unsafe { &*(*self.0).private_data.cast::<DiskState>() }
+        // `BioDiskBuilder::build`.
+        unsafe { disk_state(self.0) }
     }
 
     fn openers(&self) -> u32 {
@@ -208,9 +218,9 @@ impl DiskRef {
         &self,
         new: Option<D>,
     ) -> core::result::Result<Option<D>, (Error, Option<D>)> {
-        // SAFETY: the gendisk is valid (type invariant) and was built by
-        // `BioDiskBuilder::build`: its private_data is a `DiskState`.
-        let state = unsafe { &*(*self.ptr.as_ptr()).private_data.cast::<DiskState>() };
+        // SAFETY: the gendisk is valid and built by `BioDiskBuilder::build`
+        // (type invariant).
+        let state = unsafe { disk_state(self.ptr.as_ptr()) };
         if state.submit_type != TypeId::of::<D>() {
             return Err((EINVAL, new));
         }
@@ -544,8 +554,8 @@ impl<T: BioOperations> OperationsVTable<T> {
         disk: *mut bindings::gendisk,
         _mode: bindings::blk_mode_t,
     ) -> c_int {
-        // SAFETY: a live disk of ours: private_data is a `DiskState`.
-        let state = unsafe { &*(*disk).private_data.cast::<DiskState>() };
+        // SAFETY: a live disk of ours.
+        let state = unsafe { disk_state(disk) };
         if state.claims.load(Relaxed) > 0 {
             return EBUSY.to_errno();
         }
@@ -566,10 +576,8 @@ impl<T: BioOperations> OperationsVTable<T> {
         // SAFETY: built for `T`; the data stays valid until the disk is
         // deleted, which waits for submitters.
         let data = unsafe { disk_data::<T::DiskData>(disk) };
-        // SAFETY: a disk built for `T`: its private_data is a `DiskState`.
-        let submit = unsafe { &*(*disk).private_data.cast::<DiskState>() }
-            .submit
-            .load(Acquire);
+        // SAFETY: a live disk built for `T`.
+        let submit = unsafe { disk_state(disk) }.submit.load(Acquire);
         // SAFETY: a non-null `submit` came from `into_foreign` of a
         // `T::SubmitData` (`DiskState` invariant). `__submit_bio` holds a
         // usage reference of the disk's queue for this call, and the data
