@@ -30,12 +30,11 @@ use crate::{
     trace,
     wb_select::{parse_writeback, select, unselect},
 };
-use core::mem::MaybeUninit;
 use kernel::{
     alloc::flags,
     block::{
         bio::BioOp,
-        bio_set::{BioSet, EndIo, OwnedBio},
+        bio_set::{BioSet, OwnedBio},
         plug::{with_plug, Plug},
     },
     page::Page,
@@ -44,9 +43,12 @@ use kernel::{
 };
 
 mod queue;
+mod req;
 
 pub(crate) use queue::WbBios;
 use queue::WbQueue;
+use req::WbObject;
+pub(crate) use req::WbReq;
 
 /// The most pages one writeback bio carries.
 pub(crate) const MAX_BIO_PAGES: usize = 32;
@@ -86,97 +88,6 @@ impl WbSettings {
             compressed: Atomic::new(false),
             packed: Atomic::new(false),
         }
-    }
-}
-
-/// Where a slot's page (or object) is in a writeback bio.
-#[derive(Clone, Copy)]
-struct WbObject {
-    index: u32,
-    /// The bio's page, and so the block from its first.
-    page: u8,
-    /// Packed, it runs on into the next page.
-    spans: bool,
-    /// Byte offset in the page (0 unless packed).
-    offset: u16,
-}
-
-/// A writeback bio's request: up to `MAX_BIO_PAGES` pages (owned by the
-/// bio) for consecutive blocks from `first_block`, holding `n` objects
-/// (one a page, or several with `packed_writeback`).
-///
-/// Made in place in the bio's front pad with its objects uninitialised:
-/// building the 1 KiB of them, and copying them there, cost a one-page bio
-/// more than the rest of its request (a third of rzram's CPU per page at
-/// `writeback_batch_size` 1 under TCG, in `memset` and `memcpy`).
-///
-/// # Invariants
-///
-/// `objects[..n]` are initialised, and `n <= MAX_BIO_OBJECTS`.
-pub(crate) struct WbReq {
-    first_block: u64,
-    /// Pages in the bio (blocks written).
-    pages: usize,
-    n: usize,
-    objects: [MaybeUninit<WbObject>; MAX_BIO_OBJECTS],
-    /// Submit and completion times for `rzram_wb_complete`'s latency; 0
-    /// (not read) when the tracepoint was off at submit.
-    start_ns: u64,
-    end_ns: u64,
-    /// The pages were charged to the writeback limit.
-    charged: bool,
-    /// Not every page made it into the bio: complete it as failed.
-    broken: bool,
-}
-
-impl WbReq {
-    /// A request for blocks from `first_block`, with no page and no object
-    /// yet, made in place.
-    fn new(first_block: u64) -> impl Init<Self> {
-        // INVARIANT: no object, `n == 0`.
-        init!(Self {
-            first_block,
-            pages: 0,
-            n: 0,
-            // Left as it is: writing uninitialised memory is no store.
-            objects: [const { MaybeUninit::uninit() }; MAX_BIO_OBJECTS],
-            start_ns: 0,
-            end_ns: 0,
-            charged: false,
-            broken: false,
-        })
-    }
-
-    /// The objects in the bio.
-    fn objects(&self) -> &[WbObject] {
-        // SAFETY: the first `n` are initialised (type invariant), and
-        // `MaybeUninit<WbObject>` has `WbObject`'s layout.
-        unsafe { core::slice::from_raw_parts(self.objects.as_ptr().cast(), self.n) }
-    }
-
-    /// Whether another object fits.
-    fn has_room(&self) -> bool {
-        self.n < MAX_BIO_OBJECTS
-    }
-
-    /// Adds an object; the caller checked [`WbReq::has_room`].
-    fn push(&mut self, o: WbObject) {
-        if let Some(slot) = self.objects.get_mut(self.n) {
-            slot.write(o);
-            // INVARIANT: `objects[n]` was initialised just above.
-            self.n += 1;
-        }
-    }
-}
-
-impl EndIo for WbReq {
-    type Context = WbQueue;
-
-    fn end_io(q: &WbQueue, mut bio: OwnedBio<Self>) {
-        if bio.data().start_ns != 0 {
-            bio.data_mut().end_ns = now_ns();
-        }
-        q.arrived(bio);
     }
 }
 
@@ -279,7 +190,7 @@ impl<'a> Batch<'a> {
             self.store
                 .stats
                 .failed_writes
-                .fetch_add(req.n as u64, Relaxed);
+                .fetch_add(req.len() as u64, Relaxed);
             // The limit was charged by the block.
             if charged {
                 self.settings.limit.fetch_add(req.pages as u64, Relaxed);
@@ -442,7 +353,7 @@ impl<'a> Batch<'a> {
         for block in run.start + pages..run.end {
             self.backing.release(block as u64);
         }
-        if bio.data().n == 0 {
+        if bio.data().len() == 0 {
             // Dropping the empty bio needs no completion work.
             drop(bio);
             return ret.map(|()| false);
