@@ -7,7 +7,7 @@
 
 use crate::{
     bindings,
-    mm::shared::{SharedBytes, SharedBytesMut},
+    mm::shared::{with_mapped, SharedBytes, SharedBytesMut},
     prelude::*,
 };
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
@@ -315,16 +315,14 @@ impl Segment<'_> {
     /// meanwhile, so `f` sees [`SharedBytes`], never a Rust slice.
     #[inline]
     pub fn with_bytes<R>(&self, f: impl FnOnce(SharedBytes<'_>) -> R) -> R {
-        // SAFETY: the page belongs to a bio the driver owns (type invariant);
-        // kmap_local_page maps it for this context until kunmap_local below.
-        let base = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
-        // SAFETY: the bvec says `len` bytes at `offset` lie within the page,
-        // which stays mapped until `f` returns.
-        let r = f(unsafe { SharedBytes::from_raw(base.add(self.offset as usize), self.len()) });
-        // SAFETY: `base` was returned by kmap_local_page above; any mapping
-        // made by `f` was undone when it returned.
-        unsafe { bindings::kunmap_local(base.cast()) };
-        r
+        let (offset, len) = (self.offset as usize, self.len());
+        let mapped = |base: *mut u8| {
+            // SAFETY: the bvec says `len` bytes at `offset` lie within the
+            // page, which stays mapped until `f` returns.
+            f(unsafe { SharedBytes::from_raw(base.add(offset), len) })
+        };
+        // SAFETY: the page belongs to a bio the driver owns (type invariant).
+        unsafe { with_mapped(self.page.as_ptr(), mapped) }
     }
 
     /// Calls `f` with the segment's bytes (a read's destination), mapped
@@ -334,17 +332,16 @@ impl Segment<'_> {
     /// the page sees the bytes.
     #[inline]
     pub fn with_bytes_mut<R>(&mut self, f: impl FnOnce(SharedBytesMut<'_>) -> R) -> R {
-        // SAFETY: as in `with_bytes`.
-        let base = unsafe { bindings::kmap_local_page(self.page.as_ptr()) }.cast::<u8>();
-        // SAFETY: as in `with_bytes`; `&mut self` gives the driver's only
-        // writer of the segment.
-        let r = f(unsafe { SharedBytesMut::from_raw(base.add(self.offset as usize), self.len()) });
-        // SAFETY: `base` was returned by kmap_local_page above; the page is
-        // valid (it belongs to the bio).
-        unsafe {
-            bindings::kunmap_local(base.cast());
-            bindings::flush_dcache_page(self.page.as_ptr());
-        }
+        let (offset, len) = (self.offset as usize, self.len());
+        let mapped = |base: *mut u8| {
+            // SAFETY: as in `with_bytes`; `&mut self` gives the driver's only
+            // writer of the segment.
+            f(unsafe { SharedBytesMut::from_raw(base.add(offset), len) })
+        };
+        // SAFETY: the page belongs to a bio the driver owns (type invariant).
+        let r = unsafe { with_mapped(self.page.as_ptr(), mapped) };
+        // SAFETY: the page is valid (it belongs to the bio).
+        unsafe { bindings::flush_dcache_page(self.page.as_ptr()) };
         r
     }
 

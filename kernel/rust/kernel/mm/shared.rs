@@ -128,16 +128,33 @@ impl SharedBytesMut<'_> {
     /// access it meanwhile; the bytes are shared.
     #[inline]
     pub fn with_page<R>(page: &Page, f: impl FnOnce(SharedBytesMut<'_>) -> R) -> R {
-        // SAFETY: `page` is a valid page (it is borrowed for the call);
-        // kmap_local_page maps all of it until the kunmap_local below.
-        let base = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u8>();
-        // SAFETY: `base` maps PAGE_SIZE bytes, valid for reads and writes
-        // until they are unmapped, after `f` returns.
-        let r = f(unsafe { SharedBytesMut::from_raw(base, PAGE_SIZE) });
-        // SAFETY: mapped just above, by this task.
-        unsafe { bindings::kunmap_local(base.cast()) };
-        r
+        let mapped = |base: *mut u8| {
+            // SAFETY: `base` maps the page's PAGE_SIZE bytes, valid for reads
+            // and writes until they are unmapped, after `f` returns.
+            f(unsafe { SharedBytesMut::from_raw(base, PAGE_SIZE) })
+        };
+        // SAFETY: `page` is a valid page (it is borrowed for the call).
+        unsafe { with_mapped(page.as_ptr(), mapped) }
     }
+}
+
+/// Calls `f` with the address `page` is mapped at for the call
+/// (`kmap_local_page`; `kunmap_local` once `f` returns). For the bytes'
+/// wrappers, which give `f` the page's bytes, or a part of them.
+///
+/// # Safety
+///
+/// `page` must be a valid page for the call.
+#[inline]
+pub(crate) unsafe fn with_mapped<R>(page: *mut bindings::page, f: impl FnOnce(*mut u8) -> R) -> R {
+    // SAFETY: `page` is valid (the caller); kmap_local_page maps all of it
+    // until the kunmap_local below.
+    let base = unsafe { bindings::kmap_local_page(page) }.cast::<u8>();
+    let r = f(base);
+    // SAFETY: mapped just above, by this context; any local mapping `f`
+    // made was undone when it returned (local mappings nest as a stack).
+    unsafe { bindings::kunmap_local(base.cast()) };
+    r
 }
 
 impl<'a> SharedBytesMut<'a> {
@@ -166,6 +183,23 @@ impl<'a> SharedBytesMut<'a> {
             len: self.len,
             _bytes: PhantomData,
         }
+    }
+
+    /// The `len` bytes from `start`, or `None` if they are not all within.
+    #[inline]
+    pub fn range(self, start: usize, len: usize) -> Option<SharedBytesMut<'a>> {
+        if start.checked_add(len)? > self.len {
+            return None;
+        }
+        // INVARIANT: bytes `start..start + len` lie within the `len` bytes
+        // valid for `'a`.
+        Some(SharedBytesMut {
+            // SAFETY: `start <= self.len`, so the pointer stays within (or
+            // one past) the bytes.
+            ptr: unsafe { self.ptr.add(start) },
+            len,
+            _bytes: PhantomData,
+        })
     }
 
     /// The first byte, valid for reads and writes of [`SharedBytesMut::len`] bytes.

@@ -4,7 +4,13 @@
 //!
 //! C header: [`include/linux/zsmalloc.h`](srctree/include/linux/zsmalloc.h)
 
-use crate::{alloc::Flags, bindings, mm::shared::SharedBytes, page::PAGE_SIZE, prelude::*};
+use crate::{
+    alloc::Flags,
+    bindings,
+    mm::shared::{SharedBytes, SharedBytesMut},
+    page::PAGE_SIZE,
+    prelude::*,
+};
 use core::ptr::NonNull;
 
 /// A handle to an object in a [`ZsPool`]; freed with [`ZsPool::free`].
@@ -109,12 +115,13 @@ impl ZsPool {
         };
     }
 
-    /// Calls `f` with the object's `len` bytes.
+    /// Calls `f` with the object's `len` bytes: mapped in place, or, for an
+    /// object that spans two pages, gathered into `local`.
     ///
     /// # Safety
     ///
     /// `h` must be a live handle of this pool for an object of `len` bytes,
-    /// not written concurrently.
+    /// not written concurrently, and `local` must be at least `len` bytes.
     #[inline]
     pub unsafe fn read<R>(
         &self,
@@ -135,6 +142,33 @@ impl ZsPool {
         // SAFETY: ends the access begun above.
         unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0, len, p) };
         r
+    }
+
+    /// Copies the object of `out.len()` bytes into `out`, with one copy and
+    /// no bounce buffer: an object that spans two pages is gathered straight
+    /// into `out` (as zs_obj_read_begin's local copy), one within a page is
+    /// copied from its mapping.
+    ///
+    /// # Safety
+    ///
+    /// `h` must be a live handle of this pool for an object of `out.len()`
+    /// bytes, not written concurrently.
+    #[inline]
+    pub unsafe fn copy_to(&self, h: ZsHandle, mut out: SharedBytesMut<'_>) {
+        let len = out.len();
+        let dst = out.as_mut_ptr();
+        // SAFETY: guaranteed by the caller; `dst` is valid for writes of
+        // `len` bytes (type invariant of `out`), the room zs_obj_read_begin
+        // needs to gather an object that spans two pages.
+        let p = unsafe { bindings::zs_obj_read_begin(self.pool.as_ptr(), h.0, len, dst.cast()) };
+        if p.cast::<u8>() != dst {
+            // SAFETY: `p` maps the object's `len` readable bytes until
+            // zs_obj_read_end; the object is not `out`'s memory (it was
+            // mapped in place, not gathered), so they do not overlap.
+            out.copy_from(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) });
+        }
+        // SAFETY: ends the access begun above.
+        unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0, len, p) };
     }
 
     /// Calls `f` with the bytes of a whole-page object, mapped in place: an
