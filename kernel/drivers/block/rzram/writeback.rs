@@ -5,10 +5,10 @@
 //!
 //! The engine is asynchronous. A writeback request lives in the front
 //! padding of its bio (no allocation per request), from a bio set with a
-//! reserve of one window, kept from one `writeback` write to the next
-//! ([`WbBios`], in `writeback/queue.rs`); up to
-//! `writeback_batch_size` bios are in flight; submitting never waits for a
-//! bio; the bio's end_io only puts it on the engine's list (under an IRQ
+//! reserve of one window and one bio, kept from one `writeback` write to the
+//! next ([`WbBios`], in `writeback/queue.rs`); up to `writeback_batch_size`
+//! bios are in flight, and the next is built while they are; submitting
+//! never waits for a bio; the bio's end_io only puts it on the engine's list (under an IRQ
 //! lock, with no reference counting: the bio set, which holds the list,
 //! outlives every completion). The writer does the completion work (slot
 //! updates, block release, accounting) in process context between
@@ -102,6 +102,9 @@ struct Batch<'a> {
     /// Pages for the next bios: allocated when the writeback starts and
     /// given back by completed bios, so writing a page allocates nothing.
     spare: KVec<Page>,
+    /// Packed, a page to gather an object that zsmalloc keeps in two pieces
+    /// and that runs on into the next bio page (empty unless packed).
+    bounce: KVec<u8>,
     /// The error of the last failed bio whose completion work was done
     /// since this was last taken.
     err: Option<Error>,
@@ -121,6 +124,10 @@ impl<'a> Batch<'a> {
         pages: usize,
     ) -> Result<Self> {
         let bios = WbBios::get(kept, backing, window)?;
+        let mut bounce = KVec::new();
+        if store.packed {
+            bounce.resize(PAGE, 0, GFP_KERNEL)?;
+        }
         // The pages last: what the engine cannot do without is allocated
         // first, and the pages take what is left.
         let mut spare = KVec::with_capacity(pages.max(1), GFP_KERNEL)?;
@@ -139,6 +146,7 @@ impl<'a> Batch<'a> {
             bios,
             window,
             spare,
+            bounce,
             err: None,
         })
     }
@@ -221,26 +229,34 @@ impl<'a> Batch<'a> {
     fn make_room(&mut self, plug: Option<&Plug>) {
         self.reap();
         if self.in_flight() >= self.window {
-            if let Some(plug) = plug {
-                plug.flush();
-            }
-            self.wait_until(self.window - self.window.div_ceil(4));
+            self.wait_until(plug, self.window - self.window.div_ceil(4));
         }
     }
 
     /// Returns once at most `low` bios are in flight, doing the completion
-    /// work of arrived bios meanwhile.
-    fn wait_until(&mut self, low: usize) {
+    /// work of arrived bios meanwhile; first issues what `plug` holds, which
+    /// may be what is waited for.
+    fn wait_until(&mut self, plug: Option<&Plug>, low: usize) {
+        if let Some(plug) = plug {
+            plug.flush();
+        }
         while let Some(bio) = self.queue().pop_or_wait(low) {
             self.complete(bio);
         }
     }
 
-    /// Builds and submits one bio for the picked slots from `picked[*next]`:
-    /// at most `want` pages, to a run of consecutive blocks; packed, a page
-    /// takes objects while they fit. `Ok(false)` when there was nothing left
-    /// to write in the run's slots.
-    fn submit_one(&mut self, picked: &[u32], next: &mut usize, want: usize) -> Result<bool> {
+    /// Builds one bio for the picked slots from `picked[*next]`: at most
+    /// `want` pages, to a run of consecutive blocks; packed, a page takes
+    /// objects while they fit. The pages are charged to the writeback limit.
+    /// `Ok(None)` when there was nothing left to write in the run's slots; a
+    /// bio cut short by a failed page allocation is returned as it is (the
+    /// next build fails with `ENOMEM` if there is still no page).
+    fn build_one(
+        &mut self,
+        picked: &[u32],
+        next: &mut usize,
+        want: usize,
+    ) -> Result<Option<OwnedBio<WbReq>>> {
         let Some(run) = self.backing.alloc_run(want) else {
             return Err(ENOSPC);
         };
@@ -313,7 +329,12 @@ impl<'a> Batch<'a> {
             }
             let read = if packed {
                 self.store
-                    .read_ram_object(&s, page, *used, spill.as_ref())
+                    .read_ram_object(
+                        &s,
+                        page,
+                        *used,
+                        spill.as_ref().map(|p| (p, &mut self.bounce[..])),
+                    )
                     .map(|_| ())
             } else {
                 self.store.read_ram_page(&s, page)
@@ -356,13 +377,18 @@ impl<'a> Batch<'a> {
         if bio.data().len() == 0 {
             // Dropping the empty bio needs no completion work.
             drop(bio);
-            return ret.map(|()| false);
+            return ret.map(|()| None);
         }
         if self.settings.limit_enable.load(Relaxed) {
             charge(&self.settings.limit, pages as u64);
             bio.data_mut().charged = true;
         }
         bio.set_sector(run.start as u64 * SECTORS_PER_PAGE);
+        Ok(Some(bio))
+    }
+
+    /// Submits a bio [`Batch::build_one`] built; the caller made room for it.
+    fn submit(&mut self, mut bio: OwnedBio<WbReq>) {
         let req = bio.data_mut();
         for o in req.objects() {
             trace::wb_submit(
@@ -376,7 +402,6 @@ impl<'a> Batch<'a> {
         }
         self.queue().submitting();
         bio.submit();
-        ret.map(|()| true)
     }
 
     /// A page for the next bio page. All spares are in bios in flight when
@@ -469,7 +494,10 @@ pub(crate) fn writeback(
     let picked = select(store, &scans)?;
     let window = settings.batch_size.load(Relaxed).max(1) as usize;
     let bio_pages = (settings.bio_pages.load(Relaxed) as usize).clamp(1, MAX_BIO_PAGES);
-    let pages = picked.len().min(window.saturating_mul(bio_pages));
+    // A window of bios in flight and the next one being built.
+    let pages = picked
+        .len()
+        .min(window.saturating_add(1).saturating_mul(bio_pages));
     let mut batch = match Batch::new(settings, store, backing, kept, window, pages) {
         Ok(b) => b,
         Err(e) => {
@@ -488,17 +516,23 @@ pub(crate) fn writeback(
                 }
                 want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
             }
-            batch.make_room(plug);
-            match batch.submit_one(&picked, &mut next, want) {
-                Ok(_) => {}
+            // The next bio is built while the window's bios are at the
+            // device, and only then is room waited for: copying or
+            // decompressing its pages overlaps their writes (upstream's
+            // writer reads a slot only once a request is free). At a window
+            // of one bio, the device's latency no longer adds to the CPU's.
+            batch.reap();
+            match batch.build_one(&picked, &mut next, want) {
+                Ok(Some(bio)) => {
+                    batch.make_room(plug);
+                    batch.submit(bio);
+                }
+                Ok(None) => {}
                 // No page for the next request: bios in flight give theirs
                 // back when they complete (writeback runs when memory is
                 // short); only with none in flight is it an error.
                 Err(e) if e == ENOMEM && batch.in_flight() > 0 => {
-                    if let Some(plug) = plug {
-                        plug.flush();
-                    }
-                    batch.wait_until(batch.in_flight() - 1);
+                    batch.wait_until(plug, batch.in_flight() - 1);
                 }
                 Err(e) => return Err(e),
             }
@@ -516,7 +550,7 @@ pub(crate) fn writeback(
     };
     unselect(store, picked[next..].iter().map(|&i| i as usize));
     let failed_before = batch.err.take();
-    batch.wait_until(0);
+    batch.wait_until(None, 0);
     match (batch.err.take(), ret, failed_before) {
         (Some(e), _, _) | (None, Err(e), _) | (None, Ok(()), Some(e)) => Err(e),
         (None, Ok(()), None) => Ok(()),

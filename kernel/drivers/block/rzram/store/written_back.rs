@@ -122,40 +122,45 @@ impl Store {
     }
 
     /// Copies the compressed object of a locked slot in RAM into `page` at
-    /// `offset`, and what does not fit there to the start of `next`, as it
-    /// goes to the backing device; returns its size.
+    /// `offset`, as it goes to the backing device; returns its size. What
+    /// does not fit in `page` goes to the start of `next`'s page, through
+    /// `next`'s bounce buffer (a page) if zsmalloc keeps the object in two
+    /// pieces too. No workspace is taken: an object that fits is copied once.
     pub(crate) fn read_ram_object(
         &self,
         s: &SlotGuard<'_>,
         page: &Page,
         offset: usize,
-        next: Option<&Page>,
+        next: Option<(&Page, &mut [u8])>,
     ) -> Result<usize> {
         let size = s.size();
-        if s.test(flag::SAME | flag::WB) || s.handle() == 0 || offset > PAGE {
-            return Err(EINVAL);
-        }
-        let here = size.min(PAGE - offset);
-        if here < size && next.is_none() {
+        if s.test(flag::SAME | flag::WB) || s.handle() == 0 || offset > PAGE || size > PAGE {
             return Err(EINVAL);
         }
         // SAFETY: the handle is live while the caller holds the slot lock.
         let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
-        // Lock order: slot, then workspace (for its bounce page).
-        let mut guard = self.workspace();
-        let local = &mut guard.buf[..PAGE];
+        let here = size.min(PAGE - offset);
+        if here == size {
+            return SharedBytesMut::with_page(page, |out| {
+                let out = out.range(offset, size).ok_or(EINVAL)?;
+                // SAFETY: `h` is a live object of `size` bytes, not written
+                // while the caller holds the slot lock.
+                unsafe { self.pool.copy_to(h, out) };
+                Ok(size)
+            });
+        }
+        let Some((next, bounce)) = next else {
+            return Err(EINVAL);
+        };
+        let bounce = bounce.get_mut(..size).ok_or(EINVAL)?;
         // SAFETY: `h` is a live object of `size` <= PAGE bytes, not written
-        // while the caller holds the slot lock; `local` is a page. `page` and
-        // `next` are the caller's pages of PAGE bytes: `offset + here <=
-        // PAGE`, and the rest, `size - here <= PAGE`, goes to `next`, which
-        // exists when it is not empty.
+        // while the caller holds the slot lock; `bounce` is `size` bytes.
+        // `page` and `next` are the caller's pages of PAGE bytes: `offset +
+        // here == PAGE`, and the rest, `size - here <= PAGE`, goes to `next`.
         unsafe {
-            self.pool.read(h, size, local, |obj| {
+            self.pool.read(h, size, bounce, |obj| {
                 page.write_raw(obj.as_ptr(), offset, here)?;
-                match next {
-                    Some(n) if here < size => n.write_raw(obj[here..].as_ptr(), 0, size - here),
-                    _ => Ok(()),
-                }
+                next.write_raw(obj[here..].as_ptr(), 0, size - here)
             })?
         };
         Ok(size)

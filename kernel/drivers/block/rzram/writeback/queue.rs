@@ -133,8 +133,8 @@ impl WbQueue {
 /// the last `bioset_exit` destroys that cache, which waits for RCU
 /// (`kvfree_rcu_barrier_on_cache`). A `page_index=` write, the daemon's, took
 /// 34 ms under TCG against upstream's 2.8 ms. Kept, a device with a backing
-/// device holds one window of bios in reserve (32 by default) once it has
-/// written back.
+/// device holds one window of bios and one more in reserve (33 by default)
+/// once it has written back.
 pub(crate) struct WbBios {
     /// The window the reserve and the completion list were made for.
     window: usize,
@@ -144,9 +144,12 @@ pub(crate) struct WbBios {
 impl WbBios {
     /// A bio set for `window` bios in flight to `backing`.
     fn new(backing: &Backing, window: usize) -> Result<Self> {
-        // The reserve holds a window of bios: writeback makes progress with
-        // no allocation of bios under memory pressure.
-        let reserve = u32::try_from(window).unwrap_or(u32::MAX);
+        // The reserve holds a window of bios and the one being built while
+        // they are in flight: writeback makes progress with no allocation of
+        // bios under memory pressure. (With one bio fewer, the writer could
+        // wait in the bio set for a bio that only its own completion work,
+        // which it would then never do, gives back.)
+        let reserve = u32::try_from(window.saturating_add(1)).unwrap_or(u32::MAX);
         let set = KBox::pin_init(
             BioSet::new(backing.file.clone(), reserve, false, WbQueue::new(window)?),
             GFP_KERNEL,
