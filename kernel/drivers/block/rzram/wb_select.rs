@@ -6,7 +6,7 @@
 //! buckets), for the engine in `writeback.rs`.
 
 use crate::{slots::flag, store::Store};
-use kernel::{alloc::VVec, prelude::*, sysfs::CInput};
+use kernel::{alloc::KVVec, prelude::*, sysfs::CInput};
 
 /// Which slots a writeback selects (upstream's modes).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -95,9 +95,13 @@ const SIZE_BUCKET: usize = 64;
 /// object first, as upstream's size buckets do: a writeback the limit cuts
 /// short frees the most RAM. Within a bucket the highest index goes first
 /// (upstream adds each slot at the head of its bucket's list).
-pub(crate) fn select(store: &Store, scans: &[Scan]) -> Result<VVec<u32>> {
+///
+/// The lists are kmalloc'ed while small (`KVVec`): a `page_index=` write,
+/// the daemon's usual one, picks one slot and should not map and unmap two
+/// vmalloc areas for its one-entry lists (upstream kmallocs its buckets).
+pub(crate) fn select(store: &Store, scans: &[Scan]) -> Result<KVVec<u32>> {
     // (size bucket << 32 | index), sorted in descending order below.
-    let mut keys: VVec<u64> = VVec::new();
+    let mut keys: KVVec<u64> = KVVec::new();
     for scan in scans {
         for index in scan.lo..scan.hi.min(store.slots.len()) {
             let s = store.slots.lock(index);
@@ -122,7 +126,7 @@ pub(crate) fn select(store: &Store, scans: &[Scan]) -> Result<VVec<u32>> {
         }
     }
     keys.sort_unstable_by(|a, b| b.cmp(a));
-    let mut picked = VVec::with_capacity(keys.len(), GFP_KERNEL).inspect_err(|_| {
+    let mut picked = KVVec::with_capacity(keys.len(), GFP_KERNEL).inspect_err(|_| {
         unselect(store, keys.iter().map(key_index));
     })?;
     for k in keys.iter() {

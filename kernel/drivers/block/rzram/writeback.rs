@@ -222,14 +222,19 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// Makes room for one more bio: when the window is full, issues what
-    /// `plug` holds and waits until a quarter of the window has completed
-    /// (so the writer sleeps once per quarter window, refills it in one
-    /// plugged burst, and the device queue never runs below three quarters).
+    /// Makes room at the device for one more bio: when the window is full
+    /// there, issues what `plug` holds and waits until a quarter of the
+    /// window has completed (so the writer sleeps once per quarter window,
+    /// refills it in one plugged burst, and the device queue never runs
+    /// below three quarters). The completed bios' work is left for after
+    /// the next submit: it is done while the device writes.
     fn make_room(&mut self, plug: Option<&Plug>) {
-        self.reap();
-        if self.in_flight() >= self.window {
-            self.wait_until(plug, self.window - self.window.div_ceil(4));
+        let queue = self.queue();
+        if queue.at_device() >= self.window {
+            if let Some(plug) = plug {
+                plug.flush();
+            }
+            queue.wait_at_device(self.window - self.window.div_ceil(4));
         }
     }
 
@@ -517,10 +522,13 @@ pub(crate) fn writeback(
                 want = want.min(usize::try_from(left).unwrap_or(usize::MAX));
             }
             // The next bio is built while the window's bios are at the
-            // device, and only then is room waited for: copying or
-            // decompressing its pages overlaps their writes (upstream's
-            // writer reads a slot only once a request is free). At a window
-            // of one bio, the device's latency no longer adds to the CPU's.
+            // device, and only then is room waited for; once there is room
+            // it is submitted first, and the completion work of the bios
+            // that made the room is done after. Copying or decompressing
+            // pages and the completion work overlap the device's writes
+            // (upstream's writer reads a slot only once a request is free,
+            // and completes it first). At a window of one bio, the device's
+            // latency no longer adds to the CPU's.
             batch.reap();
             match batch.build_one(&picked, &mut next, want) {
                 Ok(Some(bio)) => {

@@ -33,7 +33,7 @@ impl Store {
         if self.algorithms.0.get(prio).copied().flatten().is_none() || prio == 0 {
             return Err(EINVAL);
         }
-        let mut picked = kernel::alloc::VVec::<u32>::new();
+        let mut picked = kernel::alloc::KVVec::<u32>::new();
         for index in 0..self.slots.len() {
             let s = self.slots.lock(index);
             if !s.allocated()

@@ -18,7 +18,9 @@ struct Flight {
     /// Submitted and not yet through completion work.
     bios: usize,
     /// Completed by the device, waiting for completion work (room for a
-    /// window, reserved before the first submit).
+    /// window and one, reserved before the first submit: the writer submits
+    /// a bio as soon as there is room at the device, before it does the
+    /// work of the bio that made it, so a window and one may be waiting).
     done: KVec<OwnedBio<WbReq>>,
     /// While the writer sleeps: it wants waking once at most this many bios
     /// are still at the device.
@@ -56,7 +58,7 @@ unsafe impl Sync for WbQueue {}
 
 impl WbQueue {
     fn new(window: usize) -> Result<impl PinInit<Self, Error>> {
-        let done = KVec::with_capacity(window, GFP_KERNEL)?;
+        let done = KVec::with_capacity(window.saturating_add(1), GFP_KERNEL)?;
         Ok(try_pin_init!(WbQueue {
             flight <- new_spinlock_irq!(Flight {
                 bios: 0,
@@ -86,6 +88,12 @@ impl WbQueue {
         self.flight.lock().bios
     }
 
+    /// Bios submitted and not yet completed by the device.
+    pub(super) fn at_device(&self) -> usize {
+        let f = self.flight.lock();
+        f.bios - f.done.len()
+    }
+
     /// One more bio is about to be submitted.
     pub(super) fn submitting(&self) {
         self.flight.lock().bios += 1;
@@ -99,6 +107,17 @@ impl WbQueue {
     /// A completed bio, if one has arrived.
     pub(super) fn pop(&self) -> Option<OwnedBio<WbReq>> {
         self.flight.lock().done.pop()
+    }
+
+    /// Returns once at most `low` bios are at the device; those completed
+    /// meanwhile wait for their completion work.
+    pub(super) fn wait_at_device(&self, low: usize) {
+        let mut f = self.flight.lock();
+        while f.bios - f.done.len() > low {
+            f.waiting = Some(low);
+            self.drained.wait(&mut f);
+            f.waiting = None;
+        }
     }
 
     /// A completed bio, waiting for one while more than `low` bios are at
