@@ -11,7 +11,7 @@ use crate::{
     trace,
 };
 use kernel::{
-    alloc::{flags, VVec},
+    alloc::{flags, KVVec},
     bitmap::Bitmap,
     block::{
         bdev::BdevFile,
@@ -34,15 +34,15 @@ pub(crate) const SECTORS_PER_PAGE: u64 = (PAGE >> SECTOR_SHIFT) as u64;
 
 /// The allocator of backing blocks (one page each): a bitmap searched
 /// next-fit, so that successive allocations are consecutive on the device.
-/// The words are vmalloc'ed (a large device has a large bitmap), as
-/// upstream's kvzalloc'ed one.
+/// The words are kvmalloc'ed, as upstream's kvzalloc'ed bitmap: kmalloc'ed
+/// while small, vmalloc'ed for a large device.
 pub(crate) struct Blocks {
-    words: VVec<usize>,
+    words: KVVec<usize>,
     nbits: usize,
     next: usize,
     /// Objects per block, once packing is on ([`Blocks::count_objects`]);
     /// empty while every block holds one page.
-    objects: VVec<u16>,
+    objects: KVVec<u16>,
 }
 
 impl Blocks {
@@ -51,30 +51,30 @@ impl Blocks {
     pub(crate) fn new(n: usize) -> Result<Self> {
         let nbits = n.min(i32::MAX as usize);
         let len = nbits.div_ceil(usize::BITS as usize);
-        let mut words = VVec::with_capacity(len, GFP_KERNEL)?;
+        let mut words = KVVec::with_capacity(len, GFP_KERNEL)?;
         words.resize(len, 0, GFP_KERNEL)?;
         Ok(Self {
             words,
             nbits,
             next: 0,
-            objects: VVec::new(),
+            objects: KVVec::new(),
         })
     }
 
     /// Zeroed object counts for `n` blocks (two bytes a block), for
-    /// [`Blocks::count_objects`]. vmalloc sleeps: not under the lock.
-    pub(crate) fn object_counts(n: usize) -> Result<VVec<u16>> {
-        let mut counts = VVec::with_capacity(n, GFP_KERNEL)?;
+    /// [`Blocks::count_objects`]. The allocation sleeps: not under the lock.
+    pub(crate) fn object_counts(n: usize) -> Result<KVVec<u16>> {
+        let mut counts = KVVec::with_capacity(n, GFP_KERNEL)?;
         counts.resize(n, 0, GFP_KERNEL)?;
         Ok(counts)
     }
 
     /// Counts objects per block from now on, in `counts` (from
     /// [`Blocks::object_counts`] for as many blocks). Returns what the
-    /// caller frees once it has dropped the lock (vfree may sleep, even for
-    /// an empty vector): the empty counts it had, or `counts` if it counts
-    /// already or they do not fit.
-    pub(crate) fn count_objects(&mut self, counts: VVec<u16>) -> VVec<u16> {
+    /// caller frees once it has dropped the lock (freeing vmalloc'ed counts
+    /// may sleep): the empty counts it had, or `counts` if it counts already
+    /// or they do not fit.
+    pub(crate) fn count_objects(&mut self, counts: KVVec<u16>) -> KVVec<u16> {
         if !self.objects.is_empty() || counts.len() != self.nbits {
             return counts;
         }
