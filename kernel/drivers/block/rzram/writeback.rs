@@ -8,9 +8,9 @@
 //! reserve of one window and one bio, kept from one `writeback` write to the
 //! next ([`WbBios`], in `writeback/queue.rs`); up to `writeback_batch_size`
 //! bios are in flight, and the next is built while they are; submitting
-//! never waits for a bio; the bio's end_io only puts it on the engine's list (under an IRQ
-//! lock, with no reference counting: the bio set, which holds the list,
-//! outlives every completion). The writer does the completion work (slot
+//! never waits for a bio; the bio's end_io only puts it on the engine's list
+//! (under an IRQ lock, with no reference counting: the bio set, which holds
+//! the list, outlives every completion). The writer does the completion work (slot
 //! updates, block release, accounting) in process context between
 //! submissions and while it waits for room, so nothing of the engine runs
 //! once `writeback` returns. Consecutive backing blocks are allocated for
