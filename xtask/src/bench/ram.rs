@@ -40,14 +40,17 @@ pub fn script(args: &BenchArgs) -> String {
                  --buffer_compress_percentage=50 --refill_buffers --output-format=json > /dev/null\n"
             );
         }
+        // A B B A, each half the runtime: a drift of the host's speed over
+        // the round counts the same for both devices.
+        let abba = [(order[0], 0), (order[1], 0), (order[1], 1), (order[0], 1)];
         for op in OPS {
-            for dev in order {
+            for (dev, half) in abba {
                 let _ = write!(
                     s,
-                    "echo \"round {round}: {op} on {dev}\"\n\
-                     fio --name={op} --filename=/dev/{dev} --rw={op} $COMMON --runtime={rt} --time_based \
-                     > \"$ZRAMCTL_RESULTS/{dev}-{op}-{round}.json\"\n",
-                    rt = args.runtime
+                    "echo \"round {round}: {op} on {dev} ({half})\"\n\
+                     fio --name={op} --filename=/dev/{dev} --rw={op} $COMMON --runtime={ms}ms --time_based \
+                     > \"$ZRAMCTL_RESULTS/{dev}-{op}-{round}-{half}.json\"\n",
+                    ms = half_runtime_ms(args)
                 );
             }
         }
@@ -56,6 +59,11 @@ pub fn script(args: &BenchArgs) -> String {
         }
     }
     s
+}
+
+/// Milliseconds of each of a job's two runs on a device in a round.
+fn half_runtime_ms(args: &BenchArgs) -> u64 {
+    u64::from(args.runtime) * 1000 / 2
 }
 
 /// Per-round IOPS by (device, op), and the rzram / zram spread per op.
@@ -78,12 +86,14 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, RamResult)> {
     let mut iops = BTreeMap::new();
     for (dev, _) in DEVICES {
         for op in OPS {
+            // A device's IOPS in a round: the mean of its two halves (equal
+            // durations).
             let v: BTreeMap<u32, f64> = (0..args.rounds)
                 .filter_map(|r| {
-                    Some((
-                        r,
-                        fio_iops(&results.join(format!("{dev}-{op}-{r}.json")), op).ok()?,
-                    ))
+                    let half = |h: u32| {
+                        fio_iops(&results.join(format!("{dev}-{op}-{r}-{h}.json")), op).ok()
+                    };
+                    Some((r, (half(0)? + half(1)?) / 2.0))
                 })
                 .collect();
             iops.insert((dev, op), v);
@@ -121,13 +131,73 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, RamResult)> {
         stats::cell(ratio.get("randread")),
     );
     let text = format!(
-        "# bench ram\n\n4K random I/O, O_DIRECT, 2 jobs, fio psync, {rt} s per job; in each of {n} rounds fresh \
-         512 MiB lz4 devices each filled with {FILL_MIB} MiB of ~2x compressible data, each job run on both devices \
-         back to back, the device going first alternating by round; each round gives one rzram / zram ratio, shown \
-         as the median and the min-max of the rounds. The guest runs under TCG (software emulation) here: absolute \
+        "# bench ram\n\n4K random I/O, O_DIRECT, 2 jobs, fio psync, {rt} s per job and device; in each of {n} rounds \
+         fresh 512 MiB lz4 devices each filled with {FILL_MIB} MiB of ~2x compressible data, each job run on the \
+         devices A B B A for {half} ms each (a device's IOPS is the mean of its two runs, so a drift of the host's \
+         speed over the round counts the same for both), the device going first alternating by round; each round \
+         gives one rzram / zram ratio, shown as the median and the min-max of the rounds. The guest runs under TCG (software emulation) here: absolute \
          numbers are far below hardware, ratios are what this measures.\n\n{table}",
         rt = args.runtime,
         n = args.rounds,
+        half = half_runtime_ms(args),
     );
     Ok((text, RamResult { iops, ratio }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn fio_json(op: &str, iops: f64) -> String {
+        let dir = if op.ends_with("write") {
+            "write"
+        } else {
+            "read"
+        };
+        format!("{{\"jobs\": [{{\"{dir}\": {{\"iops\": {iops}}}}}]}}")
+    }
+
+    #[test]
+    fn a_round_averages_each_device_over_its_two_runs_abba() {
+        let args = BenchArgs::for_test("ram", 2);
+        let script = script(&args);
+        // Round 0 runs zram0 rzram0 rzram0 zram0, round 1 the other way.
+        let runs: Vec<&str> = script
+            .lines()
+            .filter_map(|l| l.strip_prefix("echo \"round 0: randread on "))
+            .collect();
+        assert_eq!(
+            runs,
+            ["zram0 (0)\"", "rzram0 (0)\"", "rzram0 (1)\"", "zram0 (1)\""]
+        );
+        assert!(script.contains("--runtime=2500ms"));
+
+        let dir = std::env::temp_dir().join(format!("xtask-ram-report-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        // The host slows down over round 0: zram's runs 100 then 80, rzram's
+        // 95 then 85, the same mean: 1.0x. Round 1 lacks rzram's second run.
+        for (dev, op, round, half, iops) in [
+            ("zram0", "randread", 0, 0, 100.0),
+            ("rzram0", "randread", 0, 0, 95.0),
+            ("rzram0", "randread", 0, 1, 85.0),
+            ("zram0", "randread", 0, 1, 80.0),
+            ("zram0", "randread", 1, 0, 100.0),
+            ("zram0", "randread", 1, 1, 100.0),
+            ("rzram0", "randread", 1, 0, 100.0),
+        ] {
+            fs::write(
+                dir.join(format!("{dev}-{op}-{round}-{half}.json")),
+                fio_json(op, iops),
+            )
+            .unwrap();
+        }
+        let (_, r) = report(&args, &dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(r.iops[&("zram0", "randread")][&0], 90.0);
+        assert_eq!(r.iops[&("rzram0", "randread")][&0], 90.0);
+        assert!(!r.iops[&("rzram0", "randread")].contains_key(&1));
+        let s = &r.ratio["randread"];
+        assert_eq!((s.median, s.min, s.max, s.n), (1.0, 1.0, 1.0, 1));
+    }
 }
