@@ -565,10 +565,16 @@ fn batch_size_falls_under_foreground_io_and_rises_after() {
     rig.setup("256M");
     // Small bios: many latency samples per window.
     let _ = sysfs_write(DEV, "writeback_bio_pages", "8");
+    // Between the backing writes' p99 without fio (8-16 ms under TCG) and
+    // with it (30-33 ms, held for its whole run): the batch falls above
+    // 24 ms and rises below 16 (20 ms and the band). At 40 ms only a spike
+    // when fio started lowered it, and the test passed or failed by that
+    // spike (it failed 3 of 4 runs on a quiet machine, with and without
+    // this session's writeback engine).
     let target_ms: f64 = std::env::var("ZRAMCTL_TEST_TARGET_MS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40.0)
+        .unwrap_or(20.0)
         * f64::from(time_scale());
     let config = format!(
         r#"
