@@ -28,11 +28,16 @@ struct Flight {
 }
 
 impl Flight {
+    /// Bios submitted and not yet completed by the device.
+    fn at_device(&self) -> usize {
+        self.bios - self.done.len()
+    }
+
     /// Wakes the writer if it waits and few enough bios are still at the
     /// device.
     fn wake_writer(&self, drained: &CondVar) {
         if let Some(low) = self.waiting {
-            if self.bios - self.done.len() <= low {
+            if self.at_device() <= low {
                 drained.notify_all();
             }
         }
@@ -90,8 +95,7 @@ impl WbQueue {
 
     /// Bios submitted and not yet completed by the device.
     pub(super) fn at_device(&self) -> usize {
-        let f = self.flight.lock();
-        f.bios - f.done.len()
+        self.flight.lock().at_device()
     }
 
     /// One more bio is about to be submitted.
@@ -113,7 +117,7 @@ impl WbQueue {
     /// meanwhile wait for their completion work.
     pub(super) fn wait_at_device(&self, low: usize) {
         let mut f = self.flight.lock();
-        while f.bios - f.done.len() > low {
+        while f.at_device() > low {
             f.waiting = Some(low);
             self.drained.wait(&mut f);
             f.waiting = None;
