@@ -149,9 +149,10 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
     let fp = footprint::load(&repo_root().join("target/bench/footprint")).ok();
 
     // The headline table: every ratio is the median of per-round ratios
-    // with their min-max; a target is met only by the low end.
+    // with the median's confidence interval; a target is met only by its
+    // low end.
     let mut t = String::from(
-        "| measure | rzram (median) | upstream zram (median) | rzram vs upstream: median (min-max of rounds) | target | met? |\n|---|---|---|---|---|---|\n",
+        "| measure | rzram (median) | upstream zram (median) | rzram vs upstream: median (confidence interval of the median; min-max of rounds) | target | met? |\n|---|---|---|---|---|---|\n",
     );
     if let Some((_, m)) = &ram {
         for (op, label) in [
@@ -364,7 +365,11 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
          numbers are far below hardware and noisy; the ratios, measured side by side in the same run, are what this \
          report shows. Every rzram / upstream comparison runs in {} interleaved rounds (A/B alternating which goes \
          first, the same data, fresh devices each round); each round gives one ratio, and a ratio is shown as the \
-         median of the rounds with their min-max. A target counts as met only when the low end (the worst round) \
+         median of the rounds with a confidence interval for that median: the exact, distribution-free one from \
+         order statistics (sorted, the k-th lowest to the k-th highest round, for the largest k whose chance of \
+         missing the median is at most 5 %; each round falls above or below the median with probability 1/2; \
+         for 9 rounds the second lowest to the second highest, 96 %; below 6 rounds the min-max, whose coverage \
+         is stated), and the min-max of the rounds. A target counts as met only when the interval's low end \
          meets it. Nothing here is asserted: a benchmark never fails on a number.\n\n\
          ## Headline\n\n{t}\n{plots}",
         env_v("kernel"),
@@ -391,40 +396,50 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
             failed.split_whitespace().collect::<Vec<_>>().join(", ")
         );
     }
-    let section = |md: &mut String, title: &str, body: Option<String>| {
-        let _ = writeln!(
-            md,
-            "## {title}\n\n{}\n",
-            body.unwrap_or_else(|| "Not measured in this run (the part failed).".into())
-        );
+    // A part of this VM run that gave no result failed; the two parts with
+    // runs of their own say which command makes them.
+    let failed_part = || "Not measured in this run (the part failed).".to_string();
+    let section = |md: &mut String, title: &str, body: Option<String>, missing: String| {
+        let _ = writeln!(md, "## {title}\n\n{}\n", body.unwrap_or(missing));
+    };
+    let own_run = |cmd: &str, dir: &str| {
+        format!(
+            "Not in this report: `{cmd}` is a run of its own, not part of this VM run, and {dir} holds no \
+             result of it. Run it, then `cargo xtask bench --report-only`."
+        )
     };
     section(
         &mut md,
         "RAM tier",
         ram.as_ref()
             .map(|(t, _)| t.trim_start_matches("# bench ram\n\n").to_string()),
+        failed_part(),
     );
     section(
         &mut md,
         "Writeback",
         wb.as_ref()
             .map(|(t, _, _)| t.trim_start_matches("# bench writeback\n\n").to_string()),
+        failed_part(),
     );
     section(
         &mut md,
         "Packed writeback (rzram's packed_writeback)",
         pk.as_ref()
             .map(|(t, _, _)| t.trim_start_matches("# bench packed\n\n").to_string()),
+        failed_part(),
     );
     section(
         &mut md,
         "The seed's experiment",
         seed.as_ref().map(|s| s.markdown.clone()),
+        failed_part(),
     );
     section(
         &mut md,
         "Foreground protection (what adaptive batching is for)",
         fg.as_ref().map(|(rows, t)| foreground::markdown(rows, *t)),
+        own_run("cargo xtask bench foreground", "target/bench/foreground"),
     );
     section(
         &mut md,
@@ -435,6 +450,8 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
                 footprint::markdown(c)
             )
         }),
+        own_run("cargo xtask bench footprint", "target/bench/footprint")
+            + " Its last recorded run is in [FOOTPRINT.md](FOOTPRINT.md).",
     );
     let _ = writeln!(
         md,

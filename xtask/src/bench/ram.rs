@@ -5,7 +5,8 @@
 //! with the same amount of ~2x compressible data, then runs each fio job on
 //! both devices back to back (randwrite on A, on B, randread on A, on B);
 //! the device that goes first alternates by round. Each round gives one
-//! rzram / zram ratio per op; the report shows their median and min..max.
+//! rzram / zram ratio per op; the report shows their median with its
+//! confidence interval (`stats`).
 
 use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
@@ -126,7 +127,7 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, RamResult)> {
     }
     let _ = writeln!(
         table,
-        "| **rzram / zram** (per-round ratios: median (min-max)) | {} | | {} | |",
+        "| **rzram / zram** (per-round ratios: median (CI; min-max)) | {} | | {} | |",
         stats::cell(ratio.get("randwrite")),
         stats::cell(ratio.get("randread")),
     );
@@ -135,7 +136,7 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, RamResult)> {
          fresh 512 MiB lz4 devices each filled with {FILL_MIB} MiB of ~2x compressible data, each job run on the \
          devices A B B A for {half} ms each (a device's IOPS is the mean of its two runs, so a drift of the host's \
          speed over the round counts the same for both), the device going first alternating by round; each round \
-         gives one rzram / zram ratio, shown as the median and the min-max of the rounds. The guest runs under TCG (software emulation) here: absolute \
+         gives one rzram / zram ratio, shown as the median with its confidence interval and the min-max of the rounds. The guest runs under TCG (software emulation) here: absolute \
          numbers are far below hardware, ratios are what this measures.\n\n{table}",
         rt = args.runtime,
         n = args.rounds,

@@ -187,12 +187,12 @@ pub fn report(args: &BenchArgs, dir: &Path) -> Result<SeedResult> {
          `echo all > idle`, `time echo idle > writeback` (bash's `time`: real, user, sys; user and sys are the \
          writing shell's only). {} runs per row, interleaved (odd runs go backwards, so upstream and each rzram row \
          alternate which goes first), on the same dm-linear backing slice, batch size 32; each run gives one \
-         ratio upstream time / rzram time, shown as the median and min-max of the runs.\n",
+         ratio upstream time / rzram time, shown as the median with its confidence interval and the min-max of the runs.\n",
         args.seed_runs
     );
     let _ = writeln!(
         md,
-        "| row | pages written | runs: real / user / sys (s) | median real | pages/s | upstream time / this time: median (min-max) |\n|---|---|---|---|---|---|"
+        "| row | pages written | runs: real / user / sys (s) | median real | pages/s | upstream time / this time: median (CI; min-max) |\n|---|---|---|---|---|---|"
     );
     let mut median_secs = BTreeMap::new();
     let mut pages_all = 0;

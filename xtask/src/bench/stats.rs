@@ -1,8 +1,16 @@
 //! Paired ratios and their spread: every rzram/upstream comparison runs in
 //! interleaved rounds (A/B alternating, same data, fresh devices), each
 //! round gives one ratio, and a ratio is reported as the median of those
-//! per-round ratios with their min..max. A target counts as met only when
-//! the low end (the worst round) meets it.
+//! per-round ratios with a confidence interval for that median. A target
+//! counts as met only when the interval's low end meets it.
+//!
+//! The interval is the exact, distribution-free one for a median from order
+//! statistics: with the ratios sorted, (r[k], r[n+1-k]) for the largest k
+//! that keeps the chance of the median falling outside at most 5 % (each
+//! round's ratio is above or below the median with probability 1/2, so the
+//! count below it is Binomial(n, 1/2)). Below 6 rounds no interval is that
+//! sure: it is then the min-max, and its coverage (93.75 % for 5 rounds) is
+//! stated. The min-max is always shown too.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
@@ -12,7 +20,33 @@ pub struct Spread {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// The confidence interval for the median (see the module's comment).
+    pub lo: f64,
+    pub hi: f64,
+    /// The probability that the interval holds the true median.
+    pub coverage: f64,
     pub n: usize,
+}
+
+/// The 1-based rank k of the interval (r[k], r[n+1-k]) for the median of
+/// `n` samples, and its coverage: the interval misses the median when fewer
+/// than k samples lie on one side of it, so the coverage is
+/// 1 - 2 P(Binomial(n, 1/2) <= k - 1). k is the largest rank with that
+/// chance at most 2.5 % a side, or 1 (the min-max) when none has.
+pub fn median_interval_rank(n: usize) -> (usize, f64) {
+    // cdf[i] = P(Binomial(n, 1/2) <= i).
+    let mut cdf = Vec::with_capacity(n + 1);
+    let (mut term, mut acc) = (0.5f64.powi(n as i32), 0.0);
+    for i in 0..=n {
+        acc += term;
+        cdf.push(acc);
+        term *= (n - i) as f64 / (i + 1) as f64;
+    }
+    let mut k = 1;
+    while k < n.div_ceil(2) && cdf[k] <= 0.025 {
+        k += 1;
+    }
+    (k, 1.0 - 2.0 * cdf[k - 1])
 }
 
 impl Spread {
@@ -26,11 +60,18 @@ impl Spread {
         if v.is_empty() {
             return None;
         }
+        let mut sorted = v;
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let (k, coverage) = median_interval_rank(n);
         Some(Spread {
-            median: super::median(v.clone()),
-            min: v.iter().copied().fold(f64::INFINITY, f64::min),
-            max: v.iter().copied().fold(0.0, f64::max),
-            n: v.len(),
+            median: super::median(sorted.clone()),
+            min: sorted[0],
+            max: sorted[n - 1],
+            lo: sorted[k - 1],
+            hi: sorted[n - k],
+            coverage,
+            n,
         })
     }
 
@@ -47,41 +88,51 @@ impl Spread {
         Spread::of(&ratios)
     }
 
-    /// "**1.02x** (0.95-1.10, 5 rounds)".
+    /// "**1.02x** (0.97-1.06, 96 % CI of 9 rounds; min-max 0.95-1.10)", or
+    /// with the min-max as the interval "**1.02x** (0.95-1.10, 5 rounds,
+    /// 94 % CI)".
     pub fn cell(&self) -> String {
-        format!(
-            "**{:.2}x** ({:.2}-{:.2}, {} rounds)",
-            self.median, self.min, self.max, self.n
-        )
+        let ci = (self.coverage * 100.0).floor();
+        if median_interval_rank(self.n).0 == 1 {
+            format!(
+                "**{:.2}x** ({:.2}-{:.2}, {} rounds, {ci:.0} % CI)",
+                self.median, self.min, self.max, self.n
+            )
+        } else {
+            format!(
+                "**{:.2}x** ({:.2}-{:.2}, {ci:.0} % CI of {} rounds; min-max {:.2}-{:.2})",
+                self.median, self.lo, self.hi, self.n, self.min, self.max
+            )
+        }
     }
 
     /// Whether the target (a lower bound on the ratio) is met: by the low
-    /// end of the spread, never by the median alone.
+    /// end of the median's interval, never by the median alone.
     pub fn verdict(&self, target: f64) -> String {
-        if self.min >= target {
-            format!("met (low end {:.2}x ≥ {target:.1}x)", self.min)
+        if self.lo >= target {
+            format!("met (low end {:.2}x ≥ {target:.1}x)", self.lo)
         } else if self.median >= target {
             format!(
                 "**not met**: median {:.2}x but low end {:.2}x < {target:.1}x",
-                self.median, self.min
+                self.median, self.lo
             )
         } else {
-            format!("**not met**: low end {:.2}x < {target:.1}x", self.min)
+            format!("**not met**: low end {:.2}x < {target:.1}x", self.lo)
         }
     }
 
     /// Whether the target (an upper bound on the ratio) is met: by the
-    /// high end of the spread, never by the median alone.
+    /// high end of the median's interval, never by the median alone.
     pub fn verdict_at_most(&self, target: f64) -> String {
-        if self.max <= target {
-            format!("met (high end {:.2}x ≤ {target:.1}x)", self.max)
+        if self.hi <= target {
+            format!("met (high end {:.2}x ≤ {target:.1}x)", self.hi)
         } else if self.median <= target {
             format!(
                 "**not met**: median {:.2}x but high end {:.2}x > {target:.1}x",
-                self.median, self.max
+                self.median, self.hi
             )
         } else {
-            format!("**not met**: high end {:.2}x > {target:.1}x", self.max)
+            format!("**not met**: high end {:.2}x > {target:.1}x", self.hi)
         }
     }
 }
@@ -167,12 +218,56 @@ mod tests {
         assert_eq!(s.median, 1.0);
         assert_eq!(s.min, 0.9);
         assert_eq!(s.max, 1.2);
+        // Three rounds: the interval is the min-max.
+        assert_eq!((s.lo, s.hi), (0.9, 1.2));
         assert!(s.verdict(1.0).starts_with("**not met**: median"));
         assert!(s.verdict(0.9).starts_with("met"));
         assert!(s.verdict(1.1).starts_with("**not met**: low end"));
         assert_eq!(Spread::paired(&a, &BTreeMap::new()), None);
         assert_eq!(ab_order(1, 2, 0), [1, 2]);
         assert_eq!(ab_order(1, 2, 3), [2, 1]);
+    }
+
+    #[test]
+    fn the_median_interval_is_exact_from_order_statistics() {
+        // k and coverage, by hand: 1 - 2 P(Binomial(n, 1/2) <= k - 1).
+        let (k, c) = median_interval_rank(5);
+        assert_eq!(k, 1);
+        assert!((c - (1.0 - 2.0 / 32.0)).abs() < 1e-12);
+        let (k, c) = median_interval_rank(9);
+        assert_eq!(k, 2);
+        assert!((c - (1.0 - 2.0 * 10.0 / 512.0)).abs() < 1e-12);
+        assert_eq!(median_interval_rank(12).0, 3);
+        assert_eq!(median_interval_rank(1), (1, 0.0));
+        for n in 1..40 {
+            let (k, c) = median_interval_rank(n);
+            assert!(k <= n.div_ceil(2), "n {n} k {k}");
+            assert!(n < 6 || c >= 0.95, "n {n} coverage {c}");
+        }
+
+        // Nine rounds, one slow: the interval drops the extremes, the
+        // verdict goes by its low end, and the cell shows both.
+        let r = [1.04, 0.88, 1.03, 1.05, 1.02, 1.06, 1.03, 1.01, 1.09];
+        let s = Spread::of(&r).unwrap();
+        assert_eq!(
+            (s.median, s.lo, s.hi, s.min, s.max),
+            (1.03, 1.01, 1.06, 0.88, 1.09)
+        );
+        assert!(s.verdict(1.0).starts_with("met (low end 1.01x"));
+        assert!(
+            s.verdict(1.02)
+                .starts_with("**not met**: median 1.03x but low end 1.01x")
+        );
+        assert_eq!(
+            s.cell(),
+            "**1.03x** (1.01-1.06, 96 % CI of 9 rounds; min-max 0.88-1.09)"
+        );
+        let five = Spread::of(&r[..5]).unwrap();
+        assert_eq!(five.cell(), "**1.03x** (0.88-1.05, 5 rounds, 93 % CI)");
+        assert!(
+            five.verdict(1.0)
+                .starts_with("**not met**: median 1.03x but low end 0.88x")
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! Rows are interleaved (upstream, rzram, upstream, ...; odd rounds run the
 //! list backwards, so each pair alternates which goes first) and repeated
 //! `--rounds` times; each round gives one rzram / upstream ratio per row,
-//! reported as the median and min..max of the rounds. Around each
+//! reported as the median with its confidence interval (`stats`). Around each
 //! writeback the guest's CPU busy time is read from /proc/stat (every CPU,
 //! user + nice + system + irq + softirq): the driver's cost per written
 //! page, wherever it ran (the writing process, kworkers, interrupts).
@@ -316,7 +316,7 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
     }
 
     let mut table = String::from(
-        "| row | batch | bio pages | pages written | pages/s, median | pages/s per round | rzram / upstream, same batch: median (min-max) | guest CPU µs per page, median | upstream CPU / rzram CPU per page (min-max) | vs device 4K seq QD32 |\n\
+        "| row | batch | bio pages | pages written | pages/s, median | pages/s per round | rzram / upstream, same batch: median (CI; min-max) | guest CPU µs per page, median | upstream CPU / rzram CPU per page (min-max) | vs device 4K seq QD32 |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let seq = rates.device.get("seq-qd32").copied();
@@ -367,7 +367,7 @@ pub fn report_rates(args: &BenchArgs, results: &Path) -> Result<(String, Vec<Str
          same-filled pages are never written back) from fresh 256 MiB lz4 devices to the same {SLICE_MIB} MiB \
          dm-linear slice of the VM's virtio disk, in {} interleaved rounds (odd rounds run the rows backwards, \
          so each rzram row and its upstream row alternate which goes first); each round gives one ratio per row, \
-         shown as the median and min-max of the rounds. Kernel {}, {} CPUs. The guest runs {accel} (cpu: {cpu}): \
+         shown as the median with its confidence interval and the min-max of the rounds. Kernel {}, {} CPUs. The guest runs {accel} (cpu: {cpu}): \
          absolute numbers are far below hardware, ratios measured in the same run are what this shows. The \
          device rows are one fio run each (libaio, O_DIRECT, {} s) on that slice.\n\n\
          **Guest CPU per page** is the guest's total CPU busy time (every CPU: user + nice + system + irq + \

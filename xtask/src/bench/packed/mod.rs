@@ -26,7 +26,7 @@
 //! every row gets a fresh lz4 device on the same dm-linear slice of the VM's
 //! scratch disk. Rows run in `--rounds` interleaved rounds (odd rounds run
 //! the list backwards); each round gives one ratio per measure, reported as
-//! the median and min-max of the rounds.
+//! the median with its confidence interval (`stats`).
 //!
 //! The live compressed bytes of row 4 are exact: before the rounds, the data
 //! is written to an rzram device without backing device, its `mm_stat`

@@ -30,7 +30,7 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, 
 
     // The summary: one line per issue-16 measure.
     let mut t = String::from(
-        "| measure | A (median) | B (median) | A / B: median (min-max of rounds) | target | met? |\n|---|---|---|---|---|---|\n",
+        "| measure | A (median) | B (median) | A / B: median (CI; min-max of rounds) | target | met? |\n|---|---|---|---|---|---|\n",
     );
     let mean = p.median(PACKED, "mean_compr");
     for (id, what) in [
@@ -164,7 +164,7 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, 
          byte left in RAM. The one-page calls: upstream zram and rzram set up side by side (plain, each \
          on its own slice, {call_pages} pages each), then {CALLS} x `echo page_index=$i > writeback` on each, timed \
          with the shell's builtin echo in turns of {TURN} calls, so that the host's load drifting favours neither. {rounds} interleaved rounds (odd rounds \
-         run the rows backwards); every ratio is per round, shown as the median and min-max of the rounds. Kernel {}, \
+         run the rows backwards); every ratio is per round, shown as the median with its confidence interval and the min-max of the rounds. Kernel {}, \
          {} CPUs, the guest runs {accel} (cpu: {cpu}): absolute numbers are far below hardware, ratios measured in \
          the same run are what this shows.\n\n\
          **Dead space**: live compressed bytes: {reference}. The estimate uses pages remaining (pages written back \
