@@ -23,10 +23,15 @@
 //!
 //! The data is fio's (`--buffer_compress_percentage=60 --refill_buffers
 //! --buffer_compress_chunk=512`, `--packed-mib`), the same for every row;
-//! every row gets a fresh lz4 device on the same dm-linear slice of the VM's
+//! every row gets a fresh lz4 device on a dm-linear slice of the VM's
 //! scratch disk. Rows run in `--rounds` interleaved rounds (odd rounds run
 //! the list backwards); each round gives one ratio per measure, reported as
-//! the median with its confidence interval (`stats`).
+//! the median with its confidence interval (`stats`). The two rzram rows
+//! run as a pair (rzram0 and rzram1 filled first, on slices of the same
+//! size swapped every round, then timed back to back): a slow spell of the
+//! host lasts seconds, longer than the writebacks (0.3-0.5 s), and with the
+//! fills and read-back runs between them it once took two rounds' packed
+//! rows and neither unpacked one.
 //!
 //! The live compressed bytes of row 4 are exact: before the rounds, the data
 //! is written to an rzram device without backing device, its `mm_stat`
@@ -140,10 +145,11 @@ fn slice_mib(args: &BenchArgs) -> u32 {
     (data_mib(args) + 16).max(64)
 }
 
-/// The VM's scratch disk this part needs (both slices), at least the
-/// default 1 GiB.
+/// The VM's scratch disk this part needs (the three slices: the first and
+/// the third, of the same size, for the rzram pair), at least the default
+/// 1 GiB.
 pub fn disk_mib(args: &BenchArgs) -> u64 {
-    (u64::from(slice_mib(args)) + u64::from(SLICE2_MIB) + 64).max(1024)
+    (2 * u64::from(slice_mib(args)) + u64::from(SLICE2_MIB) + 64).max(1024)
 }
 
 /// Groups of 20 pages the churn touches: in each, pages 0-2 are rewritten

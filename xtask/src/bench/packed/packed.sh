@@ -22,13 +22,19 @@ ZCOMP=0; [ -e /sys/block/zram0/compressed_writeback ] && ZCOMP=1
 dmsetup remove pkbench 2>/dev/null
 dmsetup remove pkbench2 2>/dev/null
 dmsetup create pkbench --table "0 @SECTORS@ linear $ZRAMCTL_BACKING_DISK 0" || exit 1
+dmsetup remove pkbench3 2>/dev/null
 dmsetup create pkbench2 --table "0 @SLICE2_SECTORS@ linear $ZRAMCTL_BACKING_DISK @SECTORS@" || exit 1
+dmsetup create pkbench3 --table "0 @SECTORS@ linear $ZRAMCTL_BACKING_DISK @SLICE3_START@" || exit 1
 BD=/dev/$(dmsetup info -c --noheadings -o blkdevname pkbench)
 BD2=/dev/$(dmsetup info -c --noheadings -o blkdevname pkbench2)
+BD3=/dev/$(dmsetup info -c --noheadings -o blkdevname pkbench3)
 # Written once, so that no row pays for the host allocating blocks of the
 # sparse disk image.
 dd if=/dev/zero of="$BD" bs=1M count=@SLICE@ oflag=direct status=none || exit 1
 dd if=/dev/zero of="$BD2" bs=1M oflag=direct status=none 2>/dev/null
+dd if=/dev/zero of="$BD3" bs=1M count=@SLICE@ oflag=direct status=none || exit 1
+# A second rzram device, for the pair (rzram is loaded with one).
+[ $RZRAM = 1 ] && [ ! -e /sys/block/rzram1 ] && { read -r _ < /sys/class/rzram-control/hot_add || err "rzram hot_add failed"; }
 DATA=/tmp/packed-data.bin
 fio --name=gen --filename=$DATA --size=@MIB@M --rw=write --bs=4k --buffer_compress_percentage=60 \
   --refill_buffers --buffer_compress_chunk=512 --output=/dev/null || exit 1
@@ -77,39 +83,74 @@ reference() {
   echo 1 > $S/reset
 }
 
-row() { # ID DEV MODE ROUND
-  local S=/sys/block/$2 orig compr same ok t0 t1 count reads writes after r2 c2 lat
-  if ! setdev $2 $3; then err "$1 round $4: setting up $2 ($3) failed"; echo 1 > $S/reset; return; fi
+# A row's device set up (on backing slice BACKING, default the first) and
+# the data written; what it stored is kept in STORED[ID] for `timed`.
+declare -A STORED
+fill() { # ID DEV MODE ROUND [BACKING]
+  local S=/sys/block/$2 orig compr same
+  if ! setdev $2 $3 ${5:-$BD}; then err "$1 round $4: setting up $2 ($3) failed"; echo 1 > $S/reset; return 1; fi
   if ! dd if=$DATA of=/dev/$2 bs=1M oflag=direct status=none; then
-    err "$1 round $4: writing the data failed"; echo 1 > $S/reset; return
+    err "$1 round $4: writing the data failed"; echo 1 > $S/reset; return 1
   fi
   read -r orig compr _ _ _ same _ < $S/mm_stat
+  STORED[$1]="$orig $compr $same"
   echo all > $S/idle
+}
+
+# The timed writeback of every stored page; 0 if it succeeded.
+timed() { # ID DEV ROUND
+  local S=/sys/block/$2 orig compr same ok t0 t1 count reads writes after
+  read -r orig compr same <<< "${STORED[$1]}"
   sync; sleep 0.2
   t0=${EPOCHREALTIME/./}
-  if echo idle > $S/writeback; then ok=1; else ok=0; err "$1 round $4: writeback failed"; fi
+  if echo idle > $S/writeback; then ok=1; else ok=0; err "$1 round $3: writeback failed"; fi
   t1=${EPOCHREALTIME/./}
   read -r count reads writes < $S/bd_stat
   read -r _ after _ < $S/mm_stat
-  echo "wb $1 $4 $orig $compr $same $(( (t1 - t0) * 1000 )) $ok $count $reads $writes $after" >> "$R/packed.txt"
-  echo "round $4: $1: $((orig / 4096 - same)) pages ($compr bytes compressed) written back in $(( (t1 - t0) / 1000 )) ms, bd_stat $count $reads $writes"
-  case $2 in rzram*)
-    if [ $ok = 1 ]; then
-      fio --name=readback --filename=/dev/$2 --rw=randread --bs=4k --size=@DATA_KIB@k --direct=1 --ioengine=psync \
-        --iodepth=1 --number_ios=@LAT_IOS@ --runtime=@RUNTIME@ --randseed=16 --percentile_list=50:99 --continue_on_error=read \
-        --output-format=json > "$R/lat-$1-$4.json" 2> "$R/lat-$1-$4.err"; lat=$?
-      if [ $lat = 0 ]; then lat=1; else
-        lat=0; err "$1 round $4: read-back fio failed: $(head -c 300 "$R/lat-$1-$4.err")"
-        dmesg | tail -40 > "$R/dmesg-$1-$4.txt"
-      fi
-      read -r _ r2 _ < $S/bd_stat
-      churn $2 || err "$1 round $4: churn failed"
-      read -r c2 _ _ < $S/bd_stat
-      echo "after $1 $4 $((r2 - reads)) $c2 $lat" >> "$R/packed.txt"
-      echo "round $4: $1: $((r2 - reads)) blocks read by the read-back run; $c2 blocks in use after the churn"
-    fi ;;
-  esac
-  echo 1 > $S/reset
+  echo "wb $1 $3 $orig $compr $same $(( (t1 - t0) * 1000 )) $ok $count $reads $writes $after" >> "$R/packed.txt"
+  echo "round $3: $1: $((orig / 4096 - same)) pages ($compr bytes compressed) written back in $(( (t1 - t0) / 1000 )) ms, bd_stat $count $reads $writes"
+  [ $ok = 1 ]
+}
+
+# rzram only, after its writeback: the read-back latency, then the churn.
+after() { # ID DEV ROUND
+  local S=/sys/block/$2 reads r2 c2 lat
+  read -r _ reads _ < $S/bd_stat
+  fio --name=readback --filename=/dev/$2 --rw=randread --bs=4k --size=@DATA_KIB@k --direct=1 --ioengine=psync \
+    --iodepth=1 --number_ios=@LAT_IOS@ --runtime=@RUNTIME@ --randseed=16 --percentile_list=50:99 --continue_on_error=read \
+    --output-format=json > "$R/lat-$1-$3.json" 2> "$R/lat-$1-$3.err"; lat=$?
+  if [ $lat = 0 ]; then lat=1; else
+    lat=0; err "$1 round $3: read-back fio failed: $(head -c 300 "$R/lat-$1-$3.err")"
+    dmesg | tail -40 > "$R/dmesg-$1-$3.txt"
+  fi
+  read -r _ r2 _ < $S/bd_stat
+  churn $2 || err "$1 round $3: churn failed"
+  read -r c2 _ _ < $S/bd_stat
+  echo "after $1 $3 $((r2 - reads)) $c2 $lat" >> "$R/packed.txt"
+  echo "round $3: $1: $((r2 - reads)) blocks read by the read-back run; $c2 blocks in use after the churn"
+}
+
+row() { # ID DEV MODE ROUND: an upstream row, alone on the first slice
+  fill $1 $2 $3 $4 && timed $1 $2 $4
+  echo 1 > /sys/block/$2/reset
+}
+
+# Two rzram rows side by side: both devices set up and filled first (each on
+# a slice of its own: the first goes on the first slice in even rounds, on
+# the third in odd ones), then their timed writebacks back to back, so that
+# a slow spell of the host (seconds long) falls on both or neither; then
+# each one's read-back and churn.
+pair() { # ROUND ID1 MODE1 ID2 MODE2
+  local round=$1 b1=$BD b2=$BD3 ok1=0 ok2=0
+  [ $((round % 2)) = 1 ] && { b1=$BD3; b2=$BD; }
+  fill $2 rzram0 $3 $round $b1 && ok1=1
+  fill $4 rzram1 $5 $round $b2 && ok2=1
+  [ $ok1 = 1 ] && { timed $2 rzram0 $round || ok1=0; }
+  [ $ok2 = 1 ] && { timed $4 rzram1 $round || ok2=0; }
+  [ $ok1 = 1 ] && after $2 rzram0 $round
+  [ $ok2 = 1 ] && after $4 rzram1 $round
+  echo 1 > /sys/block/rzram0/reset
+  echo 1 > /sys/block/rzram1/reset
 }
 
 avail() { # DEV...: those whose writeback this kernel has

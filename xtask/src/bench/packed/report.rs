@@ -154,9 +154,12 @@ pub fn report(args: &BenchArgs, results: &Path) -> Result<(String, Vec<String>, 
          into the next 4 KiB block where it does not fit; `bd_stat` then counts blocks) against rzram's unpacked \
          `compressed_writeback` (one object a block) and upstream zram (plain, `compressed_writeback`). The same \
          {mib} MiB of fio data (`--buffer_compress_percentage=60 --refill_buffers --buffer_compress_chunk=512`, \
-         {pages_all} pages) is written with O_DIRECT to a fresh lz4 device per row on the same dm-linear slice of the \
+         {pages_all} pages) is written with O_DIRECT to a fresh lz4 device per row on a dm-linear slice of the \
          VM's virtio disk, then `echo all > idle; echo idle > writeback` at `writeback_batch_size` {BATCH} \
-         ({BATCH}-page bios on rzram), timed. On rzram rows then: fio 4K random reads of the written-back pages \
+         ({BATCH}-page bios on rzram), timed. The upstream rows run one at a time on the first slice. The two rzram \
+         rows run as a pair: rzram0 and rzram1 are set up and filled first, each on a slice of its own of the same \
+         size (swapped every round), then their timed writebacks run back to back, so that a slow spell of the host \
+         (they last seconds) falls on both rows of a round or neither. On rzram rows then: fio 4K random reads of the written-back pages \
          (O_DIRECT, psync, iodepth 1, {lat} reads or {rt} s, the same seeded sequence on both rows; completion \
          latency), and the churn: in every 20 pages, pages 0-2 rewritten with new fio data and 10-12 discarded \
          ({churned} pages, 30 %), after which `bd_stat` count gives the backing blocks in use. Pages written back: \

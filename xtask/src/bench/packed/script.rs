@@ -35,17 +35,42 @@ pub fn script(args: &BenchArgs) -> String {
             "@SLICE2_SECTORS@",
             &(u64::from(SLICE2_MIB) * 2048).to_string(),
         )
-        .replace("@CALL_PAGES@", &(2 * CALLS).to_string());
+        .replace("@CALL_PAGES@", &(2 * CALLS).to_string())
+        .replace(
+            "@SLICE3_START@",
+            &(u64::from(slice + SLICE2_MIB) * 2048).to_string(),
+        );
     for round in 0..args.rounds {
         let order: Vec<&Row> = if round % 2 == 0 {
             ROWS.iter().collect()
         } else {
             ROWS.iter().rev().collect()
         };
+        // The rzram rows go as a pair, in this round's order: set up side
+        // by side, their timed writebacks back to back.
+        let rzram: Vec<&Row> = order
+            .iter()
+            .copied()
+            .filter(|r| r.dev == "rzram0")
+            .collect();
         for r in order {
-            let gate = match (r.dev, r.mode) {
-                ("rzram0", _) => "[ $RZRAM = 1 ] && ",
-                (_, Mode::Compressed) => "[ $ZCOMP = 1 ] && ",
+            if r.dev == "rzram0" {
+                if let [first, second] = rzram[..]
+                    && std::ptr::eq(r, first)
+                {
+                    let _ = writeln!(
+                        s,
+                        "[ $RZRAM = 1 ] && pair {round} {} {} {} {}",
+                        first.id,
+                        first.mode.as_str(),
+                        second.id,
+                        second.mode.as_str()
+                    );
+                }
+                continue;
+            }
+            let gate = match r.mode {
+                Mode::Compressed => "[ $ZCOMP = 1 ] && ",
                 _ => "",
             };
             let _ = writeln!(
@@ -59,7 +84,7 @@ pub fn script(args: &BenchArgs) -> String {
         let [a, b] = stats::ab_order("zram0", "rzram0", round);
         let _ = writeln!(s, "cost {round} $(avail {a} {b})");
     }
-    s.push_str("dmsetup remove pkbench\ndmsetup remove pkbench2\n");
+    s.push_str("dmsetup remove pkbench\ndmsetup remove pkbench2\ndmsetup remove pkbench3\n");
     s
 }
 
@@ -84,19 +109,25 @@ mod tests {
                 .any(|w| w[0] == b'@' && w[1].is_ascii_uppercase()),
             "a placeholder is left"
         );
-        assert_eq!(
-            s.matches("\n[ $RZRAM = 1 ] && row rzram-packed rzram0 packed ")
-                .count(),
-            2
-        );
+        // The rzram rows as a pair, the order alternating by round.
+        assert!(s.contains(
+            "\n[ $RZRAM = 1 ] && pair 0 rzram-packed packed rzram-compressed compressed\n"
+        ));
+        assert!(s.contains(
+            "\n[ $RZRAM = 1 ] && pair 1 rzram-compressed compressed rzram-packed packed\n"
+        ));
+        assert!(!s.contains("row rzram"));
         assert_eq!(
             s.matches("\n[ $ZCOMP = 1 ] && row zram-compressed zram0 compressed ")
                 .count(),
             2
         );
         let first = |needle: &str| s.find(needle).unwrap();
-        assert!(first("row zram-plain zram0 plain 0") < first("row rzram-packed rzram0 packed 0"));
-        assert!(first("row rzram-packed rzram0 packed 1") < first("row zram-plain zram0 plain 1"));
+        assert!(first("row zram-plain zram0 plain 0") < first("pair 0 "));
+        assert!(first("pair 1 ") < first("row zram-plain zram0 plain 1"));
+        // The third slice, as large as the first (64 MiB at least), starts
+        // after the first two (64 and 8 MiB).
+        assert!(s.contains("pkbench3 --table \"0 131072 linear $ZRAMCTL_BACKING_DISK 147456\""));
         assert!(s.contains("\ncost 0 $(avail zram0 rzram0)\n"));
         assert!(s.contains("\ncost 1 $(avail rzram0 zram0)\n"));
         // 8192 pages: 409 groups of 20, 6 pages each churned.
