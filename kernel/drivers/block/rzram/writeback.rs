@@ -102,9 +102,6 @@ struct Batch<'a> {
     /// Pages for the next bios: allocated when the writeback starts and
     /// given back by completed bios, so writing a page allocates nothing.
     spare: KVec<Page>,
-    /// Packed, a page to gather an object that zsmalloc keeps in two pieces
-    /// and that runs on into the next bio page (empty unless packed).
-    bounce: KVec<u8>,
     /// The error of the last failed bio whose completion work was done
     /// since this was last taken.
     err: Option<Error>,
@@ -124,10 +121,6 @@ impl<'a> Batch<'a> {
         pages: usize,
     ) -> Result<Self> {
         let bios = WbBios::get(kept, backing, window)?;
-        let mut bounce = KVec::new();
-        if store.packed {
-            bounce.resize(PAGE, 0, GFP_KERNEL)?;
-        }
         // The pages last: what the engine cannot do without is allocated
         // first, and the pages take what is left.
         let mut spare = KVec::with_capacity(pages.max(1), GFP_KERNEL)?;
@@ -146,7 +139,6 @@ impl<'a> Batch<'a> {
             bios,
             window,
             spare,
-            bounce,
             err: None,
         })
     }
@@ -334,12 +326,7 @@ impl<'a> Batch<'a> {
             }
             let read = if packed {
                 self.store
-                    .read_ram_object(
-                        &s,
-                        page,
-                        *used,
-                        spill.as_ref().map(|p| (p, &mut self.bounce[..])),
-                    )
+                    .read_ram_object(&s, page, *used, spill.as_ref())
                     .map(|_| ())
             } else {
                 self.store.read_ram_page(&s, page)

@@ -7,7 +7,7 @@
 use crate::{
     alloc::Flags,
     bindings,
-    mm::shared::{SharedBytes, SharedBytesMut},
+    mm::shared::{with_mapped, SharedBytes, SharedBytesMut},
     page::PAGE_SIZE,
     prelude::*,
 };
@@ -144,31 +144,51 @@ impl ZsPool {
         r
     }
 
-    /// Copies the object of `out.len()` bytes into `out`, with one copy and
-    /// no bounce buffer: an object that spans two pages is gathered straight
-    /// into `out` (as zs_obj_read_begin's local copy), one within a page is
-    /// copied from its mapping.
+    /// Copies the object into `parts`, in order: an object of as many bytes
+    /// as the parts hold together, which may run on from one part into the
+    /// next (the pages of a bio it is written back in). Each byte is copied
+    /// once and no bounce buffer is needed, wherever zsmalloc keeps the
+    /// object: `zs_obj_read_sg_begin` locates its piece in one page, or its
+    /// two pieces in two, which are mapped in turn.
     ///
     /// # Safety
     ///
-    /// `h` must be a live handle of this pool for an object of `out.len()`
-    /// bytes, not written concurrently.
+    /// `h` must be a live handle of this pool for an object of as many bytes
+    /// as `parts` hold together, not written concurrently.
     #[inline]
-    pub unsafe fn copy_to(&self, h: ZsHandle, mut out: SharedBytesMut<'_>) {
-        let len = out.len();
-        let dst = out.as_mut_ptr();
-        // SAFETY: guaranteed by the caller; `dst` is valid for writes of
-        // `len` bytes (type invariant of `out`), the room zs_obj_read_begin
-        // needs to gather an object that spans two pages.
-        let p = unsafe { bindings::zs_obj_read_begin(self.pool.as_ptr(), h.0, len, dst.cast()) };
-        if p.cast::<u8>() != dst {
-            // SAFETY: `p` maps the object's `len` readable bytes until
-            // zs_obj_read_end; the object is not `out`'s memory (it was
-            // mapped in place, not gathered), so they do not overlap.
-            out.copy_from(unsafe { core::slice::from_raw_parts(p.cast::<u8>(), len) });
+    pub unsafe fn copy_to(&self, h: ZsHandle, parts: &mut [SharedBytesMut<'_>]) {
+        let len: usize = parts.iter().map(SharedBytesMut::len).sum();
+        // SAFETY: all-zero is a valid scatterlist entry (no page, empty).
+        let mut sg: [bindings::scatterlist; 2] = unsafe { core::mem::zeroed() };
+        // SAFETY: guaranteed by the caller; `sg` has room for the two entries
+        // of an object that spans two pages.
+        unsafe { bindings::zs_obj_read_sg_begin(self.pool.as_ptr(), h.0, sg.as_mut_ptr(), len) };
+        let mut out = PartsWriter {
+            parts,
+            part: 0,
+            at: 0,
+        };
+        let mut left = len;
+        for piece in &mut sg {
+            if left == 0 {
+                break;
+            }
+            let (offset, n) = (piece.offset as usize, (piece.length as usize).min(left));
+            let copy = |base: *mut u8| {
+                // SAFETY: `base` maps the piece's page, whose bytes `offset..
+                // offset + n` are the object's (zs_obj_read_sg_begin), not
+                // written concurrently (the caller) and not in any part (the
+                // parts are the caller's, the page the pool's).
+                unsafe { out.write(base.add(offset), n) }
+            };
+            // SAFETY: zs_obj_read_sg_begin set `piece` to a page of the object,
+            // which stays valid (kept from migration, and the object alive)
+            // until zs_obj_read_sg_end.
+            unsafe { with_mapped(bindings::sg_page(piece), copy) };
+            left -= n;
         }
         // SAFETY: ends the access begun above.
-        unsafe { bindings::zs_obj_read_end(self.pool.as_ptr(), h.0, len, p) };
+        unsafe { bindings::zs_obj_read_sg_end(self.pool.as_ptr(), h.0) };
     }
 
     /// Calls `f` with the bytes of a whole-page object, mapped in place: an
@@ -230,5 +250,44 @@ impl Drop for ZsPool {
         // SAFETY: by the type invariant the pool is live; all handles are
         // gone because `free` needs `&self`, which outlives no handle user.
         unsafe { bindings::zs_destroy_pool(self.pool.as_ptr()) };
+    }
+}
+
+/// Writes bytes into a sequence of parts, each filled before the next.
+struct PartsWriter<'p, 'a> {
+    parts: &'p mut [SharedBytesMut<'a>],
+    /// The part being filled, and its bytes filled.
+    part: usize,
+    at: usize,
+}
+
+impl PartsWriter<'_, '_> {
+    /// Appends `n` bytes from `src`; what is beyond the parts' room is left
+    /// out.
+    ///
+    /// # Safety
+    ///
+    /// `src` must be valid for reads of `n` bytes and not overlap the parts.
+    #[inline]
+    unsafe fn write(&mut self, mut src: *const u8, mut n: usize) {
+        while n > 0 {
+            let Some(part) = self.parts.get_mut(self.part) else {
+                return;
+            };
+            let k = (part.len() - self.at).min(n);
+            if k == 0 {
+                self.part += 1;
+                self.at = 0;
+                continue;
+            }
+            // SAFETY: `at + k <= part.len()`, and a part is valid for writes
+            // of its length (type invariant); `src` is valid for reads of
+            // `n >= k` bytes and does not overlap it (the caller).
+            unsafe { core::ptr::copy_nonoverlapping(src, part.as_mut_ptr().add(self.at), k) };
+            self.at += k;
+            n -= k;
+            // SAFETY: `k <= n`: still within (or one past) `src`'s bytes.
+            src = unsafe { src.add(k) };
+        }
     }
 }

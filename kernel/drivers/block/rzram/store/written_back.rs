@@ -123,15 +123,14 @@ impl Store {
 
     /// Copies the compressed object of a locked slot in RAM into `page` at
     /// `offset`, as it goes to the backing device; returns its size. What
-    /// does not fit in `page` goes to the start of `next`'s page, through
-    /// `next`'s bounce buffer (a page) if zsmalloc keeps the object in two
-    /// pieces too. No workspace is taken: an object that fits is copied once.
+    /// does not fit in `page` goes to the start of `next`. Each byte is
+    /// copied once, with no workspace and no bounce buffer.
     pub(crate) fn read_ram_object(
         &self,
         s: &SlotGuard<'_>,
         page: &Page,
         offset: usize,
-        next: Option<(&Page, &mut [u8])>,
+        next: Option<&Page>,
     ) -> Result<usize> {
         let size = s.size();
         if s.test(flag::SAME | flag::WB) || s.handle() == 0 || offset > PAGE || size > PAGE {
@@ -140,30 +139,37 @@ impl Store {
         // SAFETY: the handle is live while the caller holds the slot lock.
         let h = unsafe { ZsHandle::from_raw(s.handle() as usize) };
         let here = size.min(PAGE - offset);
+        // The object's `here` bytes at `offset` in the first page, the rest
+        // at the start of the next.
+        let copy = |first: SharedBytesMut<'_>, next: Option<SharedBytesMut<'_>>| {
+            let first = first.range(offset, here).ok_or(EINVAL)?;
+            let rest = next
+                .map(|n| n.range(0, size - here).ok_or(EINVAL))
+                .transpose()?;
+            let (mut one, mut two);
+            let parts: &mut [SharedBytesMut<'_>] = match rest {
+                None => {
+                    one = [first];
+                    &mut one
+                }
+                Some(rest) => {
+                    two = [first, rest];
+                    &mut two
+                }
+            };
+            // SAFETY: `h` is a live object of `size` bytes, not written while
+            // the caller holds the slot lock, and the parts hold `here` and
+            // `size - here` bytes.
+            unsafe { self.pool.copy_to(h, parts) };
+            Ok(size)
+        };
         if here == size {
-            return SharedBytesMut::with_page(page, |out| {
-                let out = out.range(offset, size).ok_or(EINVAL)?;
-                // SAFETY: `h` is a live object of `size` bytes, not written
-                // while the caller holds the slot lock.
-                unsafe { self.pool.copy_to(h, out) };
-                Ok(size)
-            });
+            return SharedBytesMut::with_page(page, |out| copy(out, None));
         }
-        let Some((next, bounce)) = next else {
-            return Err(EINVAL);
-        };
-        let bounce = bounce.get_mut(..size).ok_or(EINVAL)?;
-        // SAFETY: `h` is a live object of `size` <= PAGE bytes, not written
-        // while the caller holds the slot lock; `bounce` is `size` bytes.
-        // `page` and `next` are the caller's pages of PAGE bytes: `offset +
-        // here == PAGE`, and the rest, `size - here <= PAGE`, goes to `next`.
-        unsafe {
-            self.pool.read(h, size, bounce, |obj| {
-                page.write_raw(obj.as_ptr(), offset, here)?;
-                next.write_raw(obj[here..].as_ptr(), 0, size - here)
-            })?
-        };
-        Ok(size)
+        let next = next.ok_or(EINVAL)?;
+        SharedBytesMut::with_page(page, |a| {
+            SharedBytesMut::with_page(next, |b| copy(a, Some(b)))
+        })
     }
 
     /// Records that the page of a locked slot is now at `block` on the
