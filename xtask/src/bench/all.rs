@@ -76,7 +76,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     if !args.report_only {
         let wb_rows = writeback::rows().len();
         progress(&format!(
-            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB + fio), packed ({} rounds x {} rows of {} MiB + one-page writebacks), seed ({} runs x {} rows, 3 x {} MiB); about 20 min under TCG",
+            "bench: one VM run: ram ({} rounds x 2 devices x 2 ops x {}s fio), writeback ({} rounds x {wb_rows} rows of {} MiB, 2 rows once more traced, + fio), packed ({} rounds x {} rows of {} MiB + one-page writebacks), seed ({} runs x {} rows, 3 x {} MiB); about 20 min under TCG",
             args.rounds,
             args.runtime,
             args.rounds,
@@ -222,6 +222,21 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
                 num(r.cpu_median("zram-b32"), 1),
                 r.cpu_vs(rz, "zram-b32").as_ref(),
                 Some(1.0),
+            );
+        }
+        let [up, rz] = writeback::TRACED;
+        if r.traced.contains_key(up) {
+            let gap = |id| {
+                r.traced_by(id, |x| x.gap_us)
+                    .and_then(|g| stats::median_of(&g))
+            };
+            headline_row(
+                &mut t,
+                "driver µs per page from a completion to the next issue, batch 1, one-page bios, traced (upstream / rzram; the rest of a page's time is the device's)",
+                num(gap(rz), 1),
+                num(gap(up), 1),
+                r.gap_vs(rz, up).as_ref(),
+                None,
             );
         }
     }
