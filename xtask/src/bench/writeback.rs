@@ -12,6 +12,9 @@
 //! writeback the guest's CPU busy time is read from /proc/stat (every CPU,
 //! user + nice + system + irq + softirq): the driver's cost per written
 //! page, wherever it ran (the writing process, kworkers, interrupts).
+//! Rows with one bio in flight ([`TRACED`]) are written back once more per
+//! round, untimed, with the block layer's request tracepoints on, to split a
+//! page's time into the device's and the driver's.
 
 use std::{collections::BTreeMap, fmt::Write as _, fs, path::Path};
 
