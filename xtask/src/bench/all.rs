@@ -226,10 +226,7 @@ fn report(args: &BenchArgs, results: &Path) -> Result<()> {
         }
         let [up, rz] = writeback::TRACED;
         if r.traced.contains_key(up) {
-            let gap = |id| {
-                r.traced_by(id, |x| x.gap_us)
-                    .and_then(|g| stats::median_of(&g))
-            };
+            let gap = |id| r.traced_median(id, |x| x.gap_us);
             headline_row(
                 &mut t,
                 "driver µs per page from a completion to the next issue, batch 1, one-page bios, traced (upstream / rzram; the rest of a page's time is the device's)",
